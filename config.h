@@ -1,0 +1,77 @@
+/* Relay configuration: flags, DIG_RELAY_* environment variables, defaults and validation,
+ * matching the reference server's CLI so an installer can swap binaries. A flag beats its
+ * environment variable, which beats the default. Pure: argv and an env lookup in, a config or
+ * a message naming the offending flag out. */
+#ifndef DIG_CONFIG_H
+#define DIG_CONFIG_H
+
+#include "addr.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+
+enum config_command { CMD_SERVE = 0, CMD_HELP, CMD_VERSION };
+
+typedef struct {
+    enum config_command command;
+
+    addr_t listen;              /* --listen                       [::]:9450 */
+    addr_t health_listen;       /* --health-listen                [::]:9451 */
+    addr_t dashboard_listen;    /* --dashboard-listen             [::]:8080 */
+    addr_t stun_listen;         /* --stun-listen                  [::]:3478 */
+
+    uint64_t max_connections;           /* 4096, >= 1 */
+    uint64_t idle_timeout_secs;         /* 120, > 0 */
+    uint64_t register_timeout_secs;     /* 10, > 0 */
+    uint64_t outbound_queue_capacity;   /* 1024, >= 1 (messages) */
+    uint64_t outbound_queue_bytes;      /* 8 MiB, >= 1 (ours) */
+    uint64_t max_message_bytes;         /* 262144, >= 1 */
+
+    uint64_t stun_per_ip_rps;           /* 5, 0 disables */
+    uint64_t stun_global_rps;           /* 1000, 0 disables */
+
+    uint64_t health_check_interval_secs;   /* 30 */
+    uint64_t liveness_deadline_secs;       /* 90 */
+    uint64_t max_connections_per_ip;       /* 64, 0 disables */
+    uint64_t registrations_per_ip_per_sec; /* 10, 0 disables */
+    uint64_t max_registrations_per_ip;     /* 128, 0 disables */
+    uint64_t messages_per_conn_per_sec;    /* 256, 0 disables */
+    uint64_t bytes_per_conn_per_sec;       /* 1048576, 0 disables */
+    uint64_t max_relayed_bytes_per_conn;   /* 1073741824, 0 disables */
+    uint64_t ban_threshold;                /* 20, 0 disables */
+    uint64_t ban_duration_secs;            /* 300 */
+    uint64_t ban_strike_window_secs;       /* 60 */
+
+    const char *tls_cert_path;  /* --tls-cert / DIG_RELAY_TLS_CERT_PATH, NULL when unset */
+    const char *tls_key_path;   /* --tls-key  / DIG_RELAY_TLS_KEY_PATH */
+
+    enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
+
+    /* Which values came from a flag or env var (validation clamps defaults, refuses explicit). */
+    bool set_max_connections_per_ip, set_max_connections;
+    bool set_liveness_deadline, set_health_check_interval, set_idle_timeout;
+} relay_config;
+
+void config_defaults(relay_config *c);
+
+/* Reads argv (argv[0] is the program) and the environment through getenv_fn (NULL: no env).
+ * Returns 0 on success, 2 on a usage error with a message naming the flag in err. Sets
+ * c->command to CMD_HELP / CMD_VERSION when asked. Validates (SPEC §7) before returning. */
+int config_parse(relay_config *c, int argc, char **argv,
+                 const char *(*getenv_fn)(const char *name), char *err, size_t errlen);
+
+/* Validation alone (used by config_parse); 0 or 2 with a message naming the flags. */
+int config_validate(relay_config *c, char *err, size_t errlen);
+
+/* The --help text. */
+const char *config_usage(void);
+
+/* Parses a level word ("error".."trace"), or a RUST_LOG filter like "info" or
+ * "dig_relay=debug,hyper=warn" (the most verbose directive that applies to dig_relay or is
+ * global wins). Returns false when nothing usable is in it. */
+bool config_parse_log_level(const char *s, enum log_level *out);
+
+#endif

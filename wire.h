@@ -1,0 +1,101 @@
+/* The relay wire (RLY-001..007, plus recognising RLY-008 pex_ frames) on top of json.c.
+ *
+ * wire_decode reads one JSON text into a wire_msg: the type (which may appear anywhere in the
+ * object), every known field, with unknown fields ignored. Strings come out decoded (escapes
+ * resolved into the caller's scratch buffer when needed). A `payload` is never turned into
+ * bytes: it is validated as an array of integers 0..255 and returned as its raw span, so the
+ * forward path can copy it into the outgoing frame untouched. `exclude` and `listen_addrs` are
+ * validated and returned as raw spans with iterators below. Missing required fields, wrongly
+ * typed values, floats/negatives/overflow in integer fields, malformed socket addresses and
+ * unknown types are errors, with a human-readable reason.
+ *
+ * The writers produce compact JSON in the reference server's field order, byte-identical with
+ * serde_json (optional empty arrays omitted). */
+#ifndef DIG_WIRE_H
+#define DIG_WIRE_H
+
+#include "addr.h"
+#include "json.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum wire_type {
+    WT_UNKNOWN = 0,
+    WT_REGISTER, WT_REGISTER_ACK, WT_UNREGISTER, WT_RELAY_MESSAGE, WT_BROADCAST,
+    WT_PEER_CONNECTED, WT_PEER_DISCONNECTED, WT_GET_PEERS, WT_PEERS, WT_PING, WT_PONG,
+    WT_HOLE_PUNCH_REQUEST, WT_HOLE_PUNCH_COORDINATE, WT_HOLE_PUNCH_RESULT, WT_ERROR,
+    WT_PEX            /* any "pex_..." type: handed whole to the PEX binding */
+};
+
+typedef struct {
+    const char *p;    /* decoded UTF-8 text (not NUL-terminated) */
+    size_t n;
+} wire_str;
+
+/* One RelayPeerInfo as decoded from peer_connected / peers (used by tests and fuzzers; the
+ * relay itself writes peer infos from its registry with wire_write_peer_info). */
+typedef struct {
+    wire_str peer_id, network_id;
+    uint64_t protocol_version, connected_at, last_seen;
+    addr_t addresses[ADDR_MAX_DIALABLE];
+    size_t n_addresses;
+} wire_peer_info;
+
+typedef struct {
+    enum wire_type type;
+    wire_str type_name;          /* the raw type text (for pex_ dispatch and error messages) */
+    wire_str peer_id, network_id, from, to, target_peer_id, message;
+    bool network_id_null;        /* get_peers: network_id was null or absent */
+    uint64_t protocol_version, seq, timestamp, code, connected_peers;
+    bool success;
+    addr_t external_addr;
+    json_span payload;           /* raw "[1,2,...]" text */
+    size_t payload_count;        /* number of bytes it encodes */
+    json_span exclude;           /* raw array of strings ("[]" when empty) */
+    json_span listen_addrs;      /* raw array of address strings; n 0 when absent */
+    size_t listen_addrs_count;
+    json_span peers;             /* peers: raw array of peer infos */
+    wire_peer_info peer;         /* peer_connected */
+} wire_msg;
+
+/* Decodes one message. scratch must hold at least len bytes (decoded strings never grow).
+ * Returns true on success; on failure writes a reason to err (e.g. "missing field `to`",
+ * "unknown message type `foo`", "invalid JSON: ...") and returns false. */
+bool wire_decode(const char *buf, size_t len, wire_msg *m, char *scratch, char *err, size_t errlen);
+
+/* Iterators over validated raw arrays from wire_decode. `it` starts zeroed. */
+typedef struct { json_reader r; bool started; } wire_iter;
+bool wire_next_string(wire_iter *it, json_span arr, wire_str *out, char *scratch);
+bool wire_next_addr(wire_iter *it, json_span arr, addr_t *out);
+bool wire_next_peer_info(wire_iter *it, json_span arr, wire_peer_info *out, char *scratch);
+
+/* ---- writers (each appends one complete message to w) ---- */
+void wire_write_register_ack(json_writer *w, bool success, const char *message, uint64_t connected_peers);
+void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq);
+void wire_write_broadcast(json_writer *w, wire_str from, json_span payload); /* exclude always [] */
+void wire_write_peer_info(json_writer *w, const wire_peer_info *p);
+void wire_write_peer_connected(json_writer *w, const wire_peer_info *p);
+void wire_write_peer_disconnected(json_writer *w, wire_str peer_id);
+/* peers: call begin, then wire_write_peer_info once per peer (the writer adds the commas), end. */
+void wire_write_peers_begin(json_writer *w);
+void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first);
+void wire_write_peers_end(json_writer *w);
+void wire_write_pong(json_writer *w, uint64_t timestamp);
+void wire_write_ping(json_writer *w, uint64_t timestamp);
+void wire_write_hole_punch_coordinate(json_writer *w, wire_str peer_id, const addr_t *external_addr);
+void wire_write_hole_punch_result(json_writer *w, wire_str peer_id, bool success);
+void wire_write_error(json_writer *w, uint64_t code, const char *message);
+
+/* Re-encodes any decoded message in canonical form (the conformance round trip). */
+void wire_encode(json_writer *w, const wire_msg *m, char *scratch);
+
+/* Error codes of the relay wire. */
+enum {
+    WIRE_ERR_NOT_REGISTERED = 1, WIRE_ERR_BAD_MESSAGE = 2, WIRE_ERR_PEER_NOT_FOUND = 3,
+    WIRE_ERR_CAPACITY = 4, WIRE_ERR_ID_IN_USE = 5, WIRE_ERR_IDENTITY_MISMATCH = 6,
+    WIRE_ERR_RATE_LIMITED = 7
+};
+
+#endif
