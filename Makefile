@@ -50,3 +50,23 @@ clean:
 -include $(wildcard *.d compat/*.d tests/*.d)
 
 .PHONY: all test windows clean
+
+# libFuzzer harnesses: one per decoder, fuzz/fuzz_<name>.c with fuzz/<name>.dict and a seed
+# corpus in fuzz/corpus/<name>/. Built with clang; runs each for FUZZ_SECONDS.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst fuzz/%.c,fuzz/bin/%,$(FUZZ_SRC))
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -DDIG_RELAY_VERSION='"$(VERSION)"'
+
+fuzz/bin/%: fuzz/%.c $(LIB_SRC) $(wildcard *.h)
+	@mkdir -p fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+.PHONY: fuzz fuzz-build

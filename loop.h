@@ -1,0 +1,34 @@
+/* The readiness loop: one small API over poll()/WSAPoll (a later epoll/kqueue backend is a
+ * drop-in behind the same calls). Each registered socket gets a slot and a callback; the caller
+ * keeps the slot number for O(1) updates and removal. The loop never decides timeouts itself:
+ * loop_run_once() waits at most timeout_ms, which the caller derives from its nearest deadline. */
+#ifndef DIG_LOOP_H
+#define DIG_LOOP_H
+
+#include "compat/compat.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LOOP_READ  0x1
+#define LOOP_WRITE 0x2
+#define LOOP_ERROR 0x4   /* hang-up or error reported by the backend */
+
+typedef void (*loop_fn)(void *ctx, socket_t fd, int events);
+
+typedef struct loop loop;
+
+loop *loop_new(size_t max_fds);
+void loop_free(loop *l);
+/* Registers fd for `events` (LOOP_READ/LOOP_WRITE); returns its slot or -1 when full. */
+int loop_add(loop *l, socket_t fd, int events, loop_fn fn, void *ctx);
+void loop_set_events(loop *l, int slot, int events);
+int loop_events(const loop *l, int slot);
+/* Removes the slot; safe from inside a callback (the removed slot is not dispatched again). */
+void loop_del(loop *l, int slot);
+size_t loop_count(const loop *l);
+/* Waits up to timeout_ms (-1 forever) and dispatches ready callbacks. Returns the number of
+ * ready sockets, 0 on timeout, -1 on a poll error other than an interrupt. */
+int loop_run_once(loop *l, int timeout_ms);
+
+#endif
