@@ -45,5 +45,9 @@ bool http_path_is(const http_request *req, const char *path);
  * length, or 0 if it does not fit. */
 size_t http_response(char *out, size_t cap, int status, const char *content_type,
                      const char *body, size_t body_len);
+/* The same with extra header lines (each ending in "\r\n", e.g. "Sec-WebSocket-Version: 13\r\n"
+ * for a 426, "Allow: GET\r\n" for a 405) placed before Content-Length; NULL for none. */
+size_t http_response_ex(char *out, size_t cap, int status, const char *content_type,
+                        const char *extra_headers, const char *body, size_t body_len);
 
 #endif
