@@ -1,0 +1,181 @@
+/* Pool, frames and outbound queues (see buf.h). */
+#include "buf.h"
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Size classes from 512 B to 512 KiB by powers of four; each keeps a short free list so bursts
+ * reuse blocks while an idle relay gives memory back. */
+#define POOL_CLASSES 6
+#define POOL_KEEP 64
+static const size_t class_size[POOL_CLASSES] = { 512, 2048, 8192, 32768, 131072, 524288 };
+static void *free_list[POOL_CLASSES][POOL_KEEP];
+static unsigned free_count[POOL_CLASSES];
+
+static int class_of(size_t size)
+{
+    for (int i = 0; i < POOL_CLASSES; i++)
+        if (size <= class_size[i])
+            return i;
+    return -1;
+}
+
+void *pool_get(size_t *size)
+{
+    int c = class_of(*size);
+    if (c < 0)
+        return malloc(*size);
+    *size = class_size[c];
+    if (free_count[c] > 0)
+        return free_list[c][--free_count[c]];
+    return malloc(*size);
+}
+
+void pool_put(void *p, size_t size)
+{
+    int c = class_of(size);
+    if (!p)
+        return;
+    if (c >= 0 && class_size[c] == size && free_count[c] < POOL_KEEP) {
+        free_list[c][free_count[c]++] = p;
+        return;
+    }
+    free(p);
+}
+
+void pool_trim(void)
+{
+    for (int c = 0; c < POOL_CLASSES; c++)
+        while (free_count[c] > 0)
+            free(free_list[c][--free_count[c]]);
+}
+
+static frame *frame_alloc(size_t payload_room)
+{
+    size_t cap = sizeof(frame) + WS_MAX_HEADER + payload_room;
+    frame *f = pool_get(&cap);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->cap = cap;
+    return f;
+}
+
+frame *frame_text(const char *json, size_t len)
+{
+    frame *f = frame_alloc(len);
+    uint8_t *payload;
+    if (!f)
+        return NULL;
+    payload = (uint8_t *)(f + 1) + WS_MAX_HEADER;
+    memcpy(payload, json, len);
+    f->data = ws_write_header_before(payload, WS_OP_TEXT, len);
+    f->len = (uint32_t)(ws_header_len(len) + len);
+    return f;
+}
+
+frame *frame_raw(const uint8_t *bytes, size_t len)
+{
+    frame *f = frame_alloc(len);
+    if (!f)
+        return NULL;
+    f->data = (uint8_t *)(f + 1);
+    memcpy(f->data, bytes, len);
+    f->len = (uint32_t)len;
+    return f;
+}
+
+void frame_unref(frame *f)
+{
+    if (f && --f->refs == 0)
+        pool_put(f, f->cap);
+}
+
+bool outq_push(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
+{
+    if (q->count >= max_msgs || (q->count > 0 && q->bytes + f->len > max_bytes))
+        return false;
+    if (q->cap == 0) {
+        /* Short queues live inside the struct: an idle peer's first message allocates nothing. */
+        q->ring = q->inline_ring;
+        q->cap = OUTQ_INLINE;
+        q->head = 0;
+    }
+    if (q->count == q->cap) {
+        uint32_t ncap = q->cap * 2;
+        frame **nr;
+        if (ncap > max_msgs)
+            ncap = max_msgs;
+        nr = malloc(ncap * sizeof *nr);
+        if (!nr)
+            return false;
+        for (uint32_t i = 0; i < q->count; i++)
+            nr[i] = q->ring[(q->head + i) % q->cap];
+        if (q->ring != q->inline_ring)
+            free(q->ring);
+        q->ring = nr;
+        q->head = 0;
+        q->cap = ncap;
+    }
+    q->ring[(q->head + q->count) % q->cap] = frame_ref(f);
+    q->count++;
+    q->bytes += f->len;
+    return true;
+}
+
+int outq_peek(const outq *q, const void **bases, size_t *lens, int n_max)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < q->count && n < n_max; i++) {
+        const frame *f = q->ring[(q->head + i) % q->cap];
+        size_t skip = i == 0 ? q->head_sent : 0;
+        bases[n] = f->data + skip;
+        lens[n] = f->len - skip;
+        n++;
+    }
+    return n;
+}
+
+static void release_ring_if_empty(outq *q)
+{
+    if (q->count != 0)
+        return;
+    q->head_sent = 0;
+    if (q->ring != q->inline_ring) {
+        free(q->ring);
+        q->ring = NULL;
+        q->cap = 0;
+        q->head = 0;
+    }
+}
+
+void outq_consume(outq *q, size_t n)
+{
+    q->bytes -= n;
+    while (n > 0 && q->count > 0) {
+        frame *f = q->ring[q->head];
+        size_t left = f->len - q->head_sent;
+        if (n < left) {
+            q->head_sent += n;
+            return;
+        }
+        n -= left;
+        frame_unref(f);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        q->head_sent = 0;
+    }
+    release_ring_if_empty(q);
+}
+
+void outq_clear(outq *q)
+{
+    while (q->count > 0) {
+        frame_unref(q->ring[q->head]);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+    q->bytes = 0;
+    release_ring_if_empty(q);
+}

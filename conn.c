@@ -1,0 +1,712 @@
+/* One connection's life and the server's I/O: accept, read, HTTP head, WebSocket upgrade,
+ * frames, messages handed to relay.c, bounded output flushed with gathered writes, and
+ * deadlines kept in one min-heap so the loop sleeps exactly until the next one is due. */
+#include "http.h"
+#include "log.h"
+#include "net.h"
+#include "server.h"
+#include "stund.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACCEPT_PER_PASS 64
+#define READ_CHUNK 16384
+#define READ_BUDGET_PER_PASS (256 * 1024)
+#define WRITE_BUDGET_PER_PASS (256 * 1024)
+#define CLOSE_GRACE_MS 2000
+#define MAX_HEALTH_CONNS 64
+#define WRITE_IOVS 64
+
+/* ---- deadline heap ---- */
+
+static uint64_t deadline_of(const conn *c)
+{
+    const relay_config *cfg = &c->srv->cfg;
+    if (c->state == CS_CLOSING)
+        return c->close_deadline_ms;
+    if (c->reg)
+        return c->last_in_ms + cfg->idle_timeout_secs * 1000u;
+    /* Absolute from accept: a socket that never sends a byte is reaped as surely as one that
+     * upgrades and never registers. */
+    return c->accepted_ms + cfg->register_timeout_secs * 1000u;
+}
+
+static void heap_swap(server *s, size_t a, size_t b)
+{
+    conn *t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+    s->heap[a]->heap_idx = a;
+    s->heap[b]->heap_idx = b;
+}
+
+static void heap_up(server *s, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (s->heap[p]->heap_key <= s->heap[i]->heap_key)
+            break;
+        heap_swap(s, p, i);
+        i = p;
+    }
+}
+
+static void heap_down(server *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->heap_len && s->heap[l]->heap_key < s->heap[m]->heap_key)
+            m = l;
+        if (r < s->heap_len && s->heap[r]->heap_key < s->heap[m]->heap_key)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(server *s, conn *c)
+{
+    size_t i = c->heap_idx;
+    s->heap_len--;
+    if (i != s->heap_len) {
+        s->heap[i] = s->heap[s->heap_len];
+        s->heap[i]->heap_idx = i;
+        heap_down(s, i);
+        heap_up(s, i);
+    }
+}
+
+/* Re-files the connection when its deadline moved earlier (registration, closing). A deadline
+ * that only moves later (inbound activity) is left alone and corrected lazily when it fires. */
+void conn_touch_deadline(conn *c)
+{
+    server *s = c->srv;
+    uint64_t d = deadline_of(c);
+    if (d != c->heap_key) {
+        c->heap_key = d;
+        heap_down(s, c->heap_idx);
+        heap_up(s, c->heap_idx);
+    }
+}
+
+/* ---- connection teardown ---- */
+
+static void schedule_free(conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    relay_on_close(c->srv, c);
+    c->next_dead = c->srv->dead;
+    c->srv->dead = c;
+}
+
+static void free_conn(server *s, conn *c)
+{
+    loop_del(s->lp, c->slot);
+    compat_close(c->fd);
+    heap_remove(s, c);
+    outq_clear(&c->out);
+    ws_decoder_free(&c->ws);
+    if (c->in)
+        pool_put(c->in, c->in_cap);
+    if (c->kind == CONN_WIRE)
+        s->n_wire--;
+    else
+        s->n_health--;
+    free(c);
+}
+
+static void free_dead(server *s)
+{
+    while (s->dead) {
+        conn *c = s->dead;
+        s->dead = c->next_dead;
+        free_conn(s, c);
+    }
+}
+
+/* ---- output ---- */
+
+static void mark_pending(conn *c)
+{
+    if (!c->in_pending && !c->dead) {
+        c->in_pending = true;
+        c->next_pending = c->srv->pending;
+        c->srv->pending = c;
+    }
+}
+
+void conn_send(conn *c, frame *f)
+{
+    const relay_config *cfg = &c->srv->cfg;
+    if (c->dead || c->state == CS_CLOSING)
+        return;
+    /* A full queue drops the message: a reader that stopped draining never stalls the sender,
+     * the loop or any other peer. */
+    if (!outq_push(&c->out, f, (uint32_t)cfg->outbound_queue_capacity, cfg->outbound_queue_bytes)) {
+        log_debug("conn %llu: outbound queue full, message dropped", (unsigned long long)c->id);
+        return;
+    }
+    mark_pending(c);
+}
+
+void conn_send_writer(conn *c)
+{
+    json_writer *w = &c->srv->jw;
+    if (!w->failed) {
+        frame *f = frame_text(w->p, w->len);
+        if (f) {
+            conn_send(c, f);
+            frame_unref(f);
+        }
+    }
+    w->len = 0;
+    w->failed = false;
+}
+
+static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)
+{
+    frame *f = frame_raw(bytes, len);
+    if (!f)
+        return;
+    /* Control answers (close frames, HTTP responses) must go out even past the message caps. */
+    if (outq_push(&c->out, f, UINT32_MAX, SIZE_MAX))
+        mark_pending(c);
+    frame_unref(f);
+}
+
+void conn_close(conn *c, uint16_t code, const char *reason)
+{
+    uint8_t buf[WS_MAX_HEADER + 2 + 123];
+    if (c->dead || c->state == CS_CLOSING)
+        return;
+    relay_on_close(c->srv, c);
+    if (c->state == CS_OPEN)
+        send_raw_bypassing_limits(c, buf, ws_close_frame(buf, code, reason));
+    c->state = CS_CLOSING;
+    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
+    conn_touch_deadline(c);
+    mark_pending(c);
+}
+
+static void http_answer(conn *c, int status, const char *type, const char *body)
+{
+    char buf[1024];
+    size_t n = http_response(buf, sizeof buf, status, type, body, body ? strlen(body) : 0);
+    if (n > 0)
+        send_raw_bypassing_limits(c, (const uint8_t *)buf, n);
+    c->state = CS_CLOSING;
+    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
+    conn_touch_deadline(c);
+}
+
+/* Writes queued frames with gathered sends, at most WRITE_BUDGET_PER_PASS bytes so one fast
+ * reader cannot starve the rest. Returns false when the connection failed. */
+static bool flush(conn *c)
+{
+    size_t budget = WRITE_BUDGET_PER_PASS;
+    while (!outq_empty(&c->out) && budget > 0) {
+        const void *bases[WRITE_IOVS];
+        size_t lens[WRITE_IOVS];
+        struct compat_iov iov[WRITE_IOVS];
+        int n = outq_peek(&c->out, bases, lens, WRITE_IOVS);
+        ssize_compat_t w;
+        for (int i = 0; i < n; i++) {
+            iov[i].base = bases[i];
+            iov[i].len = lens[i];
+        }
+        w = compat_sendv(c->fd, iov, n);
+        if (w < 0) {
+            int e = compat_sock_errno();
+            if (compat_would_block(e))
+                break;
+            if (compat_interrupted(e))
+                continue;
+            log_debug("conn %llu: write failed: %s", (unsigned long long)c->id, compat_strerror(e));
+            return false;
+        }
+        outq_consume(&c->out, (size_t)w);
+        budget = (size_t)w >= budget ? 0 : budget - (size_t)w;
+    }
+    return true;
+}
+
+static void update_interest(conn *c)
+{
+    int ev = c->state == CS_CLOSING ? 0 : LOOP_READ;
+    if (!outq_empty(&c->out))
+        ev |= LOOP_WRITE;
+    if (loop_events(c->srv->lp, c->slot) != ev)
+        loop_set_events(c->srv->lp, c->slot, ev);
+}
+
+static void flush_and_settle(conn *c)
+{
+    if (c->dead)
+        return;
+    if (!flush(c)) {
+        schedule_free(c);
+        return;
+    }
+    if (c->state == CS_CLOSING && outq_empty(&c->out)) {
+        schedule_free(c);
+        return;
+    }
+    update_interest(c);
+}
+
+/* ---- input ---- */
+
+static bool ensure_in_room(conn *c, size_t need_total)
+{
+    size_t live = c->in_len - c->in_off;
+    if (c->in_off > 0 && (c->in_cap - c->in_len < READ_CHUNK || need_total > c->in_cap - c->in_off)) {
+        memmove(c->in, c->in + c->in_off, live);
+        c->in_off = 0;
+        c->in_len = live;
+    }
+    if (need_total > c->in_cap) {
+        size_t cap = need_total;
+        uint8_t *nb = pool_get(&cap);
+        if (!nb)
+            return false;
+        if (c->in) {
+            memcpy(nb, c->in + c->in_off, live);
+            pool_put(c->in, c->in_cap);
+        }
+        c->in = nb;
+        c->in_cap = cap;
+        c->in_off = 0;
+        c->in_len = live;
+    }
+    return true;
+}
+
+static void release_in_if_empty(conn *c)
+{
+    /* An idle connection holds no input buffer: that is most of what keeps a reservation small. */
+    if (c->in && c->in_off == c->in_len) {
+        pool_put(c->in, c->in_cap);
+        c->in = NULL;
+        c->in_cap = c->in_off = c->in_len = 0;
+    }
+}
+
+static void health_request(conn *c, const http_request *req)
+{
+    server *s = c->srv;
+    if (http_path_is(req, "/health")) {
+        char body[256];
+        if (!http_method_is(req, "GET")) {
+            http_answer(c, 405, "text/plain", "method not allowed\n");
+            return;
+        }
+        snprintf(body, sizeof body,
+                 "{\"status\":\"ok\",\"connected_peers\":%zu,\"uptime_secs\":%llu,\"version\":\"%s\"}",
+                 s->n_regs, (unsigned long long)((s->now_ms - s->start_ms) / 1000u), DIG_RELAY_VERSION);
+        http_answer(c, 200, "application/json", body);
+        return;
+    }
+    http_answer(c, 404, "text/plain", "not found\n");
+}
+
+static void wire_request(conn *c, const http_request *req)
+{
+    char resp[512];
+    size_t n = 0;
+    switch (ws_upgrade(req, resp, sizeof resp, &n)) {
+    case WS_UPGRADE_OK:
+        send_raw_bypassing_limits(c, (const uint8_t *)resp, n);
+        c->state = CS_OPEN;
+        ws_decoder_init(&c->ws, c->srv->cfg.max_message_bytes);
+        break;
+    case WS_UPGRADE_NOT_WEBSOCKET:
+        http_answer(c, 404, "text/plain", "not found\n");
+        break;
+    case WS_UPGRADE_BAD_VERSION:
+        http_answer(c, 426, "text/plain", "Sec-WebSocket-Version: 13 required\n");
+        break;
+    default:
+        http_answer(c, 400, "text/plain", "bad websocket upgrade request\n");
+        break;
+    }
+}
+
+static void process_head(conn *c)
+{
+    http_request req;
+    long n = http_parse_request((const char *)c->in + c->in_off, c->in_len - c->in_off,
+                                HTTP_MAX_HEAD, &req);
+    if (n == HTTP_NEED_MORE)
+        return;
+    if (n == HTTP_BAD) {
+        http_answer(c, 400, "text/plain", "malformed request\n");
+        return;
+    }
+    if (n == HTTP_TOO_LARGE) {
+        http_answer(c, 431, "text/plain", "request head too large\n");
+        return;
+    }
+    if (c->kind == CONN_HEALTH)
+        health_request(c, &req);
+    else
+        wire_request(c, &req);
+    c->in_off += (size_t)n;
+}
+
+static void process_frames(conn *c)
+{
+    server *s = c->srv;
+    while (c->state == CS_OPEN && !c->dead) {
+        ws_result r;
+        size_t used = ws_parse(&c->ws, c->in + c->in_off, c->in_len - c->in_off, &r);
+        if (r.kind == WS_NEED_MORE) {
+            if (!ensure_in_room(c, r.need)) {
+                conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+            return;
+        }
+        c->last_in_ms = s->now_ms;
+        switch (r.kind) {
+        case WS_MESSAGE:
+            relay_on_message(s, c, r.data, r.len);
+            break;
+        case WS_PING: {
+            uint8_t pong[WS_MAX_HEADER + 125];
+            uint8_t *h;
+            memcpy(pong + WS_MAX_HEADER, r.data, r.len);
+            h = ws_write_header_before(pong + WS_MAX_HEADER, WS_OP_PONG, r.len);
+            send_raw_bypassing_limits(c, h, (size_t)(pong + WS_MAX_HEADER + r.len - h));
+            break;
+        }
+        case WS_CLOSE:
+            conn_close(c, r.close_code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : r.close_code, "");
+            break;
+        case WS_FAIL:
+            log_debug("conn %llu: websocket error %u: %s", (unsigned long long)c->id, r.close_code,
+                      r.reason ? r.reason : "");
+            conn_close(c, r.close_code, r.reason ? r.reason : "protocol error");
+            break;
+        default:
+            break;
+        }
+        c->in_off += used;
+    }
+}
+
+static void on_conn_io(void *ctx, socket_t fd, int events)
+{
+    conn *c = ctx;
+    size_t budget = READ_BUDGET_PER_PASS;
+    (void)fd;
+    if (c->dead)
+        return;
+    if (events & LOOP_WRITE) {
+        flush_and_settle(c);
+        if (c->dead)
+            return;
+    }
+    if (!(events & LOOP_READ) || c->state == CS_CLOSING)
+        return;
+    while (budget > 0 && !c->dead && c->state != CS_CLOSING) {
+        size_t want = c->state == CS_HEAD ? 2048 : READ_CHUNK;
+        size_t room;
+        ssize_compat_t n;
+        if (c->state == CS_HEAD && c->in_len - c->in_off > HTTP_MAX_HEAD) {
+            http_answer(c, 431, "text/plain", "request head too large\n");
+            break;
+        }
+        if (!ensure_in_room(c, (c->in_len - c->in_off) + want))
+            break;
+        room = c->in_cap - c->in_len;
+        n = compat_recv(c->fd, c->in + c->in_len, room);
+        if (n == 0) {
+            schedule_free(c);
+            return;
+        }
+        if (n < 0) {
+            int e = compat_sock_errno();
+            if (compat_interrupted(e))
+                continue;
+            if (!compat_would_block(e))
+                schedule_free(c);
+            break;
+        }
+        c->in_len += (size_t)n;
+        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+        if (c->state == CS_HEAD)
+            process_head(c);
+        if (c->state == CS_OPEN)
+            process_frames(c);
+        if ((size_t)n < room)
+            break; /* short read: the socket is drained */
+    }
+    if (!c->dead)
+        release_in_if_empty(c);
+}
+
+/* ---- accept ---- */
+
+static void accept_on(server *s, socket_t lfd, enum conn_kind kind)
+{
+    for (int i = 0; i < ACCEPT_PER_PASS; i++) {
+        struct sockaddr_storage ss;
+        socklen_t_compat sl = (socklen_t_compat)sizeof ss;
+        socket_t fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+        conn *c;
+        if (fd == SOCKET_INVALID) {
+            int e = compat_sock_errno();
+            if (!compat_would_block(e) && !compat_interrupted(e))
+                log_warn("accept failed: %s", compat_strerror(e));
+            return;
+        }
+        if ((kind == CONN_WIRE && s->n_wire >= s->cfg.max_connections) ||
+            (kind == CONN_HEALTH && s->n_health >= MAX_HEALTH_CONNS)) {
+            log_warn("refusing connection: at the open-connection cap (%llu)",
+                     (unsigned long long)s->cfg.max_connections);
+            compat_close(fd);
+            continue;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c || !compat_set_nonblocking(fd)) {
+            free(c);
+            compat_close(fd);
+            continue;
+        }
+        compat_set_nodelay(fd);
+        c->srv = s;
+        c->fd = fd;
+        c->kind = (uint8_t)kind;
+        c->state = CS_HEAD;
+        c->id = ++s->next_conn_id;
+        c->accepted_ms = c->last_in_ms = s->now_ms;
+        addr_from_sockaddr(&ss, (size_t)sl, &c->peer);
+        addr_unmap(&c->peer);
+        c->slot = loop_add(s->lp, fd, LOOP_READ, on_conn_io, c);
+        if (c->slot < 0) {
+            compat_close(fd);
+            free(c);
+            continue;
+        }
+        if (s->heap_len == s->heap_cap) {
+            size_t ncap = s->heap_cap ? s->heap_cap * 2 : 64;
+            conn **nh = realloc(s->heap, ncap * sizeof *nh);
+            if (!nh) {
+                loop_del(s->lp, c->slot);
+                compat_close(fd);
+                free(c);
+                continue;
+            }
+            s->heap = nh;
+            s->heap_cap = ncap;
+        }
+        c->heap_idx = s->heap_len;
+        s->heap[s->heap_len++] = c;
+        c->heap_key = deadline_of(c);
+        heap_up(s, c->heap_idx);
+        if (kind == CONN_WIRE)
+            s->n_wire++;
+        else
+            s->n_health++;
+        if (LOG_ENABLED(LOG_DEBUG)) {
+            char text[ADDR_STRLEN];
+            addr_format(&c->peer, text);
+            log_debug("conn %llu accepted from %s", (unsigned long long)c->id, text);
+        }
+    }
+}
+
+static void on_wire_listener(void *ctx, socket_t fd, int events)
+{
+    (void)events;
+    accept_on(ctx, fd, CONN_WIRE);
+}
+
+static void on_health_listener(void *ctx, socket_t fd, int events)
+{
+    (void)events;
+    accept_on(ctx, fd, CONN_HEALTH);
+}
+
+static void on_stun(void *ctx, socket_t fd, int events)
+{
+    server *s = ctx;
+    (void)fd;
+    (void)events;
+    stund_on_readable(s->stun, s->now_ms);
+}
+
+static void on_shutdown_signal(void *ctx, socket_t fd, int events)
+{
+    char drain[64];
+    (void)ctx;
+    (void)events;
+    while (compat_recv(fd, drain, sizeof drain) > 0) {
+    }
+}
+
+/* ---- timers ---- */
+
+static void expire(server *s)
+{
+    while (s->heap_len > 0 && s->heap[0]->heap_key <= s->now_ms) {
+        conn *c = s->heap[0];
+        uint64_t d = deadline_of(c);
+        if (d > s->now_ms) {
+            /* Activity pushed the deadline out since it was filed: re-file, nothing expired. */
+            c->heap_key = d;
+            heap_down(s, 0);
+            continue;
+        }
+        if (c->dead) {
+            c->heap_key = UINT64_MAX;
+            heap_down(s, 0);
+            continue;
+        }
+        if (c->state == CS_CLOSING) {
+            schedule_free(c);
+        } else if (c->reg) {
+            log_info("conn %llu: idle for %llus, closing", (unsigned long long)c->id,
+                     (unsigned long long)s->cfg.idle_timeout_secs);
+            conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+        } else if (c->state == CS_OPEN) {
+            log_debug("conn %llu: not registered in time, closing", (unsigned long long)c->id);
+            conn_close(c, WS_CLOSE_POLICY, "register timeout");
+        } else {
+            log_debug("conn %llu: no request in time, closing", (unsigned long long)c->id);
+            schedule_free(c);
+        }
+        if (c->dead) {
+            c->heap_key = UINT64_MAX;
+            heap_down(s, 0);
+        }
+    }
+}
+
+/* ---- server ---- */
+
+static void seed_hash(server *s)
+{
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(s->seed, sizeof s->seed, 1, f) != 1) {
+        /* No urandom (Windows): fall back to values that still differ per process and start. */
+        s->seed[0] = compat_monotonic_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)s;
+        s->seed[1] = compat_wall_secs() * 0xc2b2ae3d27d4eb4fULL ^ (uint64_t)(uintptr_t)&f;
+    }
+    if (f)
+        fclose(f);
+}
+
+bool server_init(server *s, char *err, size_t errlen)
+{
+    const relay_config *cfg = &s->cfg;
+    size_t max_fds = (size_t)cfg->max_connections + MAX_HEALTH_CONNS + 8;
+    s->now_ms = s->start_ms = compat_monotonic_ms();
+    s->now_wall = compat_wall_secs();
+    s->wire_fd = s->health_fd = SOCKET_INVALID;
+    seed_hash(s);
+    if (!relay_init(s, err, errlen))
+        return false;
+    s->lp = loop_new(max_fds);
+    if (!s->lp) {
+        snprintf(err, errlen, "out of memory for %zu sockets", max_fds);
+        return false;
+    }
+    s->wire_fd = net_listen_tcp(&cfg->listen, 1024, err, errlen);
+    if (s->wire_fd == SOCKET_INVALID)
+        return false;
+    s->health_fd = net_listen_tcp(&cfg->health_listen, 64, err, errlen);
+    if (s->health_fd == SOCKET_INVALID)
+        return false;
+    s->stun = stund_open(&cfg->stun_listen, cfg->stun_per_ip_rps, cfg->stun_global_rps, err, errlen);
+    if (!s->stun)
+        return false;
+    loop_add(s->lp, s->wire_fd, LOOP_READ, on_wire_listener, s);
+    loop_add(s->lp, s->health_fd, LOOP_READ, on_health_listener, s);
+    loop_add(s->lp, stund_fd(s->stun), LOOP_READ, on_stun, s);
+    if (compat_shutdown_fd() != SOCKET_INVALID)
+        loop_add(s->lp, compat_shutdown_fd(), LOOP_READ, on_shutdown_signal, s);
+    return true;
+}
+
+static void flush_pending(server *s)
+{
+    while (s->pending) {
+        conn *c = s->pending;
+        s->pending = c->next_pending;
+        c->in_pending = false;
+        flush_and_settle(c);
+    }
+}
+
+static int next_timeout(const server *s)
+{
+    uint64_t d;
+    if (s->heap_len == 0)
+        return -1;
+    d = s->heap[0]->heap_key;
+    if (d <= s->now_ms)
+        return 0;
+    d -= s->now_ms;
+    return d > 60000 ? 60000 : (int)d;
+}
+
+void server_run(server *s)
+{
+    while (!compat_shutdown_requested()) {
+        int timeout = next_timeout(s);
+        if (loop_run_once(s->lp, timeout) < 0) {
+            log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
+            break;
+        }
+        s->now_ms = compat_monotonic_ms();
+        s->now_wall = compat_wall_secs();
+        expire(s);
+        flush_pending(s);
+        free_dead(s);
+    }
+}
+
+void server_shutdown(server *s)
+{
+    /* Tell every peer we are going away, give the close frames a short moment to leave, then
+     * release everything. */
+    uint64_t until;
+    s->stopping = true;
+    for (size_t i = 0; i < s->heap_len; i++) {
+        conn *c = s->heap[i];
+        if (c->state == CS_OPEN)
+            conn_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
+        else if (c->state == CS_HEAD)
+            schedule_free(c);
+    }
+    flush_pending(s);
+    free_dead(s);
+    until = compat_monotonic_ms() + 500;
+    while (s->heap_len > 0 && compat_monotonic_ms() < until) {
+        loop_run_once(s->lp, 50);
+        s->now_ms = compat_monotonic_ms();
+        flush_pending(s);
+        free_dead(s);
+    }
+    while (s->heap_len > 0) {
+        schedule_free(s->heap[0]);
+        free_dead(s);
+    }
+    if (s->stun)
+        stund_close(s->stun);
+    if (s->wire_fd != SOCKET_INVALID)
+        compat_close(s->wire_fd);
+    if (s->health_fd != SOCKET_INVALID)
+        compat_close(s->health_fd);
+    loop_free(s->lp);
+    free(s->heap);
+    relay_free(s);
+    pool_trim();
+}
