@@ -124,6 +124,16 @@ uint64_t compat_wall_secs(void)
     return (t.QuadPart - 116444736000000000ULL) / 10000000ULL;
 }
 
+uint64_t compat_wall_ms(void)
+{
+    FILETIME ft;
+    ULARGE_INTEGER t;
+    GetSystemTimeAsFileTime(&ft);
+    t.LowPart = ft.dwLowDateTime;
+    t.HighPart = ft.dwHighDateTime;
+    return (t.QuadPart - 116444736000000000ULL) / 10000ULL;
+}
+
 void compat_sleep_ms(unsigned ms) { Sleep(ms); }
 
 bool compat_install_shutdown_handler(void) { return SetConsoleCtrlHandler(console_handler, TRUE) != 0; }
@@ -237,6 +247,13 @@ uint64_t compat_wall_secs(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec < 0 ? 0 : (uint64_t)ts.tv_sec;
+}
+
+uint64_t compat_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec < 0 ? 0 : (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void compat_sleep_ms(unsigned ms)

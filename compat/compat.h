@@ -73,6 +73,7 @@ int compat_poll(struct pollfd *fds, size_t n, int timeout_ms);
 /* Clocks: monotonic milliseconds for every deadline; wall-clock seconds for wire timestamps. */
 uint64_t compat_monotonic_ms(void);
 uint64_t compat_wall_secs(void);
+uint64_t compat_wall_ms(void);             /* wall clock in milliseconds, for log timestamps */
 void compat_sleep_ms(unsigned ms);
 
 /* SIGINT/SIGTERM (console Ctrl-C/close on Windows) set a flag the loop polls; the handler also
