@@ -36,7 +36,8 @@ typedef struct {
 
 void json_reader_init(json_reader *r, const char *buf, size_t len);
 
-/* Kind of the next value (skipping whitespace), JSON_NONE at end of input or on error. */
+/* Kind of the next value (skipping whitespace) judged by its first byte, JSON_NONE at end of
+ * input, on error, or when no value starts there. Never sets r->err. */
 enum json_kind json_peek(json_reader *r);
 
 /* Objects: json_object_begin consumes '{'. Each json_object_next call yields the next key as its
@@ -84,7 +85,12 @@ typedef struct {
 } json_writer;
 
 /* Starts an empty writer that may grow to max bytes, with `reserve` bytes left free at the front
- * (room for a WebSocket header written in place later). Allocates lazily. */
+ * (room for a WebSocket header written in place later). Allocates lazily: p stays NULL until the
+ * first append. `len` counts the reserve: after jw_init len == reserve, and the text written so
+ * far is p[reserve .. len); p[0 .. reserve) is left for the caller. `max` bounds len (reserve
+ * included), so the buffer never exceeds max bytes; an append that would pass it sets failed and
+ * appends nothing, as does any append after failed. The buffer grows geometrically with realloc.
+ * jw_free releases it and zeroes the writer. */
 void jw_init(json_writer *w, size_t reserve, size_t max);
 void jw_free(json_writer *w);
 void jw_raw(json_writer *w, const char *s, size_t n);
