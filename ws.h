@@ -38,12 +38,19 @@ enum ws_upgrade_result {
  * success writes the 101 response into out (no subprotocol, no extensions, "Connection: Upgrade"
  * exactly). *out_len receives its length. */
 int ws_upgrade(const http_request *req, char *out, size_t cap, size_t *out_len);
+/* Exact length of the 101 response ws_upgrade writes; cap must be at least this (a smaller cap
+ * is a caller bug and yields WS_UPGRADE_BAD_REQUEST with *out_len 0). */
+#define WS_UPGRADE_RESPONSE_LEN 129
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)); writes 28 chars + NUL. */
 void ws_accept_key(const char *key, size_t key_len, char out[29]);
+/* SHA-1 digest (FIPS 180-4) of data[0..len); exposed for its test vectors. */
+void ws_sha1(const void *data, size_t len, uint8_t out[20]);
 
 /* ---- decoding ---- */
 enum ws_result_kind {
-    WS_NEED_MORE = 0,   /* r.need = total bytes required at the buffer front to progress */
+    WS_NEED_MORE = 0,   /* r.need = total bytes required at the buffer front to progress: the
+                         * whole frame (header + payload) once its length bytes are in, else
+                         * the header size known so far */
     WS_MESSAGE,         /* complete text or binary message in r.data/r.len (r.binary says which) */
     WS_PING,            /* reply with a pong carrying r.data/r.len */
     WS_PONG,
@@ -68,13 +75,18 @@ typedef struct {
     size_t frag_len, frag_cap;
     uint8_t frag_opcode;  /* WS_OP_TEXT/BINARY while a fragmented message is open, else 0 */
     bool failed;          /* after WS_FAIL every call fails again */
+    uint16_t fail_code;   /* ... with this close code */
 } ws_decoder;
 
 void ws_decoder_init(ws_decoder *d, size_t max_message);
 void ws_decoder_free(ws_decoder *d);
 /* Returns the number of bytes consumed from the front of buf (0 with WS_NEED_MORE). Unmasks the
  * handled frame in place, so buf must be writable. r->data stays valid until the caller drops or
- * moves those bytes, or calls ws_parse again. */
+ * moves those bytes, or calls ws_parse again. The bytes of an incomplete frame are left masked,
+ * so the caller may call again with the same bytes plus more.
+ * A message gathered from fragments is returned in the decoder's own buffer; that buffer is
+ * freed at the start of the NEXT ws_parse call (or by ws_decoder_free), so use or copy r->data
+ * before calling again. */
 size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r);
 
 /* True when buf[0..len) is valid UTF-8 (used for text messages and close reasons). */
@@ -89,7 +101,8 @@ size_t ws_header_len(size_t payload_len);
  * before it. This is how outgoing frames get their header without copying the payload. */
 uint8_t *ws_write_header_before(uint8_t *end, enum ws_opcode op, size_t payload_len);
 /* A complete close frame (status code and short reason) into out (at least 2+2+123 bytes);
- * returns its length. */
+ * returns its length. A longer reason is cut at a UTF-8 character boundary to fit 123 bytes; code
+ * 0 or 1005 (no status) gives a close frame with an empty payload. */
 size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason);
 
 #endif
