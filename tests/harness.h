@@ -1,0 +1,221 @@
+/* Integration-test support: start the real ./dig-relay binary on fresh loopback ports, talk to it
+ * as the live client does over real sockets, and inspect the process from outside.
+ *
+ * Everything here blocks with a deadline (milliseconds), so a hung or crashed relay makes a test
+ * fail instead of hang. POSIX only: tests run on Linux CI; the relay itself stays portable.
+ *
+ *   relay_*    fork/exec ./dig-relay (or $DIG_RELAY_BIN) with free ports, wait until /health
+ *              answers, SIGTERM it and collect the exit status, read its RSS.
+ *   tcp_*      raw TCP for HTTP tests and for sockets that never speak.
+ *   wsc_*      a WebSocket client that sends exactly the live client's handshake, verifies the
+ *              101 byte by byte, sends masked frames (optionally fragmented or malformed) and
+ *              receives frames, answering pings on the way.
+ *   hj_*       small lookups on the relay's compact JSON output. Tests prefer exact-byte
+ *              comparison where the bytes are fully determined; hj_* covers the rest. */
+#ifndef DIG_TEST_HARNESS_H
+#define DIG_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---------------------------------------------------------------- clocks and ports */
+
+uint64_t h_now_ms(void);                 /* monotonic */
+void h_sleep_ms(unsigned ms);
+
+/* A currently free loopback port: bind port 0, read it back, close. "tcp4"/"udp4" bind
+ * 127.0.0.1; "tcp6dual" binds [::] with IPV6_V6ONLY cleared so the port is free on both
+ * families. Returns 0 on failure. */
+uint16_t h_free_port(const char *kind);
+
+/* ---------------------------------------------------------------- the relay process */
+
+#define RELAY_MAX_ARGS 64
+
+typedef struct {
+    pid_t pid;
+    uint16_t port;            /* wire (WebSocket) listener */
+    uint16_t health_port;
+    uint16_t stun_port;
+    uint16_t dashboard_port;
+    char listen_host[64];     /* as passed to --listen, without the port ("127.0.0.1", "[::]") */
+    char log_path[128];       /* the relay's stderr (and stdout) */
+    bool exited;
+    int exit_code;            /* valid when exited: exit status, or 128+signal */
+} relay_proc;
+
+typedef struct {
+    const char *listen_host;       /* default "127.0.0.1" */
+    bool omit_listen;              /* do not pass --listen (caller sets it through env/args) */
+    bool serve_subcommand;         /* put "serve" first, as an installer would */
+    const char *const *args;       /* extra arguments, NULL-terminated (may be NULL) */
+    const char *const *env;        /* extra "NAME=value" entries, NULL-terminated (may be NULL) */
+} relay_opts;
+
+/* Path of the binary under test: $DIG_RELAY_BIN or "./dig-relay". */
+const char *relay_binary(void);
+
+/* Starts the relay with free ports and waits (up to 5 s) until GET /health answers. On failure
+ * prints why (and the relay's log) and returns false; any started process is killed. */
+bool relay_start(relay_proc *r, const relay_opts *o);
+/* Convenience: relay_start with only extra args (NULL-terminated list, may be NULL). */
+bool relay_start_args(relay_proc *r, const char *const *args);
+
+/* Sends SIGTERM and waits up to timeout_ms for exit (then SIGKILLs). Returns the exit code
+ * (128+signal when killed by one), or -1 when it had to be killed. Idempotent. */
+int relay_stop(relay_proc *r, unsigned timeout_ms);
+/* True while the process has not exited (reaps it if it has). */
+bool relay_alive(relay_proc *r);
+/* Resident set size in KiB from /proc/<pid>/status, 0 when unknown. */
+uint64_t relay_rss_kb(const relay_proc *r);
+/* Prints the last `max_bytes` of the relay's log, prefixed for readability. */
+void relay_print_log(const relay_proc *r, size_t max_bytes);
+/* Stops (if needed) and removes the log file unless keep_log. */
+void relay_cleanup(relay_proc *r, bool keep_log);
+/* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
+char *relay_read_log(const relay_proc *r);
+
+/* Runs the binary to completion with argv[1..] = args (NULL-terminated) and extra env, capturing
+ * stdout and stderr (each truncated to cap-1 bytes, NUL-terminated). Returns the exit code, or
+ * -1 on timeout (the child is killed) or spawn failure. */
+int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
+                 char *err, size_t err_cap, unsigned timeout_ms);
+
+/* ---------------------------------------------------------------- raw TCP */
+
+/* Connects to host ("127.0.0.1", "::1", ...) : port, optionally binding the local source address
+ * src first (e.g. "127.0.0.5"); returns a non-blocking fd or -1 (reason printed). */
+int tcp_connect(const char *host, uint16_t port, const char *src, unsigned timeout_ms);
+/* Writes all of buf; false on error or timeout. */
+bool tcp_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms);
+/* Reads until the peer closes, the buffer is full, or the deadline; returns bytes read
+ * (buf NUL-terminated, so cap must be >= 1). *closed tells whether EOF/reset was seen. */
+size_t tcp_recv_until_close(int fd, char *buf, size_t cap, unsigned timeout_ms, bool *closed);
+/* Waits until the peer closes (EOF or reset) and returns true, discarding any data; false on
+ * timeout. */
+bool tcp_wait_closed(int fd, unsigned timeout_ms);
+/* One HTTP exchange on a fresh connection: sends req verbatim, reads the response until close.
+ * Returns the response length (NUL-terminated in resp) or 0 on failure. */
+size_t h_http(const char *host, uint16_t port, const char *req, char *resp, size_t cap,
+              unsigned timeout_ms);
+/* Status code of an HTTP response ("HTTP/1.1 200 OK..."), -1 when unparseable. */
+int h_http_status(const char *resp);
+/* Value of a response header (case-insensitive name) copied into out; false when absent. */
+bool h_http_header(const char *resp, const char *name, char *out, size_t cap);
+/* Pointer to the body (after the blank line), or NULL. */
+const char *h_http_body(const char *resp);
+
+/* ---------------------------------------------------------------- WebSocket client */
+
+enum {
+    WSC_OK = 1,
+    WSC_TIMEOUT = 0,
+    WSC_CLOSED = -1,    /* a close frame arrived; c->close_code holds its code (1005 if none) */
+    WSC_EOF = -2,       /* the connection ended (EOF or reset) without a close frame */
+    WSC_ERROR = -3      /* the server broke the protocol, or a local error; c->err says which */
+};
+
+typedef struct {
+    int fd;
+    uint8_t *buf;             /* received bytes; buf[off..len) not yet parsed */
+    size_t off, len, cap;
+    /* the last message or frame returned (NUL-terminated, valid until the next receive) */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    int msg_opcode;           /* 1 text, 2 binary, or the control opcode for wsc_recv_frame */
+    bool msg_fin;
+    uint16_t close_code;
+    bool got_close;
+    bool auto_pong;           /* answer server pings while receiving messages (default true) */
+    unsigned send_timeout_ms; /* default 5000 */
+    char err[256];
+} ws_client;
+
+typedef struct {
+    const char *host;         /* "127.0.0.1" (default) or "::1" */
+    uint16_t port;
+    const char *src;          /* optional local source address to bind first */
+    const char *path;         /* default "/" */
+    const char *extra_headers;/* appended verbatim after the live client's headers ("X: y\r\n") */
+    unsigned timeout_ms;      /* default 3000 */
+} wsc_opts;
+
+/* Connects and performs the handshake exactly as the live client does:
+ *   GET / HTTP/1.1, Host, Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13,
+ *   Sec-WebSocket-Key (16 random bytes, base64)
+ * and verifies the answer: status 101, Upgrade: websocket, Connection exactly "Upgrade", the
+ * correct Sec-WebSocket-Accept, no Sec-WebSocket-Protocol and no Sec-WebSocket-Extensions.
+ * Bytes that follow the 101 in the same read are kept as frames. False with c->err on failure. */
+bool wsc_connect(ws_client *c, const wsc_opts *o);
+/* Shorthand: 127.0.0.1:port. */
+bool wsc_connect_port(ws_client *c, uint16_t port);
+void wsc_close(ws_client *c);  /* closes the socket and frees buffers (no close frame) */
+
+/* Builds one masked client frame into out (cap >= len + 14); returns its size. rsv is the 3 RSV
+ * bits (0 normally). mask=false writes an unmasked frame (a protocol violation, for tests). */
+size_t wsc_build_frame(uint8_t *out, size_t cap, int opcode, bool fin, unsigned rsv, bool mask,
+                       const void *payload, size_t len);
+bool wsc_send_frame(ws_client *c, int opcode, bool fin, const void *payload, size_t len);
+bool wsc_send_text(ws_client *c, const char *text);
+bool wsc_send_binary(ws_client *c, const void *data, size_t len);
+/* One message as a first frame plus continuation frames of at most frag bytes each. */
+bool wsc_send_fragmented(ws_client *c, int opcode, const void *data, size_t len, size_t frag);
+bool wsc_send_raw(ws_client *c, const void *data, size_t len);
+/* A close frame with code (0: empty body). */
+bool wsc_send_close(ws_client *c, uint16_t code);
+
+/* Receives the next frame of any kind (control frames included, not answered). */
+int wsc_recv_frame(ws_client *c, unsigned timeout_ms);
+/* Receives the next complete data message (text or binary; reassembles fragments), answering
+ * pings and skipping pongs. The message is in c->msg / c->msg_len (NUL-terminated). */
+int wsc_recv_msg(ws_client *c, unsigned timeout_ms);
+/* Like wsc_recv_msg, skipping messages whose "type" is not `type`. */
+int wsc_recv_type(ws_client *c, const char *type, unsigned timeout_ms);
+/* True when the next message arrives within timeout_ms and equals `expected` byte for byte;
+ * prints what arrived otherwise. */
+bool wsc_expect_msg(ws_client *c, const char *expected, unsigned timeout_ms);
+/* True when no data message arrives within timeout_ms (a quiet connection). */
+bool wsc_expect_silence(ws_client *c, unsigned timeout_ms);
+/* Reads until a close frame or EOF (answering a close frame with one). Returns the close code,
+ * 0 for EOF/reset without a close frame, -1 on timeout, -2 on a protocol error by the server
+ * (data messages on the way are discarded). */
+int wsc_expect_close(ws_client *c, unsigned timeout_ms);
+
+/* Sends {"type":"ping","timestamp":ts} and waits for the matching pong (skipping other
+ * messages). Returns the round trip in ms, or -1 on timeout/close. */
+long wsc_ping_rtt(ws_client *c, uint64_t ts, unsigned timeout_ms);
+
+/* Register helpers (register frame as the live client writes it; listen_addrs_json is a JSON
+ * array text like ["[::]:9445"] or NULL to omit the field). */
+void h_register_json(char *out, size_t cap, const char *peer_id, const char *network_id,
+                     const char *listen_addrs_json);
+/* Sends register and waits for a successful register_ack. */
+bool wsc_register(ws_client *c, const char *peer_id, const char *network_id);
+/* Connects to 127.0.0.1:port and registers. */
+bool wsc_connect_register(ws_client *c, uint16_t port, const char *peer_id, const char *network_id);
+
+/* ---------------------------------------------------------------- crypto for the handshake */
+
+void h_sha1(const void *data, size_t len, uint8_t out[20]);
+size_t h_base64(const uint8_t *in, size_t len, char *out, size_t cap); /* returns chars written */
+void h_accept_key(const char *key, char out[29]);
+void h_random(void *buf, size_t len);
+
+/* ---------------------------------------------------------------- JSON lookups */
+
+/* Raw span of the top-level member `key` of a JSON object (value text, e.g. "\"abc\"", "12",
+ * "[...]"); false when absent or the text is not an object. */
+bool hj_get(const char *json, const char *key, const char **val, size_t *vlen);
+/* String member without its quotes (escapes left as they are); false when absent/not a string. */
+bool hj_get_str(const char *json, const char *key, char *out, size_t cap);
+bool hj_get_u64(const char *json, const char *key, uint64_t *v);
+bool hj_is_type(const char *json, const char *type);
+/* Copy of json with every "connected_at":<n>, "last_seen":<n> and "uptime_secs":<n> value
+ * replaced by T, for exact comparison of messages carrying wall-clock times (malloc'd). */
+char *hj_mask_times(const char *json);
+/* Counts non-overlapping occurrences of needle. */
+size_t h_count(const char *hay, const char *needle);
+
+#endif
