@@ -30,7 +30,8 @@ static int test_cur_failed, test_cur_skipped;
 #define RUN(fn) do { test_cur_failed = 0; test_cur_skipped = 0; fn(); \
     if (test_cur_failed) { test_failed++; printf("FAIL %s\n", #fn); } \
     else if (test_cur_skipped) { test_skipped++; printf("SKIP %s\n", #fn); } \
-    else test_passed++; fflush(stdout); } while (0)
+    else { test_passed++; } \
+    fflush(stdout); } while (0)
 
 static inline int test_finish(void)
 {

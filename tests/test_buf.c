@@ -1,0 +1,107 @@
+/* Unit tests for buf.c: pool reuse, frame headers and sharing, outbound queue bounds and
+ * partial-write accounting. */
+#include "buf.h"
+#include "test.h"
+#include "ws.h"
+
+#include <stdlib.h>
+
+static void test_pool_reuses_blocks_by_class(void)
+{
+    size_t a_size = 100, b_size = 300;
+    void *a = pool_get(&a_size);
+    void *b;
+    REQUIRE(a != NULL);
+    CHECK_EQ_INT(a_size, 512);
+    pool_put(a, a_size);
+    b = pool_get(&b_size);
+    CHECK(b == a);
+    CHECK_EQ_INT(b_size, 512);
+    pool_put(b, b_size);
+    pool_trim();
+}
+
+static void test_frame_text_has_server_header(void)
+{
+    frame *f = frame_text("{\"a\":1}", 7);
+    REQUIRE(f != NULL);
+    CHECK_EQ_INT(f->len, 9);
+    CHECK_EQ_INT(f->data[0], 0x81);  /* FIN + text */
+    CHECK_EQ_INT(f->data[1], 7);     /* unmasked, length 7 */
+    CHECK_EQ_MEM(f->data + 2, 7, "{\"a\":1}", 7);
+    frame_unref(f);
+
+    char big[300];
+    memset(big, 'x', sizeof big);
+    f = frame_text(big, sizeof big);
+    REQUIRE(f != NULL);
+    CHECK_EQ_INT(f->data[1], 126);
+    CHECK_EQ_INT((f->data[2] << 8) | f->data[3], 300);
+    CHECK_EQ_INT(f->len, 304);
+    frame_unref(f);
+    pool_trim();
+}
+
+static void test_outq_bounds_messages_and_bytes(void)
+{
+    outq q;
+    frame *f = frame_text("0123456789", 10);  /* 12 bytes on the wire */
+    memset(&q, 0, sizeof q);
+    REQUIRE(f != NULL);
+    CHECK(outq_push(&q, f, 3, 1000));
+    CHECK(outq_push(&q, f, 3, 1000));
+    CHECK(outq_push(&q, f, 3, 1000));
+    CHECK(!outq_push(&q, f, 3, 1000));     /* message cap */
+    CHECK_EQ_INT(q.count, 3);
+    CHECK_EQ_INT(f->refs, 4);
+    outq_clear(&q);
+    CHECK_EQ_INT(f->refs, 1);
+    CHECK(outq_push(&q, f, 100, 20));
+    CHECK(!outq_push(&q, f, 100, 20));     /* byte cap: 24 > 20 */
+    outq_clear(&q);
+    /* An empty queue takes one frame even past the byte cap so no message is undeliverable. */
+    CHECK(outq_push(&q, f, 100, 5));
+    outq_clear(&q);
+    frame_unref(f);
+    pool_trim();
+}
+
+static void test_outq_partial_writes_and_growth(void)
+{
+    outq q;
+    const void *bases[64];
+    size_t lens[64];
+    frame *f[10];
+    memset(&q, 0, sizeof q);
+    for (int i = 0; i < 10; i++) {
+        char text[2] = { (char)('0' + i), 0 };
+        f[i] = frame_text(text, 1);
+        REQUIRE(f[i] != NULL);
+        CHECK(outq_push(&q, f[i], 1024, 1 << 20));  /* grows past the inline ring */
+    }
+    CHECK_EQ_INT(q.bytes, 30);
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 64), 10);
+    outq_consume(&q, 4);                            /* frame 0 and one byte of frame 1 */
+    CHECK_EQ_INT(q.count, 9);
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 64), 9);
+    CHECK_EQ_INT(lens[0], 2);
+    CHECK_EQ_INT(((const uint8_t *)bases[0])[1], '1');
+    outq_consume(&q, 26);
+    CHECK(outq_empty(&q));
+    CHECK_EQ_INT(q.bytes, 0);
+    CHECK(q.ring == NULL);                          /* heap ring released when drained */
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ_INT(f[i]->refs, 1);
+        frame_unref(f[i]);
+    }
+    pool_trim();
+}
+
+int main(void)
+{
+    RUN(test_pool_reuses_blocks_by_class);
+    RUN(test_frame_text_has_server_header);
+    RUN(test_outq_bounds_messages_and_bytes);
+    RUN(test_outq_partial_writes_and_growth);
+    return test_finish();
+}
