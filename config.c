@@ -1,0 +1,663 @@
+/* Relay configuration: the reference server's flags and DIG_RELAY_* variables, defaults, and
+ * validation with messages that name the flag to fix (see config.h).
+ *
+ * Every option is one row of a table: its flag, its environment variable, how its value is read,
+ * where it is stored and the largest value it takes (the reference's integer width; seconds stop
+ * at 2^32-1 so millisecond deadlines can never overflow). argv is scanned first so a structural
+ * mistake is reported before anything else; then each option takes its flag, else its variable,
+ * else keeps its default. An empty variable counts as unset. */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SECS_MAX UINT32_MAX
+
+enum value_kind {
+    VALUE_ADDR,    /* SocketAddr text */
+    VALUE_NUMBER,  /* non-negative decimal integer, at most `max` */
+    VALUE_PATH,    /* any non-empty text */
+    VALUE_LEVEL,   /* --log-level word or filter */
+    VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
+    VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
+};
+
+#define NO_SET SIZE_MAX
+
+typedef struct {
+    const char *flag;      /* without the leading "--" */
+    const char *env;       /* NULL: flag only */
+    enum value_kind kind;
+    size_t offset;         /* of the value in relay_config */
+    uint64_t max;          /* VALUE_NUMBER only */
+    size_t set_offset;     /* of its set_* marker in relay_config, or NO_SET */
+} option_def;
+
+#define FIELD(f) offsetof(relay_config, f)
+
+static const option_def options[] = {
+    {"listen", "DIG_RELAY_LISTEN", VALUE_ADDR, FIELD(listen), 0, NO_SET},
+    {"health-listen", "DIG_RELAY_HEALTH_LISTEN", VALUE_ADDR, FIELD(health_listen), 0, NO_SET},
+    {"dashboard-listen", "DIG_RELAY_DASHBOARD_LISTEN", VALUE_ADDR, FIELD(dashboard_listen), 0,
+     NO_SET},
+    {"stun-listen", "DIG_RELAY_STUN_LISTEN", VALUE_ADDR, FIELD(stun_listen), 0, NO_SET},
+    {"max-connections", "DIG_RELAY_MAX_CONNECTIONS", VALUE_NUMBER, FIELD(max_connections),
+     SIZE_MAX, FIELD(set_max_connections)},
+    {"idle-timeout-secs", "DIG_RELAY_IDLE_TIMEOUT_SECS", VALUE_NUMBER, FIELD(idle_timeout_secs),
+     SECS_MAX, FIELD(set_idle_timeout)},
+    {"stun-per-ip-rps", "DIG_RELAY_STUN_PER_IP_RPS", VALUE_NUMBER, FIELD(stun_per_ip_rps),
+     UINT32_MAX, NO_SET},
+    {"stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS", VALUE_NUMBER, FIELD(stun_global_rps),
+     UINT32_MAX, NO_SET},
+    {"outbound-queue-capacity", "DIG_RELAY_OUTBOUND_QUEUE_CAPACITY", VALUE_NUMBER,
+     FIELD(outbound_queue_capacity), SIZE_MAX, NO_SET},
+    {"outbound-queue-bytes", "DIG_RELAY_OUTBOUND_QUEUE_BYTES", VALUE_NUMBER,
+     FIELD(outbound_queue_bytes), SIZE_MAX, NO_SET},
+    {"max-message-bytes", "DIG_RELAY_MAX_MESSAGE_BYTES", VALUE_NUMBER, FIELD(max_message_bytes),
+     SIZE_MAX, NO_SET},
+    {"register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", VALUE_NUMBER,
+     FIELD(register_timeout_secs), SECS_MAX, NO_SET},
+    {"health-check-interval-secs", "DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", VALUE_NUMBER,
+     FIELD(health_check_interval_secs), SECS_MAX, FIELD(set_health_check_interval)},
+    {"liveness-deadline-secs", "DIG_RELAY_LIVENESS_DEADLINE_SECS", VALUE_NUMBER,
+     FIELD(liveness_deadline_secs), SECS_MAX, FIELD(set_liveness_deadline)},
+    {"max-connections-per-ip", "DIG_RELAY_MAX_CONNECTIONS_PER_IP", VALUE_NUMBER,
+     FIELD(max_connections_per_ip), UINT32_MAX, FIELD(set_max_connections_per_ip)},
+    {"registrations-per-ip-per-sec", "DIG_RELAY_REGISTRATIONS_PER_IP_PER_SEC", VALUE_NUMBER,
+     FIELD(registrations_per_ip_per_sec), UINT32_MAX, NO_SET},
+    {"max-registrations-per-ip", "DIG_RELAY_MAX_REGISTRATIONS_PER_IP", VALUE_NUMBER,
+     FIELD(max_registrations_per_ip), UINT32_MAX, NO_SET},
+    {"messages-per-conn-per-sec", "DIG_RELAY_MESSAGES_PER_CONN_PER_SEC", VALUE_NUMBER,
+     FIELD(messages_per_conn_per_sec), UINT32_MAX, NO_SET},
+    {"bytes-per-conn-per-sec", "DIG_RELAY_BYTES_PER_CONN_PER_SEC", VALUE_NUMBER,
+     FIELD(bytes_per_conn_per_sec), UINT32_MAX, NO_SET},
+    {"max-relayed-bytes-per-conn", "DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN", VALUE_NUMBER,
+     FIELD(max_relayed_bytes_per_conn), UINT64_MAX, NO_SET},
+    {"ban-threshold", "DIG_RELAY_BAN_THRESHOLD", VALUE_NUMBER, FIELD(ban_threshold), UINT32_MAX,
+     NO_SET},
+    {"ban-duration-secs", "DIG_RELAY_BAN_DURATION_SECS", VALUE_NUMBER, FIELD(ban_duration_secs),
+     SECS_MAX, NO_SET},
+    {"ban-strike-window-secs", "DIG_RELAY_BAN_STRIKE_WINDOW_SECS", VALUE_NUMBER,
+     FIELD(ban_strike_window_secs), SECS_MAX, NO_SET},
+    {"tls-cert", "DIG_RELAY_TLS_CERT_PATH", VALUE_PATH, FIELD(tls_cert_path), 0, NO_SET},
+    {"tls-key", "DIG_RELAY_TLS_KEY_PATH", VALUE_PATH, FIELD(tls_key_path), 0, NO_SET},
+    {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
+    {"scope", NULL, VALUE_SCOPE, 0, 0, NO_SET},
+    {"json", NULL, VALUE_SWITCH, 0, 0, NO_SET},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* The reference's OS-service subcommands; this build runs under a service manager instead. */
+static const char *const service_commands[] = {"install", "uninstall", "start", "stop", "status",
+                                               "run-service"};
+
+static addr_t unspecified_v6(uint16_t port)
+{
+    addr_t a;
+    memset(&a, 0, sizeof a);
+    a.family = 6;
+    a.port = port;
+    return a;
+}
+
+void config_defaults(relay_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->command = CMD_SERVE;
+    c->listen = unspecified_v6(9450);
+    c->health_listen = unspecified_v6(9451);
+    c->dashboard_listen = unspecified_v6(8080);
+    c->stun_listen = unspecified_v6(3478);
+    c->max_connections = 4096;
+    c->idle_timeout_secs = 120;
+    c->register_timeout_secs = 10;
+    c->outbound_queue_capacity = 1024;
+    c->outbound_queue_bytes = 8u * 1024 * 1024;
+    c->max_message_bytes = 262144;
+    c->stun_per_ip_rps = 5;
+    c->stun_global_rps = 1000;
+    c->health_check_interval_secs = 30;
+    c->liveness_deadline_secs = 90;
+    c->max_connections_per_ip = 64;
+    c->registrations_per_ip_per_sec = 10;
+    c->max_registrations_per_ip = 128;
+    c->messages_per_conn_per_sec = 256;
+    c->bytes_per_conn_per_sec = 1048576;
+    c->max_relayed_bytes_per_conn = 1073741824;
+    c->ban_threshold = 20;
+    c->ban_duration_secs = 300;
+    c->ban_strike_window_secs = 60;
+    c->log_level = LOG_INFO;
+}
+
+/* ---- log levels -------------------------------------------------------------------------- */
+
+static bool span_equals_word(const char *s, size_t n, const char *word)
+{
+    size_t i = 0;
+    for (; i < n && word[i] != '\0'; i++) {
+        char ch = s[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != word[i])
+            return false;
+    }
+    return i == n && word[i] == '\0';
+}
+
+/* "off" has no quieter level here than error, which is always written anyway. */
+static bool parse_level_word(const char *s, size_t n, enum log_level *out)
+{
+    static const char *const words[] = {"error", "warn", "info", "debug", "trace"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (span_equals_word(s, n, words[i])) {
+            *out = (enum log_level)i;
+            return true;
+        }
+    }
+    if (span_equals_word(s, n, "off")) {
+        *out = LOG_ERROR;
+        return true;
+    }
+    return false;
+}
+
+static void trim_span(const char **s, size_t *n)
+{
+    while (*n > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* A tracing target selects this program when one is a string prefix of the other:
+ * "dig" and "dig_relay" match the crate, "dig_relay::server" a part of it. */
+static bool target_selects_us(const char *t, size_t n)
+{
+    static const char crate[] = "dig_relay";
+    size_t crate_len = sizeof crate - 1;
+    if (n <= crate_len)
+        return memcmp(t, crate, n) == 0;
+    return memcmp(t, crate, crate_len) == 0 && t[crate_len] == ':';
+}
+
+bool config_parse_log_level(const char *s, enum log_level *out)
+{
+    bool found = false;
+    enum log_level best = LOG_ERROR;
+
+    if (s == NULL)
+        return false;
+    while (*s != '\0') {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        const char *d = s;
+        enum log_level level;
+        bool applies;
+
+        s += n + (comma ? 1 : 0);
+        trim_span(&d, &n);
+        if (n == 0)
+            continue;
+        const char *eq = memchr(d, '=', n);
+        if (eq == NULL) {
+            /* A bare word is a global level, or a target enabled at every level. */
+            if (parse_level_word(d, n, &level)) {
+                applies = true;
+            } else {
+                level = LOG_TRACE;
+                applies = target_selects_us(d, n);
+            }
+        } else {
+            const char *t = d, *v = eq + 1;
+            size_t tn = (size_t)(eq - d), vn = n - tn - 1;
+            const char *bracket = memchr(d, '[', tn);   /* span filters: target[span]=level */
+            if (bracket != NULL)
+                tn = (size_t)(bracket - d);
+            trim_span(&t, &tn);
+            trim_span(&v, &vn);
+            if (!parse_level_word(v, vn, &level))
+                return false;   /* one bad directive makes the whole filter unusable */
+            applies = tn == 0 || target_selects_us(t, tn);
+        }
+        if (applies && (!found || level > best)) {
+            best = level;
+            found = true;
+        }
+    }
+    if (found)
+        *out = best;
+    return found;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+static void describe_source(const option_def *o, bool from_env, char *buf, size_t len)
+{
+    if (from_env)
+        snprintf(buf, len, "%s", o->env);
+    else
+        snprintf(buf, len, "--%s", o->flag);
+}
+
+/* Stores `value` into the option's field; 0, or 2 with a message naming its source. */
+static int apply_value(relay_config *c, const option_def *o, const char *value, bool from_env,
+                       char *err, size_t errlen)
+{
+    char *base = (char *)c;
+    char source[64];
+    describe_source(o, from_env, source, sizeof source);
+
+    switch (o->kind) {
+    case VALUE_ADDR: {
+        addr_t a;
+        if (!addr_parse(value, strlen(value), &a)) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected a socket address such as "
+                     "0.0.0.0:9450 or [::]:9450",
+                     value, source);
+            return 2;
+        }
+        memcpy(base + o->offset, &a, sizeof a);
+        break;
+    }
+    case VALUE_NUMBER: {
+        uint64_t v = 0;
+        const char *p = value;
+        if (*p == '\0') {
+            snprintf(err, errlen, "invalid value '' for %s: expected a non-negative integer",
+                     source);
+            return 2;
+        }
+        for (; *p != '\0'; p++) {
+            if (*p < '0' || *p > '9') {
+                snprintf(err, errlen,
+                         "invalid value '%s' for %s: expected a non-negative integer", value,
+                         source);
+                return 2;
+            }
+            unsigned digit = (unsigned)(*p - '0');
+            if (v > (o->max - digit) / 10) {
+                snprintf(err, errlen, "invalid value '%s' for %s: must be at most %llu", value,
+                         source, (unsigned long long)o->max);
+                return 2;
+            }
+            v = v * 10 + digit;
+        }
+        memcpy(base + o->offset, &v, sizeof v);
+        break;
+    }
+    case VALUE_PATH:
+        if (*value == '\0') {
+            snprintf(err, errlen, "invalid value '' for %s: expected a file path", source);
+            return 2;
+        }
+        memcpy(base + o->offset, &value, sizeof value);
+        break;
+    case VALUE_LEVEL: {
+        enum log_level level;
+        if (!config_parse_log_level(value, &level)) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected error, warn, info, debug or trace",
+                     value, source);
+            return 2;
+        }
+        memcpy(base + o->offset, &level, sizeof level);
+        break;
+    }
+    case VALUE_SCOPE:
+        if (strcmp(value, "auto") != 0 && strcmp(value, "system") != 0 &&
+            strcmp(value, "user") != 0) {
+            snprintf(err, errlen, "invalid value '%s' for %s: expected auto, system or user",
+                     value, source);
+            return 2;
+        }
+        break;
+    case VALUE_SWITCH:
+        break;
+    }
+    if (o->set_offset != NO_SET) {
+        bool yes = true;
+        memcpy(base + o->set_offset, &yes, sizeof yes);
+    }
+    return 0;
+}
+
+/* ---- argv --------------------------------------------------------------------------------- */
+
+static const option_def *find_option(const char *name, size_t n)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == n && memcmp(options[i].flag, name, n) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static size_t option_index(const char *flag)
+{
+    return (size_t)(find_option(flag, strlen(flag)) - options);
+}
+
+static bool is_service_command(const char *arg)
+{
+    for (size_t i = 0; i < sizeof service_commands / sizeof service_commands[0]; i++)
+        if (strcmp(arg, service_commands[i]) == 0)
+            return true;
+    return false;
+}
+
+int config_parse(relay_config *c, int argc, char **argv,
+                 const char *(*getenv_fn)(const char *name), char *err, size_t errlen)
+{
+    const char *given[N_OPTIONS] = {0};
+    bool subcommand_seen = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            c->command = CMD_HELP;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+            c->command = CMD_VERSION;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+            const char *name = arg + 2, *eq = strchr(name, '=');
+            size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+            const option_def *o = find_option(name, name_len);
+            const char *value;
+            if (o == NULL) {
+                snprintf(err, errlen, "unknown flag '--%.*s'", (int)name_len, name);
+                return 2;
+            }
+            size_t idx = (size_t)(o - options);
+            if (given[idx] != NULL) {
+                snprintf(err, errlen, "--%s was given more than once", o->flag);
+                return 2;
+            }
+            if (o->kind == VALUE_SWITCH) {
+                if (eq != NULL) {
+                    snprintf(err, errlen, "--%s takes no value", o->flag);
+                    return 2;
+                }
+                value = "";
+            } else if (eq != NULL) {
+                value = eq + 1;
+            } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                value = argv[++i];
+            } else {
+                snprintf(err, errlen, "missing value for --%s", o->flag);
+                return 2;
+            }
+            given[idx] = value;
+            continue;
+        }
+        if (arg[0] == '-') {
+            snprintf(err, errlen, "unknown flag '%s'", arg);
+            return 2;
+        }
+        if (subcommand_seen) {
+            snprintf(err, errlen, "unexpected argument '%s'", arg);
+            return 2;
+        }
+        subcommand_seen = true;
+        if (strcmp(arg, "help") == 0) {
+            c->command = CMD_HELP;
+            return 0;
+        }
+        if (is_service_command(arg)) {
+            snprintf(err, errlen,
+                     "the '%s' subcommand is not supported by this build: the install, "
+                     "uninstall, start, stop and status service commands belong to the reference "
+                     "server; run 'dig-relay serve' under your service manager (systemd, launchd, "
+                     "a Windows service wrapper) instead",
+                     arg);
+            return 2;
+        }
+        if (strcmp(arg, "serve") != 0) {
+            snprintf(err, errlen, "unknown subcommand '%s' (the only subcommand is 'serve')", arg);
+            return 2;
+        }
+    }
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option_def *o = &options[i];
+        int rc;
+        if (given[i] != NULL) {
+            rc = apply_value(c, o, given[i], false, err, errlen);
+        } else {
+            const char *env = (o->env && getenv_fn) ? getenv_fn(o->env) : NULL;
+            if (env == NULL || *env == '\0')
+                continue;
+            rc = apply_value(c, o, env, true, err, errlen);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    /* RUST_LOG follows the reference's tracing filter: when it holds nothing usable for this
+     * program the level stays at info, as it does there. */
+    if (given[option_index("log-level")] == NULL && getenv_fn != NULL) {
+        enum log_level level;
+        if (config_parse_log_level(getenv_fn("RUST_LOG"), &level))
+            c->log_level = level;
+    }
+    return config_validate(c, err, errlen);
+}
+
+/* ---- validation --------------------------------------------------------------------------- */
+
+/* "--flag (N)" for a value the operator set, "--flag (N, the default)" for one they did not. */
+static const char *flag_value(char *buf, size_t len, const char *flag, uint64_t v, bool set)
+{
+    snprintf(buf, len, "--%s (%llu%s)", flag, (unsigned long long)v, set ? "" : ", the default");
+    return buf;
+}
+
+int config_validate(relay_config *c, char *err, size_t errlen)
+{
+    char a[96], b[96];
+
+    if (c->max_connections < 1) {
+        snprintf(err, errlen, "--max-connections must be at least 1");
+        return 2;
+    }
+    if (c->idle_timeout_secs == 0) {
+        snprintf(err, errlen, "--idle-timeout-secs must be greater than 0");
+        return 2;
+    }
+    if (c->outbound_queue_capacity < 1) {
+        snprintf(err, errlen, "--outbound-queue-capacity must be at least 1");
+        return 2;
+    }
+    if (c->outbound_queue_bytes < 1) {
+        snprintf(err, errlen, "--outbound-queue-bytes must be at least 1");
+        return 2;
+    }
+    if (c->max_message_bytes < 1) {
+        snprintf(err, errlen, "--max-message-bytes must be at least 1");
+        return 2;
+    }
+    if (c->register_timeout_secs == 0) {
+        snprintf(err, errlen, "--register-timeout-secs must be greater than 0");
+        return 2;
+    }
+    if (c->health_check_interval_secs == 0) {
+        snprintf(err, errlen, "--health-check-interval-secs must be greater than 0");
+        return 2;
+    }
+    if (c->liveness_deadline_secs == 0) {
+        snprintf(err, errlen, "--liveness-deadline-secs must be greater than 0");
+        return 2;
+    }
+    if ((c->tls_cert_path == NULL) != (c->tls_key_path == NULL)) {
+        snprintf(err, errlen, "--tls-cert and --tls-key must be set together (%s is missing)",
+                 c->tls_cert_path == NULL ? "--tls-cert" : "--tls-key");
+        return 2;
+    }
+    if (c->ban_threshold > 0 && c->ban_duration_secs == 0) {
+        snprintf(err, errlen,
+                 "--ban-duration-secs must be greater than 0 while --ban-threshold is non-zero "
+                 "(--ban-threshold 0 disables the ban list)");
+        return 2;
+    }
+    if (c->ban_threshold > 0 && c->ban_strike_window_secs == 0) {
+        snprintf(err, errlen,
+                 "--ban-strike-window-secs must be greater than 0 while --ban-threshold is "
+                 "non-zero (--ban-threshold 0 disables the ban list)");
+        return 2;
+    }
+
+    /* Orderings between values. A default that conflicts only because the operator lowered the
+     * other value is lowered to fit; a value the operator set is never changed, so a conflict
+     * it takes part in is refused with both flags named. */
+    bool liveness_lowered = false;
+    if (c->liveness_deadline_secs >= c->idle_timeout_secs) {
+        if (c->set_liveness_deadline) {
+            snprintf(err, errlen, "%s must be less than %s: the idle timeout is the longer backstop",
+                     flag_value(a, sizeof a, "liveness-deadline-secs", c->liveness_deadline_secs, true),
+                     flag_value(b, sizeof b, "idle-timeout-secs", c->idle_timeout_secs,
+                                c->set_idle_timeout));
+            return 2;
+        }
+        if (c->idle_timeout_secs < 2) {
+            snprintf(err, errlen,
+                     "--idle-timeout-secs must be at least 2: the liveness deadline "
+                     "(--liveness-deadline-secs) has to be shorter than it and at least 1");
+            return 2;
+        }
+        c->liveness_deadline_secs = c->idle_timeout_secs - 1;
+        liveness_lowered = true;
+    }
+    if (c->health_check_interval_secs > c->liveness_deadline_secs) {
+        if (c->set_health_check_interval) {
+            if (liveness_lowered)
+                snprintf(b, sizeof b,
+                         "--liveness-deadline-secs (%llu, lowered to stay below "
+                         "--idle-timeout-secs)",
+                         (unsigned long long)c->liveness_deadline_secs);
+            else
+                flag_value(b, sizeof b, "liveness-deadline-secs", c->liveness_deadline_secs,
+                           c->set_liveness_deadline);
+            snprintf(err, errlen, "%s must not exceed %s: the sweep must run within one deadline",
+                     flag_value(a, sizeof a, "health-check-interval-secs",
+                                c->health_check_interval_secs, true),
+                     b);
+            return 2;
+        }
+        c->health_check_interval_secs = c->liveness_deadline_secs;
+    }
+    if (c->max_connections_per_ip != 0 && c->max_connections_per_ip > c->max_connections) {
+        if (c->set_max_connections_per_ip) {
+            snprintf(err, errlen, "%s must not exceed %s (0 disables the per-IP cap)",
+                     flag_value(a, sizeof a, "max-connections-per-ip", c->max_connections_per_ip,
+                                true),
+                     flag_value(b, sizeof b, "max-connections", c->max_connections,
+                                c->set_max_connections));
+            return 2;
+        }
+        c->max_connections_per_ip = c->max_connections;
+    }
+    return 0;
+}
+
+/* ---- help --------------------------------------------------------------------------------- */
+
+const char *config_usage(void)
+{
+    return
+        "dig-relay - DIG Network NAT-traversal relay (rendezvous + circuit relay)\n"
+        "\n"
+        "Nodes behind NAT hold a WebSocket to the relay, register, discover peers, coordinate\n"
+        "hole punching and exchange relayed messages through it; it also answers STUN over UDP.\n"
+        "\n"
+        "Usage: dig-relay [serve] [OPTIONS]\n"
+        "\n"
+        "Subcommands:\n"
+        "  serve    Run the relay in the foreground (the default when none is given).\n"
+        "  The reference server's service commands (install, uninstall, start, stop, status)\n"
+        "  are not supported by this build: run 'dig-relay serve' under a service manager.\n"
+        "\n"
+        "Every option can be given as --flag VALUE or --flag=VALUE, or through its environment\n"
+        "variable. A flag beats its variable, which beats the default; an empty variable is unset.\n"
+        "\n"
+        "Listeners ([::] is dual-stack: it accepts IPv6 and IPv4; an IPv4 address binds IPv4 only):\n"
+        "  --listen ADDR                      DIG_RELAY_LISTEN                 default [::]:9450\n"
+        "      Relay WebSocket listener (JSON messages over WebSocket).\n"
+        "  --health-listen ADDR               DIG_RELAY_HEALTH_LISTEN          default [::]:9451\n"
+        "      HTTP GET /health listener for load-balancer checks.\n"
+        "  --dashboard-listen ADDR            DIG_RELAY_DASHBOARD_LISTEN       default [::]:8080\n"
+        "      Plain-HTTP dashboard listener.\n"
+        "  --stun-listen ADDR                 DIG_RELAY_STUN_LISTEN            default [::]:3478\n"
+        "      STUN (RFC 5389) Binding responder, UDP.\n"
+        "\n"
+        "Connections and messages:\n"
+        "  --max-connections N                DIG_RELAY_MAX_CONNECTIONS        default 4096\n"
+        "      Open relay connections at once, registered or not; at least 1.\n"
+        "  --idle-timeout-secs SECS           DIG_RELAY_IDLE_TIMEOUT_SECS      default 120\n"
+        "      Silence after which a connection is closed; greater than 0.\n"
+        "  --register-timeout-secs SECS       DIG_RELAY_REGISTER_TIMEOUT_SECS  default 10\n"
+        "      Time a new connection has to register; greater than 0.\n"
+        "  --outbound-queue-capacity N        DIG_RELAY_OUTBOUND_QUEUE_CAPACITY  default 1024\n"
+        "      Messages queued to one slow reader before further ones to it are dropped.\n"
+        "  --outbound-queue-bytes BYTES       DIG_RELAY_OUTBOUND_QUEUE_BYTES   default 8388608\n"
+        "      Bytes queued to one slow reader before further messages to it are dropped.\n"
+        "  --max-message-bytes BYTES          DIG_RELAY_MAX_MESSAGE_BYTES      default 262144\n"
+        "      Largest inbound WebSocket message; a larger one closes the connection.\n"
+        "\n"
+        "Health sweep:\n"
+        "  --health-check-interval-secs SECS  DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS  default 30\n"
+        "      How often registrations are checked for liveness; at most the liveness deadline.\n"
+        "  --liveness-deadline-secs SECS      DIG_RELAY_LIVENESS_DEADLINE_SECS  default 90\n"
+        "      Silence after which a registration is pruned; less than the idle timeout.\n"
+        "  A default that conflicts only because another value was lowered is lowered to fit\n"
+        "  (e.g. --idle-timeout-secs 30 alone sets the deadline and interval to 29).\n"
+        "\n"
+        "Abuse limits (0 disables each one):\n"
+        "  --max-connections-per-ip N         DIG_RELAY_MAX_CONNECTIONS_PER_IP  default 64\n"
+        "      Open connections from one source IP; at most --max-connections.\n"
+        "  --registrations-per-ip-per-sec N   DIG_RELAY_REGISTRATIONS_PER_IP_PER_SEC  default 10\n"
+        "      Register attempts per second from one source IP.\n"
+        "  --max-registrations-per-ip N       DIG_RELAY_MAX_REGISTRATIONS_PER_IP  default 128\n"
+        "      Live registrations held by one source IP.\n"
+        "  --messages-per-conn-per-sec N      DIG_RELAY_MESSAGES_PER_CONN_PER_SEC  default 256\n"
+        "      Inbound messages per second on one connection before it is closed.\n"
+        "  --bytes-per-conn-per-sec BYTES     DIG_RELAY_BYTES_PER_CONN_PER_SEC  default 1048576\n"
+        "      Inbound bytes per second on one connection before it is closed.\n"
+        "  --max-relayed-bytes-per-conn BYTES DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN  default 1073741824\n"
+        "      Inbound bytes over a connection's whole life before it is closed.\n"
+        "  --ban-threshold N                  DIG_RELAY_BAN_THRESHOLD          default 20\n"
+        "      Strikes (per-IP limit trips) within the window that ban a source; 0 disables bans.\n"
+        "  --ban-duration-secs SECS           DIG_RELAY_BAN_DURATION_SECS      default 300\n"
+        "      How long a banned source is refused at accept.\n"
+        "  --ban-strike-window-secs SECS      DIG_RELAY_BAN_STRIKE_WINDOW_SECS  default 60\n"
+        "      Window over which strikes add up.\n"
+        "  --stun-per-ip-rps N                DIG_RELAY_STUN_PER_IP_RPS        default 5\n"
+        "      STUN responses per second to one source IP.\n"
+        "  --stun-global-rps N                DIG_RELAY_STUN_GLOBAL_RPS        default 1000\n"
+        "      STUN responses per second in total.\n"
+        "\n"
+        "TLS (both or neither):\n"
+        "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"
+        "      Relay certificate (PEM); with --tls-key the relay terminates mTLS itself and\n"
+        "      requires each client's certificate to match its registered peer id.\n"
+        "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
+        "      Private key (PEM) for --tls-cert. Unset: plain ws://, TLS ends upstream.\n"
+        "\n"
+        "Logging (timestamped lines on stderr):\n"
+        "  --log-level LEVEL                  RUST_LOG                         default info\n"
+        "      error, warn, info, debug or trace. Without the flag, RUST_LOG is read as a\n"
+        "      tracing filter (\"debug\", \"dig_relay=trace,hyper=warn\"); the most verbose\n"
+        "      directive for dig_relay or for everything wins, and an unusable one means info.\n"
+        "\n"
+        "Other:\n"
+        "  --json, --scope auto|system|user   accepted for the reference's service commands; no effect\n"
+        "  -h, --help                         print this help\n"
+        "  -V, --version                      print the version\n";
+}

@@ -1,0 +1,585 @@
+/* Unit tests for config.c: defaults, flag > env > default precedence, both flag forms, the
+ * usage errors (each naming its flag or variable), validation and the clamping of defaults,
+ * RUST_LOG filters, and a help text that documents every option. */
+#include "config.h"
+#include "test.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A fake environment: name/value pairs the test sets, read through fake_getenv. */
+static const char *env_names[16], *env_values[16];
+static size_t env_count;
+
+static void env_clear(void) { env_count = 0; }
+
+static void env_set(const char *name, const char *value)
+{
+    env_names[env_count] = name;
+    env_values[env_count] = value;
+    env_count++;
+}
+
+static const char *fake_getenv(const char *name)
+{
+    for (size_t i = 0; i < env_count; i++)
+        if (strcmp(env_names[i], name) == 0)
+            return env_values[i];
+    return NULL;
+}
+
+static relay_config cfg;
+static char err[512];
+
+/* Runs config_parse over the NULL-terminated argument list (argv[0] supplied). */
+static int parse_args(const char *first, ...)
+{
+    char *argv[64];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = (char *)"dig-relay";
+    va_start(ap, first);
+    for (const char *a = first; a != NULL; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    err[0] = '\0';
+    config_defaults(&cfg);
+    return config_parse(&cfg, argc, argv, fake_getenv, err, sizeof err);
+}
+#define PARSE(...) parse_args(__VA_ARGS__, (const char *)NULL)
+
+static bool err_has(const char *needle)
+{
+    if (strstr(err, needle) != NULL)
+        return true;
+    printf("  error \"%s\" lacks \"%s\"\n", err, needle);
+    return false;
+}
+
+static void check_addr(const addr_t *a, const char *want, int line)
+{
+    char out[ADDR_STRLEN];
+    addr_format(a, out);
+    if (strcmp(out, want) != 0) {
+        printf("  line %d: address %s, expected %s\n", line, out, want);
+        test_cur_failed = 1;
+    }
+}
+#define CHECK_ADDR(a, want) check_addr(&(a), want, __LINE__)
+
+static void test_defaults(void)
+{
+    env_clear();
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.command, CMD_SERVE);
+    CHECK_ADDR(cfg.listen, "[::]:9450");
+    CHECK_ADDR(cfg.health_listen, "[::]:9451");
+    CHECK_ADDR(cfg.dashboard_listen, "[::]:8080");
+    CHECK_ADDR(cfg.stun_listen, "[::]:3478");
+    CHECK_EQ_INT(cfg.max_connections, 4096);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 120);
+    CHECK_EQ_INT(cfg.register_timeout_secs, 10);
+    CHECK_EQ_INT(cfg.outbound_queue_capacity, 1024);
+    CHECK_EQ_INT(cfg.outbound_queue_bytes, 8 * 1024 * 1024);
+    CHECK_EQ_INT(cfg.max_message_bytes, 262144);
+    CHECK_EQ_INT(cfg.stun_per_ip_rps, 5);
+    CHECK_EQ_INT(cfg.stun_global_rps, 1000);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 30);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 90);
+    CHECK_EQ_INT(cfg.max_connections_per_ip, 64);
+    CHECK_EQ_INT(cfg.registrations_per_ip_per_sec, 10);
+    CHECK_EQ_INT(cfg.max_registrations_per_ip, 128);
+    CHECK_EQ_INT(cfg.messages_per_conn_per_sec, 256);
+    CHECK_EQ_INT(cfg.bytes_per_conn_per_sec, 1048576);
+    CHECK_EQ_INT(cfg.max_relayed_bytes_per_conn, 1073741824);
+    CHECK_EQ_INT(cfg.ban_threshold, 20);
+    CHECK_EQ_INT(cfg.ban_duration_secs, 300);
+    CHECK_EQ_INT(cfg.ban_strike_window_secs, 60);
+    CHECK(cfg.tls_cert_path == NULL && cfg.tls_key_path == NULL);
+    CHECK_EQ_INT(cfg.log_level, LOG_INFO);
+    CHECK(!cfg.set_max_connections && !cfg.set_idle_timeout && !cfg.set_liveness_deadline);
+    /* Defaults pass validation unchanged. */
+    relay_config d;
+    config_defaults(&d);
+    CHECK_EQ_INT(config_validate(&d, err, sizeof err), 0);
+    CHECK_EQ_INT(d.liveness_deadline_secs, 90);
+    /* A NULL env lookup means no environment. */
+    char *argv[] = {(char *)"dig-relay", NULL};
+    config_defaults(&cfg);
+    CHECK_EQ_INT(config_parse(&cfg, 1, argv, NULL, err, sizeof err), 0);
+}
+
+static void test_every_flag(void)
+{
+    env_clear();
+    REQUIRE(PARSE("serve", "--listen", "127.0.0.1:8000", "--health-listen", "127.0.0.1:8001",
+                  "--dashboard-listen", "127.0.0.1:8080", "--stun-listen", "[::1]:8002",
+                  "--max-connections", "10", "--idle-timeout-secs", "50", "--stun-per-ip-rps", "7",
+                  "--stun-global-rps", "500", "--outbound-queue-capacity", "256",
+                  "--outbound-queue-bytes", "65536", "--max-message-bytes", "4096",
+                  "--register-timeout-secs", "3", "--health-check-interval-secs", "15",
+                  "--liveness-deadline-secs", "45", "--max-connections-per-ip", "8",
+                  "--registrations-per-ip-per-sec", "3", "--max-registrations-per-ip", "16",
+                  "--messages-per-conn-per-sec", "64", "--bytes-per-conn-per-sec", "2048",
+                  "--max-relayed-bytes-per-conn", "4096", "--ban-threshold", "9",
+                  "--ban-duration-secs", "120", "--ban-strike-window-secs", "30", "--tls-cert",
+                  "/etc/r/cert.pem", "--tls-key", "/etc/r/key.pem", "--log-level", "debug") == 0);
+    CHECK_ADDR(cfg.listen, "127.0.0.1:8000");
+    CHECK_ADDR(cfg.health_listen, "127.0.0.1:8001");
+    CHECK_ADDR(cfg.dashboard_listen, "127.0.0.1:8080");
+    CHECK_ADDR(cfg.stun_listen, "[::1]:8002");
+    CHECK_EQ_INT(cfg.max_connections, 10);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 50);
+    CHECK_EQ_INT(cfg.stun_per_ip_rps, 7);
+    CHECK_EQ_INT(cfg.stun_global_rps, 500);
+    CHECK_EQ_INT(cfg.outbound_queue_capacity, 256);
+    CHECK_EQ_INT(cfg.outbound_queue_bytes, 65536);
+    CHECK_EQ_INT(cfg.max_message_bytes, 4096);
+    CHECK_EQ_INT(cfg.register_timeout_secs, 3);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 15);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 45);
+    CHECK_EQ_INT(cfg.max_connections_per_ip, 8);
+    CHECK_EQ_INT(cfg.registrations_per_ip_per_sec, 3);
+    CHECK_EQ_INT(cfg.max_registrations_per_ip, 16);
+    CHECK_EQ_INT(cfg.messages_per_conn_per_sec, 64);
+    CHECK_EQ_INT(cfg.bytes_per_conn_per_sec, 2048);
+    CHECK_EQ_INT(cfg.max_relayed_bytes_per_conn, 4096);
+    CHECK_EQ_INT(cfg.ban_threshold, 9);
+    CHECK_EQ_INT(cfg.ban_duration_secs, 120);
+    CHECK_EQ_INT(cfg.ban_strike_window_secs, 30);
+    REQUIRE(cfg.tls_cert_path != NULL && cfg.tls_key_path != NULL);
+    CHECK_EQ_STR(cfg.tls_cert_path, "/etc/r/cert.pem");
+    CHECK_EQ_STR(cfg.tls_key_path, "/etc/r/key.pem");
+    CHECK_EQ_INT(cfg.log_level, LOG_DEBUG);
+    CHECK(cfg.set_max_connections && cfg.set_idle_timeout && cfg.set_liveness_deadline &&
+          cfg.set_health_check_interval && cfg.set_max_connections_per_ip);
+}
+
+static void test_every_env_var(void)
+{
+    env_clear();
+    env_set("DIG_RELAY_LISTEN", "10.0.0.1:1111");
+    env_set("DIG_RELAY_HEALTH_LISTEN", "10.0.0.1:2222");
+    env_set("DIG_RELAY_DASHBOARD_LISTEN", "[::1]:3333");
+    env_set("DIG_RELAY_STUN_LISTEN", "10.0.0.1:4444");
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "7");
+    env_set("DIG_RELAY_IDLE_TIMEOUT_SECS", "33");
+    env_set("DIG_RELAY_STUN_PER_IP_RPS", "0");
+    env_set("DIG_RELAY_STUN_GLOBAL_RPS", "0");
+    env_set("DIG_RELAY_OUTBOUND_QUEUE_CAPACITY", "12");
+    env_set("DIG_RELAY_OUTBOUND_QUEUE_BYTES", "13");
+    env_set("DIG_RELAY_MAX_MESSAGE_BYTES", "14");
+    env_set("DIG_RELAY_REGISTER_TIMEOUT_SECS", "15");
+    env_set("DIG_RELAY_TLS_CERT_PATH", "c.pem");
+    env_set("DIG_RELAY_TLS_KEY_PATH", "k.pem");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_ADDR(cfg.listen, "10.0.0.1:1111");
+    CHECK_ADDR(cfg.health_listen, "10.0.0.1:2222");
+    CHECK_ADDR(cfg.dashboard_listen, "[::1]:3333");
+    CHECK_ADDR(cfg.stun_listen, "10.0.0.1:4444");
+    CHECK_EQ_INT(cfg.max_connections, 7);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 33);
+    CHECK_EQ_INT(cfg.stun_per_ip_rps, 0);
+    CHECK_EQ_INT(cfg.stun_global_rps, 0);
+    CHECK_EQ_INT(cfg.outbound_queue_capacity, 12);
+    CHECK_EQ_INT(cfg.outbound_queue_bytes, 13);
+    CHECK_EQ_INT(cfg.max_message_bytes, 14);
+    CHECK_EQ_INT(cfg.register_timeout_secs, 15);
+    REQUIRE(cfg.tls_cert_path != NULL && cfg.tls_key_path != NULL);
+    CHECK_EQ_STR(cfg.tls_cert_path, "c.pem");
+    CHECK_EQ_STR(cfg.tls_key_path, "k.pem");
+    CHECK(cfg.set_max_connections && cfg.set_idle_timeout);
+
+    env_clear();
+    env_set("DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", "11");
+    env_set("DIG_RELAY_LIVENESS_DEADLINE_SECS", "22");
+    env_set("DIG_RELAY_MAX_CONNECTIONS_PER_IP", "3");
+    env_set("DIG_RELAY_REGISTRATIONS_PER_IP_PER_SEC", "4");
+    env_set("DIG_RELAY_MAX_REGISTRATIONS_PER_IP", "5");
+    env_set("DIG_RELAY_MESSAGES_PER_CONN_PER_SEC", "6");
+    env_set("DIG_RELAY_BYTES_PER_CONN_PER_SEC", "7");
+    env_set("DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN", "8");
+    env_set("DIG_RELAY_BAN_THRESHOLD", "0");
+    env_set("DIG_RELAY_BAN_DURATION_SECS", "0");
+    env_set("DIG_RELAY_BAN_STRIKE_WINDOW_SECS", "0");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 11);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 22);
+    CHECK_EQ_INT(cfg.max_connections_per_ip, 3);
+    CHECK_EQ_INT(cfg.registrations_per_ip_per_sec, 4);
+    CHECK_EQ_INT(cfg.max_registrations_per_ip, 5);
+    CHECK_EQ_INT(cfg.messages_per_conn_per_sec, 6);
+    CHECK_EQ_INT(cfg.bytes_per_conn_per_sec, 7);
+    CHECK_EQ_INT(cfg.max_relayed_bytes_per_conn, 8);
+    CHECK_EQ_INT(cfg.ban_threshold, 0);
+    CHECK_EQ_INT(cfg.ban_duration_secs, 0);
+    CHECK_EQ_INT(cfg.ban_strike_window_secs, 0);
+    CHECK(cfg.set_health_check_interval && cfg.set_liveness_deadline &&
+          cfg.set_max_connections_per_ip);
+}
+
+static void test_precedence(void)
+{
+    env_clear();
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "200");
+    env_set("DIG_RELAY_LISTEN", "10.0.0.1:1");
+    REQUIRE(PARSE("--max-connections", "300") == 0);
+    CHECK_EQ_INT(cfg.max_connections, 300);    /* flag beats env */
+    CHECK_ADDR(cfg.listen, "10.0.0.1:1");      /* env beats default */
+    CHECK_ADDR(cfg.health_listen, "[::]:9451"); /* default */
+    /* A bad env value is irrelevant when the flag overrides it. */
+    env_set("DIG_RELAY_IDLE_TIMEOUT_SECS", "soon");
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "100"), 0);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 100);
+    /* An empty variable is unset. */
+    env_clear();
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "");
+    env_set("DIG_RELAY_TLS_CERT_PATH", "");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.max_connections, 4096);
+    CHECK(!cfg.set_max_connections);
+    CHECK(cfg.tls_cert_path == NULL);
+}
+
+static void test_flag_forms_and_subcommand(void)
+{
+    env_clear();
+    REQUIRE(PARSE("--max-connections=77", "--listen=[::1]:5") == 0);
+    CHECK_EQ_INT(cfg.max_connections, 77);
+    CHECK_ADDR(cfg.listen, "[::1]:5");
+    /* serve may come before, between or after the flags. */
+    REQUIRE(PARSE("--max-connections", "5", "serve", "--ban-threshold=1") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_SERVE);
+    CHECK_EQ_INT(cfg.max_connections, 5);
+    CHECK_EQ_INT(cfg.ban_threshold, 1);
+    REQUIRE(PARSE("serve") == 0);
+    /* A value may look like anything but a flag; paths may contain '='. */
+    REQUIRE(PARSE("--tls-cert", "a=b.pem", "--tls-key=k=1.pem") == 0);
+    CHECK_EQ_STR(cfg.tls_cert_path, "a=b.pem");
+    CHECK_EQ_STR(cfg.tls_key_path, "k=1.pem");
+    /* Leading zeros are just zeros. */
+    REQUIRE(PARSE("--max-connections", "0010") == 0);
+    CHECK_EQ_INT(cfg.max_connections, 10);
+    /* Service-command compatibility flags are accepted and change nothing. */
+    REQUIRE(PARSE("--json", "--scope", "system", "serve") == 0);
+    CHECK_EQ_INT(PARSE("--scope", "galaxy"), 2);
+    CHECK(err_has("--scope"));
+    CHECK_EQ_INT(PARSE("--json=yes"), 2);
+    CHECK(err_has("--json takes no value"));
+}
+
+static void test_help_and_version(void)
+{
+    env_clear();
+    static const char *const help[] = {"--help", "-h", "help"};
+    for (size_t i = 0; i < 3; i++) {
+        REQUIRE(PARSE(help[i]) == 0);
+        CHECK_EQ_INT(cfg.command, CMD_HELP);
+    }
+    REQUIRE(PARSE("--version") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_VERSION);
+    REQUIRE(PARSE("serve", "-V") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_VERSION);
+    /* Help wins over values that would not validate, when it comes first. */
+    REQUIRE(PARSE("--max-connections", "0", "--help") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_HELP);
+}
+
+static void test_usage_errors(void)
+{
+    env_clear();
+    CHECK_EQ_INT(PARSE("--frobnicate"), 2);
+    CHECK(err_has("unknown flag '--frobnicate'"));
+    CHECK_EQ_INT(PARSE("--frobnicate=3"), 2);
+    CHECK(err_has("unknown flag '--frobnicate'"));
+    CHECK_EQ_INT(PARSE("-x"), 2);
+    CHECK(err_has("unknown flag '-x'"));
+    CHECK_EQ_INT(PARSE("--max-connections"), 2);
+    CHECK(err_has("missing value for --max-connections"));
+    CHECK_EQ_INT(PARSE("--listen", "--max-connections", "3"), 2);
+    CHECK(err_has("missing value for --listen"));
+    CHECK_EQ_INT(PARSE("--max-connections", "x"), 2);
+    CHECK(err_has("invalid value 'x' for --max-connections: expected a non-negative integer"));
+    CHECK_EQ_INT(PARSE("--max-connections", "-1"), 2);
+    CHECK(err_has("invalid value '-1' for --max-connections: expected a non-negative integer"));
+    CHECK_EQ_INT(PARSE("--max-connections", "+1"), 2);
+    CHECK(err_has("--max-connections"));
+    CHECK_EQ_INT(PARSE("--max-connections", "1.5"), 2);
+    CHECK(err_has("'1.5' for --max-connections"));
+    CHECK_EQ_INT(PARSE("--max-connections", " 1"), 2);
+    CHECK_EQ_INT(PARSE("--max-connections="), 2);
+    CHECK(err_has("invalid value '' for --max-connections"));
+    CHECK_EQ_INT(PARSE("--max-connections", "18446744073709551616"), 2);
+    CHECK(err_has("'18446744073709551616' for --max-connections: must be at most"));
+    /* 32-bit options stop where the reference's u32 does. */
+    CHECK_EQ_INT(PARSE("--ban-threshold", "4294967295"), 0);
+    CHECK_EQ_INT(PARSE("--ban-threshold", "4294967296"), 2);
+    CHECK(err_has("for --ban-threshold: must be at most 4294967295"));
+    CHECK_EQ_INT(PARSE("--max-relayed-bytes-per-conn", "18446744073709551615"), 0);
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "4294967296"), 2);
+    CHECK(err_has("--idle-timeout-secs"));
+    CHECK_EQ_INT(PARSE("--listen", "not-an-addr"), 2);
+    CHECK(err_has("invalid value 'not-an-addr' for --listen"));
+    CHECK_EQ_INT(PARSE("--stun-listen", "1.2.3.4"), 2);
+    CHECK(err_has("for --stun-listen"));
+    CHECK_EQ_INT(PARSE("--tls-cert="), 2);
+    CHECK(err_has("--tls-cert"));
+    CHECK_EQ_INT(PARSE("--log-level", "loud"), 2);
+    CHECK(err_has("invalid value 'loud' for --log-level"));
+    CHECK_EQ_INT(PARSE("--max-connections", "1", "--max-connections", "2"), 2);
+    CHECK(err_has("--max-connections was given more than once"));
+    CHECK_EQ_INT(PARSE("frobnicate"), 2);
+    CHECK(err_has("unknown subcommand 'frobnicate'"));
+    CHECK_EQ_INT(PARSE("serve", "serve"), 2);
+    CHECK(err_has("unexpected argument 'serve'"));
+    static const char *const service[] = {"install", "uninstall", "start", "stop", "status"};
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_EQ_INT(PARSE(service[i]), 2);
+        char want[64];
+        snprintf(want, sizeof want, "'%s' subcommand is not supported by this build", service[i]);
+        CHECK(err_has(want));
+    }
+}
+
+static void test_env_errors_name_the_variable(void)
+{
+    env_clear();
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "lots");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("invalid value 'lots' for DIG_RELAY_MAX_CONNECTIONS"));
+    env_clear();
+    env_set("DIG_RELAY_LISTEN", "[::]");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("invalid value '[::]' for DIG_RELAY_LISTEN"));
+    env_clear();
+    env_set("DIG_RELAY_BAN_THRESHOLD", "-3");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("for DIG_RELAY_BAN_THRESHOLD"));
+    env_clear();
+    env_set("DIG_RELAY_OUTBOUND_QUEUE_BYTES", "99999999999999999999999");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("for DIG_RELAY_OUTBOUND_QUEUE_BYTES: must be at most"));
+}
+
+static void test_validation_errors(void)
+{
+    env_clear();
+    CHECK_EQ_INT(PARSE("--max-connections", "0"), 2);
+    CHECK(err_has("--max-connections must be at least 1"));
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "0"), 2);
+    CHECK(err_has("--idle-timeout-secs must be greater than 0"));
+    CHECK_EQ_INT(PARSE("--outbound-queue-capacity", "0"), 2);
+    CHECK(err_has("--outbound-queue-capacity must be at least 1"));
+    CHECK_EQ_INT(PARSE("--outbound-queue-bytes", "0"), 2);
+    CHECK(err_has("--outbound-queue-bytes must be at least 1"));
+    CHECK_EQ_INT(PARSE("--max-message-bytes", "0"), 2);
+    CHECK(err_has("--max-message-bytes must be at least 1"));
+    CHECK_EQ_INT(PARSE("--register-timeout-secs", "0"), 2);
+    CHECK(err_has("--register-timeout-secs must be greater than 0"));
+    CHECK_EQ_INT(PARSE("--health-check-interval-secs", "0"), 2);
+    CHECK(err_has("--health-check-interval-secs must be greater than 0"));
+    CHECK_EQ_INT(PARSE("--liveness-deadline-secs", "0"), 2);
+    CHECK(err_has("--liveness-deadline-secs must be greater than 0"));
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem"), 2);
+    CHECK(err_has("--tls-cert and --tls-key must be set together (--tls-key is missing)"));
+    CHECK_EQ_INT(PARSE("--tls-key", "k.pem"), 2);
+    CHECK(err_has("(--tls-cert is missing)"));
+    CHECK_EQ_INT(PARSE("--ban-duration-secs", "0"), 2);
+    CHECK(err_has("--ban-duration-secs must be greater than 0 while --ban-threshold is non-zero"));
+    CHECK_EQ_INT(PARSE("--ban-strike-window-secs", "0"), 2);
+    CHECK(err_has("--ban-strike-window-secs must be greater than 0"));
+    /* With the ban list disabled, its timings do not matter. */
+    CHECK_EQ_INT(PARSE("--ban-threshold", "0", "--ban-duration-secs", "0",
+                       "--ban-strike-window-secs", "0"), 0);
+    /* 0 disables the per-IP cap, whatever the global cap. */
+    CHECK_EQ_INT(PARSE("--max-connections", "1", "--max-connections-per-ip", "0"), 0);
+    CHECK_EQ_INT(cfg.max_connections_per_ip, 0);
+}
+
+static void test_explicit_conflicts_are_refused(void)
+{
+    env_clear();
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "120", "--liveness-deadline-secs", "120"), 2);
+    CHECK(err_has("--liveness-deadline-secs (120) must be less than --idle-timeout-secs (120)"));
+    /* Raising a value past another's default is refused too, and says it was the default. */
+    CHECK_EQ_INT(PARSE("--liveness-deadline-secs", "200"), 2);
+    CHECK(err_has("--liveness-deadline-secs (200) must be less than --idle-timeout-secs (120, the "
+                  "default)"));
+    CHECK_EQ_INT(PARSE("--health-check-interval-secs", "60", "--liveness-deadline-secs", "30"), 2);
+    CHECK(err_has("--health-check-interval-secs (60) must not exceed --liveness-deadline-secs (30)"));
+    CHECK_EQ_INT(PARSE("--health-check-interval-secs", "100"), 2);
+    CHECK(err_has("--health-check-interval-secs (100) must not exceed --liveness-deadline-secs "
+                  "(90, the default)"));
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "30", "--health-check-interval-secs", "40"), 2);
+    CHECK(err_has("--health-check-interval-secs (40) must not exceed --liveness-deadline-secs (29, "
+                  "lowered to stay below --idle-timeout-secs)"));
+    CHECK_EQ_INT(PARSE("--max-connections", "100", "--max-connections-per-ip", "101"), 2);
+    CHECK(err_has("--max-connections-per-ip (101) must not exceed --max-connections (100)"));
+    CHECK_EQ_INT(PARSE("--max-connections-per-ip", "5000"), 2);
+    CHECK(err_has("--max-connections-per-ip (5000) must not exceed --max-connections (4096, the "
+                  "default)"));
+    /* Equal is fine. */
+    CHECK_EQ_INT(PARSE("--max-connections", "100", "--max-connections-per-ip", "100"), 0);
+    CHECK_EQ_INT(PARSE("--health-check-interval-secs", "90"), 0);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 90);
+    /* The env counts as explicit. */
+    env_set("DIG_RELAY_MAX_CONNECTIONS_PER_IP", "50");
+    CHECK_EQ_INT(PARSE("--max-connections", "10"), 2);
+    CHECK(err_has("--max-connections-per-ip (50) must not exceed --max-connections (10)"));
+}
+
+static void test_defaults_are_clamped(void)
+{
+    env_clear();
+    REQUIRE(PARSE("--idle-timeout-secs", "30") == 0);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 30);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 29);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 29);
+    REQUIRE(PARSE("--idle-timeout-secs", "30", "--health-check-interval-secs", "10") == 0);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 29);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 10);
+    REQUIRE(PARSE("--idle-timeout-secs", "95") == 0);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 90);   /* no conflict: untouched */
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 30);
+    REQUIRE(PARSE("--liveness-deadline-secs", "10") == 0);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 10);
+    CHECK_EQ_INT(cfg.idle_timeout_secs, 120);
+    REQUIRE(PARSE("--idle-timeout-secs", "2") == 0);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 1);
+    CHECK_EQ_INT(cfg.health_check_interval_secs, 1);
+    CHECK_EQ_INT(PARSE("--idle-timeout-secs", "1"), 2);
+    CHECK(err_has("--idle-timeout-secs must be at least 2"));
+    REQUIRE(PARSE("--max-connections", "10") == 0);
+    CHECK_EQ_INT(cfg.max_connections_per_ip, 10);
+    env_set("DIG_RELAY_IDLE_TIMEOUT_SECS", "60");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.liveness_deadline_secs, 59);
+    /* config_validate alone clamps the same way, driven by the set_* markers. */
+    relay_config c;
+    config_defaults(&c);
+    c.idle_timeout_secs = 40;
+    c.set_idle_timeout = true;
+    CHECK_EQ_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.liveness_deadline_secs, 39);
+    c.liveness_deadline_secs = 50;
+    c.set_liveness_deadline = true;
+    CHECK_EQ_INT(config_validate(&c, err, sizeof err), 2);
+}
+
+static void test_log_level_words_and_filters(void)
+{
+    enum log_level l = LOG_INFO;
+    CHECK(config_parse_log_level("error", &l) && l == LOG_ERROR);
+    CHECK(config_parse_log_level("warn", &l) && l == LOG_WARN);
+    CHECK(config_parse_log_level("info", &l) && l == LOG_INFO);
+    CHECK(config_parse_log_level("debug", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("trace", &l) && l == LOG_TRACE);
+    CHECK(config_parse_log_level("DEBUG", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("off", &l) && l == LOG_ERROR);
+    CHECK(config_parse_log_level("dig_relay=debug,hyper=warn", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("hyper=trace,dig_relay=warn", &l) && l == LOG_WARN);
+    CHECK(config_parse_log_level("warn,dig_relay::server=trace", &l) && l == LOG_TRACE);
+    CHECK(config_parse_log_level("info, dig_relay = debug ,", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("dig_relay", &l) && l == LOG_TRACE);
+    CHECK(config_parse_log_level("dig=debug", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("dig_relay[conn]=debug", &l) && l == LOG_DEBUG);
+    CHECK(config_parse_log_level("=warn", &l) && l == LOG_WARN);
+    l = LOG_INFO;
+    CHECK(!config_parse_log_level("hyper=trace", &l));
+    CHECK(!config_parse_log_level("dig_relayx=trace", &l));
+    CHECK(!config_parse_log_level("dig_relay_extra=trace", &l));
+    CHECK(!config_parse_log_level("", &l));
+    CHECK(!config_parse_log_level(",,", &l));
+    CHECK(!config_parse_log_level("dig_relay=loud", &l));
+    CHECK(!config_parse_log_level("debug,hyper=sometimes", &l));
+    CHECK(!config_parse_log_level("verbose", &l));
+    CHECK(!config_parse_log_level(NULL, &l));
+    CHECK_EQ_INT(l, LOG_INFO);   /* untouched on failure */
+}
+
+static void test_log_level_sources(void)
+{
+    env_clear();
+    env_set("RUST_LOG", "dig_relay=trace");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.log_level, LOG_TRACE);
+    REQUIRE(PARSE("--log-level", "warn") == 0);   /* the flag beats RUST_LOG */
+    CHECK_EQ_INT(cfg.log_level, LOG_WARN);
+    REQUIRE(PARSE("--log-level=error") == 0);
+    CHECK_EQ_INT(cfg.log_level, LOG_ERROR);
+    env_clear();
+    env_set("RUST_LOG", "nonsense=loud");   /* unusable RUST_LOG: info, not an error */
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.log_level, LOG_INFO);
+}
+
+static void test_usage_documents_everything(void)
+{
+    static const char *const must_appear[] = {
+        "--listen", "DIG_RELAY_LISTEN", "[::]:9450", "--health-listen", "DIG_RELAY_HEALTH_LISTEN",
+        "[::]:9451", "--dashboard-listen", "DIG_RELAY_DASHBOARD_LISTEN", "[::]:8080",
+        "--stun-listen", "DIG_RELAY_STUN_LISTEN", "[::]:3478", "--max-connections ",
+        "DIG_RELAY_MAX_CONNECTIONS ", "4096", "--idle-timeout-secs", "DIG_RELAY_IDLE_TIMEOUT_SECS",
+        "--register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", "--outbound-queue-capacity",
+        "DIG_RELAY_OUTBOUND_QUEUE_CAPACITY", "--outbound-queue-bytes",
+        "DIG_RELAY_OUTBOUND_QUEUE_BYTES", "8388608", "--max-message-bytes",
+        "DIG_RELAY_MAX_MESSAGE_BYTES", "262144", "--health-check-interval-secs",
+        "DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", "--liveness-deadline-secs",
+        "DIG_RELAY_LIVENESS_DEADLINE_SECS", "--max-connections-per-ip",
+        "DIG_RELAY_MAX_CONNECTIONS_PER_IP", "--registrations-per-ip-per-sec",
+        "DIG_RELAY_REGISTRATIONS_PER_IP_PER_SEC", "--max-registrations-per-ip",
+        "DIG_RELAY_MAX_REGISTRATIONS_PER_IP", "--messages-per-conn-per-sec",
+        "DIG_RELAY_MESSAGES_PER_CONN_PER_SEC", "--bytes-per-conn-per-sec",
+        "DIG_RELAY_BYTES_PER_CONN_PER_SEC", "1048576", "--max-relayed-bytes-per-conn",
+        "DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN", "1073741824", "--ban-threshold",
+        "DIG_RELAY_BAN_THRESHOLD", "--ban-duration-secs", "DIG_RELAY_BAN_DURATION_SECS",
+        "--ban-strike-window-secs", "DIG_RELAY_BAN_STRIKE_WINDOW_SECS", "--stun-per-ip-rps",
+        "DIG_RELAY_STUN_PER_IP_RPS", "--stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS",
+        "--tls-cert", "DIG_RELAY_TLS_CERT_PATH", "--tls-key", "DIG_RELAY_TLS_KEY_PATH",
+        "--log-level", "RUST_LOG", "serve", "--help", "--version", "install",
+    };
+    const char *u = config_usage();
+    for (size_t i = 0; i < sizeof must_appear / sizeof must_appear[0]; i++) {
+        if (strstr(u, must_appear[i]) == NULL) {
+            printf("  usage lacks \"%s\"\n", must_appear[i]);
+            test_cur_failed = 1;
+        }
+    }
+    /* Every flag the parser accepts is documented: try each documented flag back. */
+    env_clear();
+    for (const char *p = strstr(u, "  --"); p != NULL; p = strstr(p + 1, "\n  --")) {
+        const char *name = strstr(p, "--");
+        size_t n = strcspn(name, " ,\n");
+        char flag[64];
+        snprintf(flag, sizeof flag, "%.*s", (int)n, name);
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0 ||
+            strcmp(flag, "--json") == 0)
+            continue;
+        int rc = PARSE(flag);
+        if (strstr(err, "unknown flag") != NULL || rc == 0) {
+            printf("  documented %s is not a flag taking a value (rc %d, %s)\n", flag, rc, err);
+            test_cur_failed = 1;
+        }
+    }
+}
+
+int main(void)
+{
+    RUN(test_defaults);
+    RUN(test_every_flag);
+    RUN(test_every_env_var);
+    RUN(test_precedence);
+    RUN(test_flag_forms_and_subcommand);
+    RUN(test_help_and_version);
+    RUN(test_usage_errors);
+    RUN(test_env_errors_name_the_variable);
+    RUN(test_validation_errors);
+    RUN(test_explicit_conflicts_are_refused);
+    RUN(test_defaults_are_clamped);
+    RUN(test_log_level_words_and_filters);
+    RUN(test_log_level_sources);
+    RUN(test_usage_documents_everything);
+    return test_finish();
+}
