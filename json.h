@@ -90,7 +90,7 @@ typedef struct {
  * far is p[reserve .. len); p[0 .. reserve) is left for the caller. `max` bounds len (reserve
  * included), so the buffer never exceeds max bytes; an append that would pass it sets failed and
  * appends nothing, as does any append after failed. The buffer grows geometrically with realloc.
- * jw_free releases it and zeroes the writer. */
+ * jw_free releases the buffer and leaves p NULL, len and cap 0. */
 void jw_init(json_writer *w, size_t reserve, size_t max);
 void jw_free(json_writer *w);
 void jw_raw(json_writer *w, const char *s, size_t n);

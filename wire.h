@@ -60,12 +60,20 @@ typedef struct {
     wire_peer_info peer;         /* peer_connected */
 } wire_msg;
 
-/* Decodes one message. scratch must hold at least len bytes (decoded strings never grow).
+/* Decodes one message. scratch must hold at least len bytes (decoded strings never grow): a
+ * string with escapes is decoded into scratch at the same offset its raw text has in buf, one
+ * without escapes points into buf itself. Neither buf nor scratch may change while m is in use.
+ * No allocation. A pex_ type is accepted after only the JSON and the `type` field are checked.
  * Returns true on success; on failure writes a reason to err (e.g. "missing field `to`",
  * "unknown message type `foo`", "invalid JSON: ...") and returns false. */
 bool wire_decode(const char *buf, size_t len, wire_msg *m, char *scratch, char *err, size_t errlen);
 
-/* Iterators over validated raw arrays from wire_decode. `it` starts zeroed. */
+/* Iterators over validated raw arrays from wire_decode. `it` starts zeroed; each returns false
+ * at the end of the array (or for an absent one, n == 0). Strings with escapes are decoded into
+ * scratch at their offset within arr (so scratch needs arr.n bytes, and every output stays valid
+ * for the whole iteration). To reuse wire_decode's scratch without overwriting the message's own
+ * decoded strings, pass scratch + (arr.p - buf). A peer info keeps at most ADDR_MAX_DIALABLE
+ * addresses; wire_decode rejects a peer info with more. */
 typedef struct { json_reader r; bool started; } wire_iter;
 bool wire_next_string(wire_iter *it, json_span arr, wire_str *out, char *scratch);
 bool wire_next_addr(wire_iter *it, json_span arr, addr_t *out);
@@ -73,12 +81,14 @@ bool wire_next_peer_info(wire_iter *it, json_span arr, wire_peer_info *out, char
 
 /* ---- writers (each appends one complete message to w) ---- */
 void wire_write_register_ack(json_writer *w, bool success, const char *message, uint64_t connected_peers);
+/* payload is copied untouched (a span validated by wire_decode). */
 void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq);
 void wire_write_broadcast(json_writer *w, wire_str from, json_span payload); /* exclude always [] */
 void wire_write_peer_info(json_writer *w, const wire_peer_info *p);
 void wire_write_peer_connected(json_writer *w, const wire_peer_info *p);
 void wire_write_peer_disconnected(json_writer *w, wire_str peer_id);
-/* peers: call begin, then wire_write_peer_info once per peer (the writer adds the commas), end. */
+/* peers: call begin, then wire_write_peers_item once per peer (first == true for the first one;
+ * it adds the commas), then end. */
 void wire_write_peers_begin(json_writer *w);
 void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first);
 void wire_write_peers_end(json_writer *w);
@@ -88,7 +98,10 @@ void wire_write_hole_punch_coordinate(json_writer *w, wire_str peer_id, const ad
 void wire_write_hole_punch_result(json_writer *w, wire_str peer_id, bool success);
 void wire_write_error(json_writer *w, uint64_t code, const char *message);
 
-/* Re-encodes any decoded message in canonical form (the conformance round trip). */
+/* Re-encodes any decoded message in canonical form (the conformance round trip): strings
+ * re-escaped, addresses formatted, payload whitespace dropped. scratch is for decoding the
+ * exclude / peers arrays and must be a buffer other than the one m's strings live in, at least
+ * as large as the decoded text. Writes nothing for WT_PEX (the PEX binding owns those). */
 void wire_encode(json_writer *w, const wire_msg *m, char *scratch);
 
 /* Error codes of the relay wire. */

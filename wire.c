@@ -1,0 +1,819 @@
+/* The relay wire (RLY-001..007 and the pex_ passthrough): decoding one JSON text into a wire_msg
+ * with serde's rules (type tag anywhere, unknown fields ignored, duplicates and missing fields
+ * rejected), and writing each message byte-identical with the reference serde_json output.
+ *
+ * Decoding is one pass over the object. Every field name has the same JSON type in every message
+ * it appears in, so each known field is parsed by type as soon as it is met, before the `type`
+ * is necessarily known; the outcome (value, error, duplicate) is recorded and judged afterwards
+ * against the fields the type actually has. A field that fails its typed parse is re-read as
+ * generic JSON, so a malformed value in a field the type does not use is ignored like serde
+ * ignores unknown fields, as long as it is valid JSON. */
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
+
+enum field {
+    F_TYPE, F_PEER_ID, F_NETWORK_ID, F_PROTOCOL_VERSION, F_LISTEN_ADDRS, F_SUCCESS, F_MESSAGE,
+    F_CONNECTED_PEERS, F_FROM, F_TO, F_PAYLOAD, F_SEQ, F_EXCLUDE, F_PEER, F_PEERS, F_TIMESTAMP,
+    F_TARGET_PEER_ID, F_EXTERNAL_ADDR, F_CODE, F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "type", "peer_id", "network_id", "protocol_version", "listen_addrs", "success", "message",
+    "connected_peers", "from", "to", "payload", "seq", "exclude", "peer", "peers", "timestamp",
+    "target_peer_id", "external_addr", "code"
+};
+
+#define BIT(f) (1u << (f))
+
+/* Indexed by enum wire_type; WT_UNKNOWN and WT_PEX have no fixed name. */
+static const struct {
+    const char *name;
+    uint32_t required, optional;
+} types[] = {
+    [WT_REGISTER] = { "register", BIT(F_PEER_ID) | BIT(F_NETWORK_ID) | BIT(F_PROTOCOL_VERSION),
+                      BIT(F_LISTEN_ADDRS) },
+    [WT_REGISTER_ACK] = { "register_ack", BIT(F_SUCCESS) | BIT(F_MESSAGE) | BIT(F_CONNECTED_PEERS), 0 },
+    [WT_UNREGISTER] = { "unregister", BIT(F_PEER_ID), 0 },
+    [WT_RELAY_MESSAGE] = { "relay_message", BIT(F_FROM) | BIT(F_TO) | BIT(F_PAYLOAD) | BIT(F_SEQ), 0 },
+    [WT_BROADCAST] = { "broadcast", BIT(F_FROM) | BIT(F_PAYLOAD) | BIT(F_EXCLUDE), 0 },
+    [WT_PEER_CONNECTED] = { "peer_connected", BIT(F_PEER), 0 },
+    [WT_PEER_DISCONNECTED] = { "peer_disconnected", BIT(F_PEER_ID), 0 },
+    [WT_GET_PEERS] = { "get_peers", 0, BIT(F_NETWORK_ID) },
+    [WT_PEERS] = { "peers", BIT(F_PEERS), 0 },
+    [WT_PING] = { "ping", BIT(F_TIMESTAMP), 0 },
+    [WT_PONG] = { "pong", BIT(F_TIMESTAMP), 0 },
+    [WT_HOLE_PUNCH_REQUEST] = { "hole_punch_request",
+                                BIT(F_PEER_ID) | BIT(F_TARGET_PEER_ID) | BIT(F_EXTERNAL_ADDR), 0 },
+    [WT_HOLE_PUNCH_COORDINATE] = { "hole_punch_coordinate", BIT(F_PEER_ID) | BIT(F_EXTERNAL_ADDR), 0 },
+    [WT_HOLE_PUNCH_RESULT] = { "hole_punch_result", BIT(F_PEER_ID) | BIT(F_SUCCESS), 0 },
+    [WT_ERROR] = { "error", BIT(F_CODE) | BIT(F_MESSAGE), 0 },
+};
+#define N_TYPES (sizeof types / sizeof types[0])
+
+/* Longest field or type name we match; an escaped key decodes to at most raw/1 and at least
+ * raw/6 bytes, so longer raw keys cannot match and need no decoding. */
+#define NAME_MAX_LEN 24
+
+/* Decoded name of a key or tag into tmp (when escaped), or NULL when too long to be one of ours. */
+static const char *plain_name(json_span raw, char tmp[NAME_MAX_LEN * 6], size_t *n)
+{
+    if (!json_raw_has_escape(raw)) {
+        *n = raw.n;
+        return raw.p;
+    }
+    if (raw.n > NAME_MAX_LEN * 6)
+        return NULL;
+    *n = json_unescape(raw, tmp);
+    return tmp;
+}
+
+static bool name_is(const char *s, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n == k && memcmp(s, name, k) == 0;
+}
+
+static int field_of(json_span key)
+{
+    char tmp[NAME_MAX_LEN * 6];
+    size_t n;
+    const char *s = plain_name(key, tmp, &n);
+    if (!s)
+        return -1;
+    for (int f = 0; f < F_COUNT; f++)
+        if (name_is(s, n, field_names[f]))
+            return f;
+    return -1;
+}
+
+/* A string value as decoded text: the raw bytes themselves when there is no escape, else the
+ * unescaped bytes written at the same offset in scratch as the raw text has from base (decoded
+ * text never outgrows its raw text, so distinct strings never overlap in scratch). With no
+ * scratch the raw text is returned (validation only). */
+static wire_str decoded(json_span raw, const char *base, char *scratch)
+{
+    wire_str s = { raw.p, raw.n };
+    if (scratch && json_raw_has_escape(raw)) {
+        char *dst = scratch + (raw.p - base);
+        s.p = dst;
+        s.n = json_unescape(raw, dst);
+    }
+    return s;
+}
+
+/* A SocketAddr from raw string content. The longest address text is under ADDR_STRLEN bytes, and
+ * an escape is at most 6 raw bytes per decoded byte, so longer raw text is never an address. */
+static bool addr_from_raw(json_span raw, addr_t *out)
+{
+    char tmp[ADDR_STRLEN * 6];
+    if (!json_raw_has_escape(raw))
+        return addr_parse(raw.p, raw.n, out);
+    if (raw.n > sizeof tmp)
+        return false;
+    return addr_parse(tmp, json_unescape(raw, tmp), out);
+}
+
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* The hot path: a payload of up to tens of thousands of elements. One tight loop over the bytes,
+ * accepting exactly the JSON integers 0..255 (no sign, fraction, exponent or leading zero). On
+ * success leaves r->pos after ']' and returns NULL; on failure leaves r untouched. */
+static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
+{
+    static const char bad[] = "expected an array of integers 0..255";
+    if (json_peek(r) != JSON_ARRAY)
+        return bad;
+    if (r->depth >= JSON_MAX_DEPTH)
+        return "nesting too deep";
+    const char *b = r->buf;
+    const size_t n = r->len, start = r->pos;
+    size_t p = start + 1, cnt = 0;
+    while (p < n && is_ws(b[p]))
+        p++;
+    if (p < n && b[p] == ']') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= n)
+                return bad;
+            unsigned v = (unsigned)(unsigned char)b[p] - '0';
+            if (v > 9) {
+                if (!is_ws(b[p]))
+                    return bad;
+                p++;
+                continue;
+            }
+            p++;
+            unsigned d;
+            if (v == 0) {
+                if (p < n && (unsigned)(unsigned char)b[p] - '0' <= 9)
+                    return bad;
+            } else if (p < n && (d = (unsigned)(unsigned char)b[p] - '0') <= 9) {
+                v = v * 10 + d;
+                p++;
+                if (p < n && (d = (unsigned)(unsigned char)b[p] - '0') <= 9) {
+                    v = v * 10 + d;
+                    p++;
+                    if (v > 255 || (p < n && (unsigned)(unsigned char)b[p] - '0' <= 9))
+                        return bad;
+                }
+            }
+            cnt++;
+            while (p < n && is_ws(b[p]))
+                p++;
+            if (p >= n)
+                return bad;
+            if (b[p] == ',') {
+                p++;
+                continue;
+            }
+            if (b[p] != ']')
+                return bad;
+            p++;
+            break;
+        }
+    }
+    raw->p = b + start;
+    raw->n = p - start;
+    *count = cnt;
+    r->pos = p;
+    return NULL;
+}
+
+/* ---- peer info ---- */
+
+enum { P_PEER_ID, P_NETWORK_ID, P_PROTOCOL_VERSION, P_CONNECTED_AT, P_LAST_SEEN, P_ADDRESSES, P_COUNT };
+static const char *const peer_names[P_COUNT] = {
+    "peer_id", "network_id", "protocol_version", "connected_at", "last_seen", "addresses"
+};
+static const char *const peer_missing[P_COUNT] = {
+    "peer info: missing field `peer_id`", "peer info: missing field `network_id`",
+    "peer info: missing field `protocol_version`", "peer info: missing field `connected_at`",
+    "peer info: missing field `last_seen`", NULL
+};
+static const char *const peer_duplicate[P_COUNT] = {
+    "peer info: duplicate field `peer_id`", "peer info: duplicate field `network_id`",
+    "peer info: duplicate field `protocol_version`", "peer info: duplicate field `connected_at`",
+    "peer info: duplicate field `last_seen`", "peer info: duplicate field `addresses`"
+};
+
+static int peer_field_of(json_span key)
+{
+    char tmp[NAME_MAX_LEN * 6];
+    size_t n;
+    const char *s = plain_name(key, tmp, &n);
+    if (!s)
+        return -1;
+    for (int f = 0; f < P_COUNT; f++)
+        if (name_is(s, n, peer_names[f]))
+            return f;
+    return -1;
+}
+
+/* Reads one RelayPeerInfo object; returns NULL or the reason it is not one. */
+static const char *parse_peer_info(json_reader *r, wire_peer_info *out, const char *base, char *scratch)
+{
+    json_span key, raw;
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    if (json_peek(r) != JSON_OBJECT)
+        return "peer info: expected an object";
+    json_object_begin(r);
+    while (json_object_next(r, &key)) {
+        int f = peer_field_of(key);
+        if (f < 0) {
+            json_skip(r, NULL);
+            continue;
+        }
+        if (seen & (1u << f))
+            return peer_duplicate[f];
+        seen |= 1u << f;
+        switch (f) {
+        case P_PEER_ID:
+        case P_NETWORK_ID:
+            if (!json_read_string(r, &raw))
+                return "peer info: peer_id and network_id must be strings";
+            if (f == P_PEER_ID)
+                out->peer_id = decoded(raw, base, scratch);
+            else
+                out->network_id = decoded(raw, base, scratch);
+            break;
+        case P_PROTOCOL_VERSION:
+            if (!json_read_u64(r, &out->protocol_version) || out->protocol_version > UINT32_MAX)
+                return "peer info: protocol_version must be an integer 0..4294967295";
+            break;
+        case P_CONNECTED_AT:
+            if (!json_read_u64(r, &out->connected_at))
+                return "peer info: connected_at must be a non-negative 64-bit integer";
+            break;
+        case P_LAST_SEEN:
+            if (!json_read_u64(r, &out->last_seen))
+                return "peer info: last_seen must be a non-negative 64-bit integer";
+            break;
+        default: /* P_ADDRESSES */
+            if (!json_array_begin(r))
+                return "peer info: addresses must be an array of socket addresses";
+            while (json_array_next(r)) {
+                addr_t a;
+                if (!json_read_string(r, &raw) || !addr_from_raw(raw, &a))
+                    return "peer info: addresses must be an array of socket addresses";
+                if (out->n_addresses == ADDR_MAX_DIALABLE)
+                    return "peer info: more addresses than the relay keeps";
+                out->addresses[out->n_addresses++] = a;
+            }
+            break;
+        }
+    }
+    if (r->err)
+        return r->err;
+    for (int f = 0; f < P_COUNT; f++)
+        if (peer_missing[f] && !(seen & (1u << f)))
+            return peer_missing[f];
+    return NULL;
+}
+
+/* ---- decode ---- */
+
+typedef struct {
+    const char *buf;
+    char *scratch;
+    unsigned seen[F_COUNT];       /* 0, 1, or 2 for "more than once" */
+    const char *err[F_COUNT];     /* why the first occurrence failed its typed parse */
+} decode_state;
+
+/* Parses the value of known field f by its type into m; returns NULL or the reason. */
+static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state *st)
+{
+    json_span raw;
+    wire_str *str = NULL;
+    uint64_t *num = NULL;
+    uint64_t limit = UINT64_MAX;
+    switch (f) {
+    case F_TYPE: str = &m->type_name; break;
+    case F_PEER_ID: str = &m->peer_id; break;
+    case F_MESSAGE: str = &m->message; break;
+    case F_FROM: str = &m->from; break;
+    case F_TO: str = &m->to; break;
+    case F_TARGET_PEER_ID: str = &m->target_peer_id; break;
+    case F_NETWORK_ID:
+        if (json_peek(r) == JSON_NULL) {
+            json_read_null(r);
+            m->network_id_null = true;
+            return NULL;
+        }
+        str = &m->network_id;
+        break;
+    case F_PROTOCOL_VERSION: num = &m->protocol_version; limit = UINT32_MAX; break;
+    case F_CODE: num = &m->code; limit = UINT32_MAX; break;
+    case F_CONNECTED_PEERS: num = &m->connected_peers; break;
+    case F_SEQ: num = &m->seq; break;
+    case F_TIMESTAMP: num = &m->timestamp; break;
+    case F_SUCCESS:
+        return json_read_bool(r, &m->success) ? NULL : "expected a boolean";
+    case F_PAYLOAD:
+        return parse_payload(r, &m->payload, &m->payload_count);
+    case F_EXTERNAL_ADDR:
+        if (!json_read_string(r, &raw))
+            return "expected a socket address string";
+        return addr_from_raw(raw, &m->external_addr) ? NULL : "invalid socket address";
+    case F_EXCLUDE:
+    case F_LISTEN_ADDRS: {
+        size_t count = 0;
+        json_peek(r);
+        const size_t start = r->pos;
+        if (!json_array_begin(r))
+            return "expected an array of strings";
+        while (json_array_next(r)) {
+            addr_t a;
+            if (!json_read_string(r, &raw))
+                return f == F_EXCLUDE ? "expected an array of strings" : "expected an array of socket addresses";
+            if (f == F_LISTEN_ADDRS && !addr_from_raw(raw, &a))
+                return "invalid socket address";
+            count++;
+        }
+        if (r->err)
+            return r->err;
+        json_span whole = { r->buf + start, r->pos - start };
+        if (f == F_EXCLUDE) {
+            m->exclude = whole;
+        } else {
+            m->listen_addrs = whole;
+            m->listen_addrs_count = count;
+        }
+        return NULL;
+    }
+    case F_PEER:
+        return parse_peer_info(r, &m->peer, st->buf, st->scratch);
+    default: { /* F_PEERS: validated here, decoded later through wire_next_peer_info */
+        json_peek(r);
+        const size_t start = r->pos;
+        if (!json_array_begin(r))
+            return "expected an array of peer infos";
+        while (json_array_next(r)) {
+            wire_peer_info tmp;
+            const char *e = parse_peer_info(r, &tmp, NULL, NULL);
+            if (e)
+                return e;
+        }
+        if (r->err)
+            return r->err;
+        m->peers.p = r->buf + start;
+        m->peers.n = r->pos - start;
+        return NULL;
+    }
+    }
+    if (str) {
+        if (!json_read_string(r, &raw))
+            return f == F_NETWORK_ID ? "expected a string or null" : "expected a string";
+        *str = decoded(raw, st->buf, st->scratch);
+        return NULL;
+    }
+    if (!json_read_u64(r, num))
+        return limit == UINT32_MAX ? "expected an integer 0..4294967295"
+                                   : "expected an integer 0..18446744073709551615";
+    if (*num > limit)
+        return "expected an integer 0..4294967295";
+    return NULL;
+}
+
+static bool decode_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+/* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+static int utf8_prefix(wire_str s, size_t max)
+{
+    size_t n = s.n;
+    if (n > max) {
+        n = max;
+        while (n && ((unsigned char)s.p[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return (int)n;
+}
+
+bool wire_decode(const char *buf, size_t len, wire_msg *m, char *scratch, char *err, size_t errlen)
+{
+    decode_state st;
+    json_reader r;
+    json_span key;
+
+    memset(m, 0, sizeof *m);
+    memset(&st, 0, sizeof st);
+    st.buf = buf;
+    st.scratch = scratch;
+    json_reader_init(&r, buf, len);
+
+    if (json_peek(&r) != JSON_OBJECT) {
+        const char *why = NULL;
+        if (!json_validate(buf, len, &why))
+            return decode_fail(err, errlen, "invalid JSON: %s", why);
+        return decode_fail(err, errlen, "invalid type: expected a JSON object");
+    }
+    json_object_begin(&r);
+    while (json_object_next(&r, &key)) {
+        int f = field_of(key);
+        if (f < 0 || st.seen[f]) {
+            if (f >= 0)
+                st.seen[f] = 2;     /* judged later: only a field the type uses may not repeat */
+            json_skip(&r, NULL);
+            continue;
+        }
+        st.seen[f] = 1;
+        json_peek(&r);
+        const size_t at = r.pos;
+        const unsigned depth = r.depth;
+        const char *why = parse_field(&r, f, m, &st);
+        if (why) {
+            /* Keep the reason for later; the value must still be valid JSON. */
+            st.err[f] = why;
+            r.err = NULL;
+            r.pos = at;
+            r.depth = depth;
+            json_skip(&r, NULL);
+        }
+    }
+    if (!json_end(&r))
+        return decode_fail(err, errlen, "invalid JSON: %s", r.err);
+
+    if (!st.seen[F_TYPE])
+        return decode_fail(err, errlen, "missing field `type`");
+    if (st.seen[F_TYPE] > 1)
+        return decode_fail(err, errlen, "duplicate field `type`");
+    if (st.err[F_TYPE])
+        return decode_fail(err, errlen, "invalid value for field `type`: %s", st.err[F_TYPE]);
+
+    wire_str tn = m->type_name;
+    if (tn.n >= 4 && memcmp(tn.p, "pex_", 4) == 0) {
+        m->type = WT_PEX;
+        return true;
+    }
+    for (size_t t = 1; t < N_TYPES; t++)
+        if (types[t].name && name_is(tn.p, tn.n, types[t].name)) {
+            m->type = (enum wire_type)t;
+            break;
+        }
+    if (m->type == WT_UNKNOWN) {
+        char shown[80];
+        int k = utf8_prefix(tn, 64);
+        snprintf(shown, sizeof shown, "%.*s%s", k, tn.p, (size_t)k < tn.n ? "..." : "");
+        return decode_fail(err, errlen, "unknown message type `%s`", shown);
+    }
+
+    const uint32_t req = types[m->type].required, opt = types[m->type].optional;
+    for (int f = 1; f < F_COUNT; f++) {
+        if (!((req | opt) & BIT(f)) || !st.seen[f])
+            continue;
+        if (st.seen[f] > 1)
+            return decode_fail(err, errlen, "duplicate field `%s`", field_names[f]);
+        if (st.err[f])
+            return decode_fail(err, errlen, "invalid value for field `%s`: %s", field_names[f], st.err[f]);
+    }
+    for (int f = 1; f < F_COUNT; f++)
+        if ((req & BIT(f)) && !st.seen[f])
+            return decode_fail(err, errlen, "missing field `%s`", field_names[f]);
+    if (m->type == WT_REGISTER && m->network_id_null)
+        return decode_fail(err, errlen, "invalid value for field `network_id`: expected a string, found null");
+    if (m->type == WT_GET_PEERS && !st.seen[F_NETWORK_ID])
+        m->network_id_null = true;
+    return true;
+}
+
+/* ---- iterators ---- */
+
+static bool iter_start(wire_iter *it, json_span arr)
+{
+    if (!it->started) {
+        it->started = true;
+        json_reader_init(&it->r, arr.p, arr.n);
+        if (!arr.n || !json_array_begin(&it->r))
+            return false;
+    }
+    return json_array_next(&it->r);
+}
+
+bool wire_next_string(wire_iter *it, json_span arr, wire_str *out, char *scratch)
+{
+    json_span raw;
+    if (!iter_start(it, arr) || !json_read_string(&it->r, &raw))
+        return false;
+    *out = decoded(raw, arr.p, scratch);
+    return true;
+}
+
+bool wire_next_addr(wire_iter *it, json_span arr, addr_t *out)
+{
+    json_span raw;
+    return iter_start(it, arr) && json_read_string(&it->r, &raw) && addr_from_raw(raw, out);
+}
+
+bool wire_next_peer_info(wire_iter *it, json_span arr, wire_peer_info *out, char *scratch)
+{
+    return iter_start(it, arr) && parse_peer_info(&it->r, out, arr.p, scratch) == NULL;
+}
+
+/* ---- writers ---- */
+
+static void write_str(json_writer *w, wire_str s)
+{
+    jw_string(w, s.p, s.n);
+}
+
+static void write_addr(json_writer *w, const addr_t *a)
+{
+    char text[ADDR_STRLEN];
+    size_t n = addr_format(a, text);
+    jw_raw(w, "\"", 1);
+    jw_raw(w, text, n);
+    jw_raw(w, "\"", 1);
+}
+
+static void write_register_ack(json_writer *w, bool success, wire_str message, uint64_t connected_peers)
+{
+    JW_LIT(w, "{\"type\":\"register_ack\",\"success\":");
+    jw_bool(w, success);
+    JW_LIT(w, ",\"message\":");
+    write_str(w, message);
+    JW_LIT(w, ",\"connected_peers\":");
+    jw_u64(w, connected_peers);
+    JW_LIT(w, "}");
+}
+
+static void write_error(json_writer *w, uint64_t code, wire_str message)
+{
+    JW_LIT(w, "{\"type\":\"error\",\"code\":");
+    jw_u64(w, code);
+    JW_LIT(w, ",\"message\":");
+    write_str(w, message);
+    JW_LIT(w, "}");
+}
+
+static wire_str cstr(const char *s)
+{
+    wire_str w = { s, strlen(s) };
+    return w;
+}
+
+void wire_write_register_ack(json_writer *w, bool success, const char *message, uint64_t connected_peers)
+{
+    write_register_ack(w, success, cstr(message), connected_peers);
+}
+
+void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq)
+{
+    JW_LIT(w, "{\"type\":\"relay_message\",\"from\":");
+    write_str(w, from);
+    JW_LIT(w, ",\"to\":");
+    write_str(w, to);
+    JW_LIT(w, ",\"payload\":");
+    jw_raw(w, payload.p, payload.n);
+    JW_LIT(w, ",\"seq\":");
+    jw_u64(w, seq);
+    JW_LIT(w, "}");
+}
+
+void wire_write_broadcast(json_writer *w, wire_str from, json_span payload)
+{
+    JW_LIT(w, "{\"type\":\"broadcast\",\"from\":");
+    write_str(w, from);
+    JW_LIT(w, ",\"payload\":");
+    jw_raw(w, payload.p, payload.n);
+    JW_LIT(w, ",\"exclude\":[]}");
+}
+
+void wire_write_peer_info(json_writer *w, const wire_peer_info *p)
+{
+    JW_LIT(w, "{\"peer_id\":");
+    write_str(w, p->peer_id);
+    JW_LIT(w, ",\"network_id\":");
+    write_str(w, p->network_id);
+    JW_LIT(w, ",\"protocol_version\":");
+    jw_u64(w, p->protocol_version);
+    JW_LIT(w, ",\"connected_at\":");
+    jw_u64(w, p->connected_at);
+    JW_LIT(w, ",\"last_seen\":");
+    jw_u64(w, p->last_seen);
+    if (p->n_addresses) {
+        JW_LIT(w, ",\"addresses\":[");
+        for (size_t i = 0; i < p->n_addresses; i++) {
+            if (i)
+                JW_LIT(w, ",");
+            write_addr(w, &p->addresses[i]);
+        }
+        JW_LIT(w, "]");
+    }
+    JW_LIT(w, "}");
+}
+
+void wire_write_peer_connected(json_writer *w, const wire_peer_info *p)
+{
+    JW_LIT(w, "{\"type\":\"peer_connected\",\"peer\":");
+    wire_write_peer_info(w, p);
+    JW_LIT(w, "}");
+}
+
+void wire_write_peer_disconnected(json_writer *w, wire_str peer_id)
+{
+    JW_LIT(w, "{\"type\":\"peer_disconnected\",\"peer_id\":");
+    write_str(w, peer_id);
+    JW_LIT(w, "}");
+}
+
+void wire_write_peers_begin(json_writer *w)
+{
+    JW_LIT(w, "{\"type\":\"peers\",\"peers\":[");
+}
+
+void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first)
+{
+    if (!first)
+        JW_LIT(w, ",");
+    wire_write_peer_info(w, p);
+}
+
+void wire_write_peers_end(json_writer *w)
+{
+    JW_LIT(w, "]}");
+}
+
+void wire_write_pong(json_writer *w, uint64_t timestamp)
+{
+    JW_LIT(w, "{\"type\":\"pong\",\"timestamp\":");
+    jw_u64(w, timestamp);
+    JW_LIT(w, "}");
+}
+
+void wire_write_ping(json_writer *w, uint64_t timestamp)
+{
+    JW_LIT(w, "{\"type\":\"ping\",\"timestamp\":");
+    jw_u64(w, timestamp);
+    JW_LIT(w, "}");
+}
+
+void wire_write_hole_punch_coordinate(json_writer *w, wire_str peer_id, const addr_t *external_addr)
+{
+    JW_LIT(w, "{\"type\":\"hole_punch_coordinate\",\"peer_id\":");
+    write_str(w, peer_id);
+    JW_LIT(w, ",\"external_addr\":");
+    write_addr(w, external_addr);
+    JW_LIT(w, "}");
+}
+
+void wire_write_hole_punch_result(json_writer *w, wire_str peer_id, bool success)
+{
+    JW_LIT(w, "{\"type\":\"hole_punch_result\",\"peer_id\":");
+    write_str(w, peer_id);
+    JW_LIT(w, ",\"success\":");
+    jw_bool(w, success);
+    JW_LIT(w, "}");
+}
+
+void wire_write_error(json_writer *w, uint64_t code, const char *message)
+{
+    write_error(w, code, cstr(message));
+}
+
+/* ---- canonical re-encoding ---- */
+
+/* A validated payload with any whitespace dropped (serde_json writes it compact). */
+static void write_payload_compact(json_writer *w, json_span payload)
+{
+    size_t i = 0;
+    while (i < payload.n) {
+        size_t run = i;
+        while (run < payload.n && !is_ws(payload.p[run]))
+            run++;
+        jw_raw(w, payload.p + i, run - i);
+        while (run < payload.n && is_ws(payload.p[run]))
+            run++;
+        i = run;
+    }
+}
+
+void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
+{
+    wire_iter it = { 0 };
+    wire_str s;
+    addr_t a;
+    wire_peer_info pi;
+    bool first = true;
+
+    switch (m->type) {
+    case WT_REGISTER:
+        JW_LIT(w, "{\"type\":\"register\",\"peer_id\":");
+        write_str(w, m->peer_id);
+        JW_LIT(w, ",\"network_id\":");
+        write_str(w, m->network_id);
+        JW_LIT(w, ",\"protocol_version\":");
+        jw_u64(w, m->protocol_version);
+        if (m->listen_addrs_count) {
+            JW_LIT(w, ",\"listen_addrs\":[");
+            while (wire_next_addr(&it, m->listen_addrs, &a)) {
+                if (!first)
+                    JW_LIT(w, ",");
+                first = false;
+                write_addr(w, &a);
+            }
+            JW_LIT(w, "]");
+        }
+        JW_LIT(w, "}");
+        break;
+    case WT_REGISTER_ACK:
+        write_register_ack(w, m->success, m->message, m->connected_peers);
+        break;
+    case WT_UNREGISTER:
+        JW_LIT(w, "{\"type\":\"unregister\",\"peer_id\":");
+        write_str(w, m->peer_id);
+        JW_LIT(w, "}");
+        break;
+    case WT_RELAY_MESSAGE:
+        JW_LIT(w, "{\"type\":\"relay_message\",\"from\":");
+        write_str(w, m->from);
+        JW_LIT(w, ",\"to\":");
+        write_str(w, m->to);
+        JW_LIT(w, ",\"payload\":");
+        write_payload_compact(w, m->payload);
+        JW_LIT(w, ",\"seq\":");
+        jw_u64(w, m->seq);
+        JW_LIT(w, "}");
+        break;
+    case WT_BROADCAST:
+        JW_LIT(w, "{\"type\":\"broadcast\",\"from\":");
+        write_str(w, m->from);
+        JW_LIT(w, ",\"payload\":");
+        write_payload_compact(w, m->payload);
+        JW_LIT(w, ",\"exclude\":[");
+        while (wire_next_string(&it, m->exclude, &s, scratch)) {
+            if (!first)
+                JW_LIT(w, ",");
+            first = false;
+            write_str(w, s);
+        }
+        JW_LIT(w, "]}");
+        break;
+    case WT_PEER_CONNECTED:
+        wire_write_peer_connected(w, &m->peer);
+        break;
+    case WT_PEER_DISCONNECTED:
+        wire_write_peer_disconnected(w, m->peer_id);
+        break;
+    case WT_GET_PEERS:
+        JW_LIT(w, "{\"type\":\"get_peers\",\"network_id\":");
+        if (m->network_id_null)
+            JW_LIT(w, "null");
+        else
+            write_str(w, m->network_id);
+        JW_LIT(w, "}");
+        break;
+    case WT_PEERS:
+        wire_write_peers_begin(w);
+        while (wire_next_peer_info(&it, m->peers, &pi, scratch)) {
+            wire_write_peers_item(w, &pi, first);
+            first = false;
+        }
+        wire_write_peers_end(w);
+        break;
+    case WT_PING:
+        wire_write_ping(w, m->timestamp);
+        break;
+    case WT_PONG:
+        wire_write_pong(w, m->timestamp);
+        break;
+    case WT_HOLE_PUNCH_REQUEST:
+        JW_LIT(w, "{\"type\":\"hole_punch_request\",\"peer_id\":");
+        write_str(w, m->peer_id);
+        JW_LIT(w, ",\"target_peer_id\":");
+        write_str(w, m->target_peer_id);
+        JW_LIT(w, ",\"external_addr\":");
+        write_addr(w, &m->external_addr);
+        JW_LIT(w, "}");
+        break;
+    case WT_HOLE_PUNCH_COORDINATE:
+        wire_write_hole_punch_coordinate(w, m->peer_id, &m->external_addr);
+        break;
+    case WT_HOLE_PUNCH_RESULT:
+        wire_write_hole_punch_result(w, m->peer_id, m->success);
+        break;
+    case WT_ERROR:
+        write_error(w, m->code, m->message);
+        break;
+    case WT_PEX:
+    case WT_UNKNOWN:
+        break;   /* PEX frames are re-encoded by the PEX binding, not here */
+    }
+}
