@@ -630,8 +630,8 @@ const char *config_usage(void)
         "      Inbound messages per second on one connection before it is closed.\n"
         "  --bytes-per-conn-per-sec BYTES     DIG_RELAY_BYTES_PER_CONN_PER_SEC  default 1048576\n"
         "      Inbound bytes per second on one connection before it is closed.\n"
-        "  --max-relayed-bytes-per-conn BYTES DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN  default 1073741824\n"
-        "      Inbound bytes over a connection's whole life before it is closed.\n"
+        "  --max-relayed-bytes-per-conn BYTES DIG_RELAY_MAX_RELAYED_BYTES_PER_CONN\n"
+        "      Inbound bytes over a connection's life before it is closed; default 1073741824.\n"
         "  --ban-threshold N                  DIG_RELAY_BAN_THRESHOLD          default 20\n"
         "      Strikes (per-IP limit trips) within the window that ban a source; 0 disables bans.\n"
         "  --ban-duration-secs SECS           DIG_RELAY_BAN_DURATION_SECS      default 300\n"
@@ -657,7 +657,7 @@ const char *config_usage(void)
         "      directive for dig_relay or for everything wins, and an unusable one means info.\n"
         "\n"
         "Other:\n"
-        "  --json, --scope auto|system|user   accepted for the reference's service commands; no effect\n"
+        "  --json, --scope auto|system|user   accepted for compatibility; they have no effect\n"
         "  -h, --help                         print this help\n"
         "  -V, --version                      print the version\n";
 }
