@@ -1,0 +1,143 @@
+/* The STUN UDP listener (see stund.h): receive a batch, decide each datagram with stun.c and the
+ * reflection limits of ratelimit.c, send the answers as one batch. Every buffer is allocated once
+ * in stund_open; a datagram costs no allocation. */
+#include "stund.h"
+
+#include "compat/udp_batch.h"
+#include "net.h"
+#include "ratelimit.h"
+#include "stun.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STUND_BATCH UDP_BATCH_MAX
+/* Datagrams handled per stund_on_readable call before the loop gets to serve everyone else. */
+#define STUND_PASS_BUDGET 256
+/* Receive buffer per datagram: anything longer than a typical MTU is not a request we answer,
+ * and arrives truncated (so its length field no longer matches and it is dropped). */
+#define STUND_DATAGRAM_MAX 1500
+
+struct stund {
+    socket_t fd;
+    stun_limiter limiter;
+    uint64_t responses;
+    udp_datagram in[STUND_BATCH];
+    udp_datagram out[STUND_BATCH];
+    uint8_t in_buf[STUND_BATCH][STUND_DATAGRAM_MAX];
+    uint8_t out_buf[STUND_BATCH][STUN_RESPONSE_MAX];
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* The limiter's hash secret. An off-path attacker sees none of these inputs (clocks to the
+ * millisecond, where the allocator and the stack landed), which is what keeps it from aiming
+ * forged sources at one hash chain. */
+static void hash_seed(const stund *s, uint64_t seed[2])
+{
+    uint64_t local = 0;
+    seed[0] = mix64(compat_wall_ms() ^ (uint64_t)(uintptr_t)s);
+    seed[1] = mix64(seed[0] ^ compat_monotonic_ms() ^ (uint64_t)(uintptr_t)&local);
+}
+
+stund *stund_open(const addr_t *bind, uint64_t per_ip_rps, uint64_t global_rps, char *err, size_t errlen)
+{
+    char text[ADDR_STRLEN];
+    uint64_t seed[2];
+    stund *s = calloc(1, sizeof *s);
+
+    addr_format(bind, text);
+    if (!s) {
+        snprintf(err, errlen, "out of memory opening the STUN listener on %s", text);
+        return NULL;
+    }
+    s->fd = net_bind_udp(bind, err, errlen);
+    if (s->fd == SOCKET_INVALID) {
+        free(s);
+        return NULL;
+    }
+    if (!udp_batch_prepare(s->fd)) {
+        snprintf(err, errlen, "cannot configure the STUN socket on %s: %s", text,
+                 compat_strerror(compat_sock_errno()));
+        compat_close(s->fd);
+        free(s);
+        return NULL;
+    }
+    hash_seed(s, seed);
+    if (!stun_limiter_init(&s->limiter, per_ip_rps, global_rps, STUN_LIMITER_TRACKED_IPS, seed)) {
+        snprintf(err, errlen, "out of memory for the STUN rate limiter on %s", text);
+        compat_close(s->fd);
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < STUND_BATCH; i++) {
+        s->in[i].buf = s->in_buf[i];
+        s->in[i].cap = sizeof s->in_buf[i];
+        s->out[i].buf = s->out_buf[i];
+        s->out[i].cap = sizeof s->out_buf[i];
+    }
+    return s;
+}
+
+void stund_close(stund *s)
+{
+    if (!s)
+        return;
+    compat_close(s->fd);
+    stun_limiter_free(&s->limiter);
+    free(s);
+}
+
+socket_t stund_fd(const stund *s) { return s->fd; }
+
+uint64_t stund_requests(const stund *s) { return s->responses; }
+
+/* Builds the answer to one datagram in *reply; false when it gets none (not a Binding Request,
+ * or over a budget: the limiter runs only on valid requests, so junk costs no tokens). */
+static bool answer(stund *s, const udp_datagram *req, udp_datagram *reply, uint64_t now_ms)
+{
+    stun_request parsed;
+    addr_t source;
+
+    if (stun_parse(req->buf, req->len, &parsed) == STUN_DROP)
+        return false;
+    if (!addr_from_sockaddr(&req->peer, (size_t)req->peer_len, &source))
+        return false;
+    if (!stun_limiter_allow(&s->limiter, &source, now_ms))
+        return false;
+    reply->len = stun_write_response(&parsed, &source, reply->buf, reply->cap);
+    memcpy(&reply->peer, &req->peer, (size_t)req->peer_len);
+    reply->peer_len = req->peer_len;
+    return reply->len > 0;
+}
+
+bool stund_on_readable(stund *s, uint64_t now_ms)
+{
+    int budget = STUND_PASS_BUDGET;
+
+    while (budget > 0) {
+        int want = budget < STUND_BATCH ? budget : STUND_BATCH;
+        int got = udp_batch_recv(s->fd, s->in, want);
+        int replies = 0;
+
+        if (got <= 0)
+            return false;   /* drained, or an error the next readiness report will retry */
+        budget -= got;
+        for (int i = 0; i < got; i++)
+            if (answer(s, &s->in[i], &s->out[replies], now_ms))
+                replies++;
+        if (replies > 0)
+            s->responses += (uint64_t)udp_batch_send(s->fd, s->out, replies);
+        if (got < want)
+            return false;
+    }
+    return true;
+}
