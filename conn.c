@@ -26,8 +26,17 @@ static uint64_t deadline_of(const conn *c)
     const relay_config *cfg = &c->srv->cfg;
     if (c->state == CS_CLOSING)
         return c->close_deadline_ms;
-    if (c->reg)
-        return c->last_in_ms + cfg->idle_timeout_secs * 1000u;
+    if (c->reg) {
+        /* Registered: the liveness sweep, which runs on a fixed grid of health-check ticks,
+         * prunes at the first tick past the liveness deadline; the idle timeout backs it up. */
+        uint64_t idle = c->last_in_ms + cfg->idle_timeout_secs * 1000u;
+        uint64_t live = c->last_in_ms + cfg->liveness_deadline_secs * 1000u;
+        uint64_t step = cfg->health_check_interval_secs * 1000u;
+        uint64_t start = c->srv->start_ms;
+        if (step > 0 && live > start)
+            live = start + (live - start + step - 1) / step * step;
+        return live < idle ? live : idle;
+    }
     /* Absolute from accept: a socket that never sends a byte is reaped as surely as one that
      * upgrades and never registers. */
     return c->accepted_ms + cfg->register_timeout_secs * 1000u;
@@ -114,10 +123,12 @@ static void free_conn(server *s, conn *c)
     ws_decoder_free(&c->ws);
     if (c->in)
         pool_put(c->in, c->in_cap);
-    if (c->kind == CONN_WIRE)
+    if (c->kind == CONN_WIRE) {
         s->n_wire--;
-    else
+        abuse_conn_closed(&s->abuse, &c->source);
+    } else {
         s->n_health--;
+    }
     free(c);
 }
 
@@ -373,6 +384,14 @@ static void process_frames(conn *c)
             return;
         }
         c->last_in_ms = s->now_ms;
+        if (r.kind != WS_FAIL) {
+            enum abuse_verdict v = abuse_frame(&s->abuse, &c->meter, &c->source, used, s->now_ms);
+            if (v != ABUSE_OK) {
+                log_debug("conn %llu: %s, disconnecting", (unsigned long long)c->id, abuse_reason(v));
+                conn_close(c, WS_CLOSE_POLICY, abuse_reason(v));
+                return;
+            }
+        }
         switch (r.kind) {
         case WS_MESSAGE:
             relay_on_message(s, c, r.data, r.len);
@@ -453,12 +472,65 @@ static void on_conn_io(void *ctx, socket_t fd, int events)
 
 /* ---- accept ---- */
 
+static bool heap_reserve(server *s)
+{
+    size_t ncap;
+    conn **nh;
+    if (s->heap_len < s->heap_cap)
+        return true;
+    ncap = s->heap_cap ? s->heap_cap * 2 : 64;
+    nh = realloc(s->heap, ncap * sizeof *nh);
+    if (!nh)
+        return false;
+    s->heap = nh;
+    s->heap_cap = ncap;
+    return true;
+}
+
+/* Sets up a connection for an accepted socket; NULL (socket left to the caller) on failure. */
+static conn *conn_new(server *s, socket_t fd, const addr_t *from, const source_key *key,
+                      enum conn_kind kind)
+{
+    conn *c;
+    if (!heap_reserve(s) || !compat_set_nonblocking(fd))
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->slot = loop_add(s->lp, fd, LOOP_READ, on_conn_io, c);
+    if (c->slot < 0) {
+        free(c);
+        return NULL;
+    }
+    compat_set_nodelay(fd);
+    c->srv = s;
+    c->fd = fd;
+    c->kind = (uint8_t)kind;
+    c->state = CS_HEAD;
+    c->id = ++s->next_conn_id;
+    c->accepted_ms = c->last_in_ms = s->now_ms;
+    c->peer = *from;
+    addr_unmap(&c->peer);
+    c->source = *key;
+    c->heap_idx = s->heap_len;
+    s->heap[s->heap_len++] = c;
+    c->heap_key = deadline_of(c);
+    heap_up(s, c->heap_idx);
+    if (kind == CONN_WIRE)
+        s->n_wire++;
+    else
+        s->n_health++;
+    return c;
+}
+
 static void accept_on(server *s, socket_t lfd, enum conn_kind kind)
 {
     for (int i = 0; i < ACCEPT_PER_PASS; i++) {
         struct sockaddr_storage ss;
         socklen_t_compat sl = (socklen_t_compat)sizeof ss;
         socket_t fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+        addr_t from;
+        source_key key;
         conn *c;
         if (fd == SOCKET_INVALID) {
             int e = compat_sock_errno();
@@ -473,47 +545,24 @@ static void accept_on(server *s, socket_t lfd, enum conn_kind kind)
             compat_close(fd);
             continue;
         }
-        c = calloc(1, sizeof *c);
-        if (!c || !compat_set_nonblocking(fd)) {
-            free(c);
-            compat_close(fd);
-            continue;
-        }
-        compat_set_nodelay(fd);
-        c->srv = s;
-        c->fd = fd;
-        c->kind = (uint8_t)kind;
-        c->state = CS_HEAD;
-        c->id = ++s->next_conn_id;
-        c->accepted_ms = c->last_in_ms = s->now_ms;
-        addr_from_sockaddr(&ss, (size_t)sl, &c->peer);
-        addr_unmap(&c->peer);
-        c->slot = loop_add(s->lp, fd, LOOP_READ, on_conn_io, c);
-        if (c->slot < 0) {
-            compat_close(fd);
-            free(c);
-            continue;
-        }
-        if (s->heap_len == s->heap_cap) {
-            size_t ncap = s->heap_cap ? s->heap_cap * 2 : 64;
-            conn **nh = realloc(s->heap, ncap * sizeof *nh);
-            if (!nh) {
-                loop_del(s->lp, c->slot);
+        addr_from_sockaddr(&ss, (size_t)sl, &from);
+        source_key_make(&key, &from, SOURCE_IPV6_64);
+        if (kind == CONN_WIRE) {
+            enum abuse_verdict v = abuse_accept(&s->abuse, &key, s->now_ms);
+            if (v != ABUSE_OK) {
+                log_debug("refusing connection: %s", abuse_reason(v));
                 compat_close(fd);
-                free(c);
                 continue;
             }
-            s->heap = nh;
-            s->heap_cap = ncap;
         }
-        c->heap_idx = s->heap_len;
-        s->heap[s->heap_len++] = c;
-        c->heap_key = deadline_of(c);
-        heap_up(s, c->heap_idx);
-        if (kind == CONN_WIRE)
-            s->n_wire++;
-        else
-            s->n_health++;
+        c = conn_new(s, fd, &from, &key, kind);
+        if (!c) {
+            log_warn("dropping an accepted connection: out of memory");
+            if (kind == CONN_WIRE)
+                abuse_conn_closed(&s->abuse, &key);
+            compat_close(fd);
+            continue;
+        }
         if (LOG_ENABLED(LOG_DEBUG)) {
             char text[ADDR_STRLEN];
             addr_format(&c->peer, text);
@@ -572,9 +621,17 @@ static void expire(server *s)
         if (c->state == CS_CLOSING) {
             schedule_free(c);
         } else if (c->reg) {
-            log_info("conn %llu: idle for %llus, closing", (unsigned long long)c->id,
-                     (unsigned long long)s->cfg.idle_timeout_secs);
-            conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+            uint64_t silent = (s->now_ms - c->last_in_ms) / 1000u;
+            if (silent >= s->cfg.idle_timeout_secs) {
+                log_info("conn %llu: idle for %llus, closing", (unsigned long long)c->id,
+                         (unsigned long long)silent);
+                conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+            } else {
+                s->abuse.counters.prunes++;
+                log_info("liveness sweep: pruning %.*s, silent for %llus", (int)c->reg->peer_id_len,
+                         c->reg->peer_id, (unsigned long long)silent);
+                conn_close(c, WS_CLOSE_GOING_AWAY, "liveness deadline passed");
+            }
         } else if (c->state == CS_OPEN) {
             log_debug("conn %llu: not registered in time, closing", (unsigned long long)c->id);
             conn_close(c, WS_CLOSE_POLICY, "register timeout");
@@ -613,6 +670,12 @@ bool server_init(server *s, char *err, size_t errlen)
     seed_hash(s);
     if (!relay_init(s, err, errlen))
         return false;
+    /* Remember at least every possible open source twice over, so live entries are rarely the
+     * least recently seen when churn evicts. */
+    if (!abuse_init(&s->abuse, cfg, (uint32_t)(cfg->max_connections * 2 + 1024), s->seed)) {
+        snprintf(err, errlen, "out of memory for the per-source limit table");
+        return false;
+    }
     s->lp = loop_new(max_fds);
     if (!s->lp) {
         snprintf(err, errlen, "out of memory for %zu sockets", max_fds);
@@ -645,6 +708,21 @@ static void flush_pending(server *s)
     }
 }
 
+/* Logs the abuse counters at info when they changed, at most once per health-check interval. */
+static void log_counters(server *s)
+{
+    const abuse_counters *now = &s->abuse.counters;
+    if (s->now_ms < s->next_counter_log_ms || memcmp(now, &s->logged, sizeof *now) == 0)
+        return;
+    log_info("abuse counters: refused_connections=%llu refused_registrations=%llu "
+             "disconnects=%llu strikes=%llu bans=%llu liveness_prunes=%llu",
+             (unsigned long long)now->refused_conns, (unsigned long long)now->refused_regs,
+             (unsigned long long)now->disconnects, (unsigned long long)now->strikes,
+             (unsigned long long)now->bans, (unsigned long long)now->prunes);
+    s->logged = *now;
+    s->next_counter_log_ms = s->now_ms + s->cfg.health_check_interval_secs * 1000u;
+}
+
 static int next_timeout(const server *s)
 {
     uint64_t d;
@@ -670,6 +748,7 @@ void server_run(server *s)
         expire(s);
         flush_pending(s);
         free_dead(s);
+        log_counters(s);
     }
 }
 
@@ -708,5 +787,6 @@ void server_shutdown(server *s)
     loop_free(s->lp);
     free(s->heap);
     relay_free(s);
+    abuse_free(&s->abuse);
     pool_trim();
 }

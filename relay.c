@@ -184,6 +184,7 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
     reg *r, *existing;
     network *net;
     wire_peer_info info;
+    enum abuse_verdict verdict;
 
     if (c->reg) {
         send_error(c, WIRE_ERR_BAD_MESSAGE, "connection is already registered");
@@ -193,7 +194,16 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
         send_error(c, WIRE_ERR_BAD_MESSAGE, "peer_id must be 1..256 bytes and network_id at most 256");
         return;
     }
+    /* Order of refusals as the reference: source rate, source cap, identity, capacity, id. */
+    verdict = abuse_register(&s->abuse, &c->source, s->now_ms);
+    if (verdict != ABUSE_OK) {
+        log_debug("refusing register from conn %llu: %s", (unsigned long long)c->id,
+                  abuse_reason(verdict));
+        refuse_register(s, c, WIRE_ERR_RATE_LIMITED, abuse_reason(verdict));
+        return;
+    }
     if (s->n_regs >= s->cfg.max_connections) {
+        abuse_registration_ended(&s->abuse, &c->source);
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay at capacity");
         return;
     }
@@ -203,6 +213,7 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
          * anything found here is live: refuse rather than let the id be hijacked. */
         log_warn("refusing register of %.*s from conn %llu: id held by a live connection",
                  (int)m->peer_id.n, m->peer_id.p, (unsigned long long)c->id);
+        abuse_registration_ended(&s->abuse, &c->source);
         refuse_register(s, c, WIRE_ERR_ID_IN_USE, "peer_id already registered by a live connection");
         return;
     }
@@ -221,6 +232,7 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
         free(r);
         if (net)
             drop_network_if_empty(s, net);
+        abuse_registration_ended(&s->abuse, &c->source);
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
         return;
     }
@@ -278,6 +290,7 @@ void relay_on_close(server *s, conn *c)
         r->nnext->nprev = r->nprev;
     net->count--;
     s->n_regs--;
+    abuse_registration_ended(&s->abuse, &c->source);
     log_info("deregistered %.*s (%zu connected)", (int)r->peer_id_len, r->peer_id, s->n_regs);
     wire_write_peer_disconnected(&s->jw, reg_id(r));
     fan_out(s, net, NULL, 0);

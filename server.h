@@ -4,6 +4,7 @@
 #ifndef DIG_SERVER_H
 #define DIG_SERVER_H
 
+#include "abuse.h"
 #include "addr.h"
 #include "buf.h"
 #include "compat/compat.h"
@@ -32,6 +33,8 @@ typedef struct conn {
     bool in_pending;          /* on the server's flush list */
     bool dead;                /* on the server's free list: no more I/O */
     addr_t peer;              /* observed source, IPv4-mapped shown as IPv4 */
+    source_key source;        /* what per-source limits count against */
+    abuse_meter meter;        /* this connection's inbound rate limits */
     uint8_t *in;              /* input bytes in[in_off .. in_len) */
     size_t in_off, in_len, in_cap;
     ws_decoder ws;
@@ -85,6 +88,9 @@ struct server {
     uint64_t exclude_gen;
     json_writer jw;           /* reused for every outgoing message */
     char *scratch;            /* decoded strings, max_message_bytes long */
+    abuse_guard abuse;
+    abuse_counters logged;    /* counters as last logged, to log only changes */
+    uint64_t next_counter_log_ms;
     bool stopping;
 };
 
