@@ -205,15 +205,22 @@ void conn_close(conn *c, uint16_t code, const char *reason)
     mark_pending(c);
 }
 
-static void http_answer(conn *c, int status, const char *type, const char *body)
+static void http_answer_ex(conn *c, int status, const char *type, const char *extra_headers,
+                           const char *body)
 {
     char buf[1024];
-    size_t n = http_response(buf, sizeof buf, status, type, body, body ? strlen(body) : 0);
+    size_t n = http_response_ex(buf, sizeof buf, status, type, extra_headers, body,
+                                body ? strlen(body) : 0);
     if (n > 0)
         send_raw_bypassing_limits(c, (const uint8_t *)buf, n);
     c->state = CS_CLOSING;
     c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
     conn_touch_deadline(c);
+}
+
+static void http_answer(conn *c, int status, const char *type, const char *body)
+{
+    http_answer_ex(c, status, type, NULL, body);
 }
 
 /* Writes queued frames with gathered sends, at most WRITE_BUDGET_PER_PASS bytes so one fast
@@ -314,7 +321,7 @@ static void health_request(conn *c, const http_request *req)
     if (http_path_is(req, "/health")) {
         char body[256];
         if (!http_method_is(req, "GET")) {
-            http_answer(c, 405, "text/plain", "method not allowed\n");
+            http_answer_ex(c, 405, "text/plain", "Allow: GET\r\n", "method not allowed\n");
             return;
         }
         snprintf(body, sizeof body,
@@ -340,7 +347,8 @@ static void wire_request(conn *c, const http_request *req)
         http_answer(c, 404, "text/plain", "not found\n");
         break;
     case WS_UPGRADE_BAD_VERSION:
-        http_answer(c, 426, "text/plain", "Sec-WebSocket-Version: 13 required\n");
+        http_answer_ex(c, 426, "text/plain", "Sec-WebSocket-Version: 13\r\n",
+                       "websocket version 13 required\n");
         break;
     default:
         http_answer(c, 400, "text/plain", "bad websocket upgrade request\n");
