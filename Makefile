@@ -40,7 +40,7 @@ test: dig-relay $(TEST_BIN)
 MINGW ?= x86_64-w64-mingw32-gcc
 windows: dig-relay.exe
 dig-relay.exe: dig-relay.c $(LIB_SRC) $(wildcard *.h compat/*.h)
-	$(MINGW) -std=c11 -O2 -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -Wno-error=format -I. \
+	$(MINGW) -std=c11 -O2 -D__USE_MINGW_ANSI_STDIO=1 -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -I. \
 		-o $@ dig-relay.c $(LIB_SRC) -lws2_32
 
 clean:

@@ -2,13 +2,12 @@
 #ifndef DIG_LOG_H
 #define DIG_LOG_H
 
+#include "compat/compat.h"
 #include "config.h"
 
 extern enum log_level log_threshold;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
+COMPAT_PRINTF(2, 3)
 void log_write(enum log_level level, const char *fmt, ...);
 
 #define LOG_ENABLED(lvl) ((lvl) <= log_threshold)

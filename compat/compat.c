@@ -46,7 +46,7 @@ const char *compat_strerror(int e)
 bool compat_set_nonblocking(socket_t s)
 {
     u_long on = 1;
-    return ioctlsocket(s, FIONBIO, &on) == 0;
+    return ioctlsocket(s, (long)FIONBIO, &on) == 0;
 }
 
 static bool set_int_opt(socket_t s, int level, int name, int value)

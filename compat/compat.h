@@ -40,6 +40,16 @@ typedef socklen_t socklen_t_compat;
 typedef ssize_t ssize_compat_t;
 #endif
 
+/* printf-style format checking: mingw's C99 stdio (which understands %zu and %llu) is checked as
+ * gnu_printf, everything else as printf. */
+#if defined(__MINGW32__)
+#  define COMPAT_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
+#  define COMPAT_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#  define COMPAT_PRINTF(fmt, args)
+#endif
+
 /* Process-wide start-up (WSAStartup, ignore SIGPIPE). Returns false with a message in err. */
 bool compat_init(char *err, size_t errlen);
 
