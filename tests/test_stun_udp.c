@@ -1,0 +1,666 @@
+/* STUN over real UDP on loopback, two ways:
+ *   - in process: stund opened on a dual-stack [::] port and driven by this test, which controls
+ *     the clock, so budgets and the per-pass limit are checked exactly;
+ *   - the real ./dig-relay ($DIG_RELAY_BIN) started with --stun-listen [::]:PORT and its flags or
+ *     environment, checked from distinct 127.x.y.z sources, and coturn's turnutils_stunclient
+ *     learning its reflexive address from it (skipped when coturn is not installed). */
+#include "stund.h"
+#include "tests/harness.h"
+#include "tests/test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- UDP helpers */
+
+/* A UDP socket bound to host:0 ("127.0.0.7", "::1", or "::" for a dual-stack socket). */
+static int udp_socket(const char *host)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        int off = 0;
+        a->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            return -1;
+        len = sizeof *a;
+        fd = socket(AF_INET6, SOCK_DGRAM, 0);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            return -1;
+        len = sizeof *a;
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+    }
+    if (fd < 0)
+        return -1;
+    /* Room for a few hundred answers waiting to be counted. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ 1 << 20 }, sizeof(int));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        printf("  cannot bind UDP %s: %s\n", host, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static bool udp_send(int fd, const char *host, uint16_t port, const void *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        inet_pton(AF_INET6, host, &a->sin6_addr);
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        inet_pton(AF_INET, host, &a->sin_addr);
+        sl = sizeof *a;
+    }
+    return sendto(fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len;
+}
+
+/* Waits up to timeout_ms for one datagram; returns its length, or -1 when none came. */
+static ssize_t udp_recv(int fd, uint8_t *buf, size_t cap, unsigned timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (poll(&p, 1, (int)timeout_ms) <= 0)
+        return -1;
+    return recv(fd, buf, cap, MSG_DONTWAIT);
+}
+
+/* Counts datagrams arriving until none has come for quiet_ms. */
+static int udp_count_replies(int fd, unsigned quiet_ms)
+{
+    uint8_t buf[1500];
+    int n = 0;
+    while (udp_recv(fd, buf, sizeof buf, quiet_ms) >= 0)
+        n++;
+    return n;
+}
+
+/* ---------------------------------------------------------------- STUN bytes */
+
+static void binding_request(uint8_t req[20], uint32_t tag)
+{
+    memset(req, 0, 20);
+    req[1] = 0x01;
+    req[4] = 0x21, req[5] = 0x12, req[6] = 0xa4, req[7] = 0x42;
+    h_random(req + 8, 12);
+    req[8] = (uint8_t)(tag >> 24), req[9] = (uint8_t)(tag >> 16);
+    req[10] = (uint8_t)(tag >> 8), req[11] = (uint8_t)tag;
+}
+
+/* Checks a Binding Success Response to req and extracts XOR-MAPPED-ADDRESS as text
+ * ("127.0.0.1" / "::1") and port. */
+static bool mapped_from_response(const uint8_t *resp, size_t n, const uint8_t req[20], char *ip,
+                                 size_t ip_cap, uint16_t *port, int *family)
+{
+    size_t pos = 20;
+    if (n < 20 || resp[0] != 0x01 || resp[1] != 0x01 || memcmp(resp + 4, req + 4, 16) != 0 ||
+        (size_t)(resp[2] << 8 | resp[3]) != n - 20)
+        return false;
+    while (pos + 4 <= n) {
+        unsigned type = (unsigned)(resp[pos] << 8 | resp[pos + 1]);
+        unsigned len = (unsigned)(resp[pos + 2] << 8 | resp[pos + 3]);
+        const uint8_t *v = resp + pos + 4;
+        if (pos + 4 + len > n)
+            return false;
+        if (type == 0x0020 && len >= 8) {
+            uint8_t raw[16];
+            unsigned ip_len = v[1] == 1 ? 4 : 16;
+            if (len != 4 + ip_len)
+                return false;
+            for (unsigned i = 0; i < ip_len; i++)
+                raw[i] = (uint8_t)(v[4 + i] ^ req[4 + i]);   /* cookie then transaction id */
+            *port = (uint16_t)((v[2] << 8 | v[3]) ^ 0x2112);
+            *family = v[1] == 1 ? 4 : 6;
+            return inet_ntop(v[1] == 1 ? AF_INET : AF_INET6, raw, ip, (socklen_t)ip_cap) != NULL;
+        }
+        pos += 4 + ((len + 3u) & ~3u);
+    }
+    return false;
+}
+
+/* One Binding exchange from fd to host:port; true when the reply maps to expect_ip and the
+ * socket's own port, in the expected family. */
+static bool exchange_maps_to(int fd, const char *host, uint16_t port, const char *expect_ip,
+                             int expect_family, unsigned timeout_ms)
+{
+    uint8_t req[20], resp[1500];
+    char ip[64];
+    uint16_t mapped_port = 0;
+    int family = 0;
+    ssize_t n;
+
+    binding_request(req, 1);
+    if (!udp_send(fd, host, port, req, sizeof req))
+        return false;
+    n = udp_recv(fd, resp, sizeof resp, timeout_ms);
+    if (n < 0) {
+        printf("  no STUN answer from %s:%u\n", host, port);
+        return false;
+    }
+    if (!mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mapped_port, &family)) {
+        printf("  undecodable answer (%zd bytes)\n", n);
+        return false;
+    }
+    if (strcmp(ip, expect_ip) != 0 || mapped_port != local_port(fd) || family != expect_family ||
+        n != (expect_family == 4 ? 32 : 44)) {
+        printf("  mapped %s:%u family %d (%zd bytes), expected %s:%u family %d\n", ip, mapped_port,
+               family, n, expect_ip, local_port(fd), expect_family);
+        return false;
+    }
+    return true;
+}
+
+/* Datagrams that must never be answered (out has room for 16). */
+static size_t malformed_datagrams(uint8_t out[][64], size_t *lens)
+{
+    size_t k = 0;
+    uint8_t ok[20];
+    binding_request(ok, 9);
+    memset(out, 0, 16 * sizeof out[0]);
+
+    memcpy(out[k], ok, 19), lens[k++] = 19;                       /* short */
+    memcpy(out[k], ok, 20), out[k][4] = 0, lens[k++] = 20;         /* wrong cookie */
+    memcpy(out[k], ok, 20), out[k][1] = 0x11, lens[k++] = 20;      /* indication */
+    memcpy(out[k], ok, 20), out[k][0] = 0x01, lens[k++] = 20;      /* success response */
+    memcpy(out[k], ok, 20), out[k][1] = 0x03, lens[k++] = 20;      /* Allocate */
+    memcpy(out[k], ok, 20), out[k][0] = 0xC0, lens[k++] = 20;      /* top bits */
+    memcpy(out[k], ok, 20), out[k][3] = 8, lens[k++] = 20;         /* length overruns */
+    memcpy(out[k] + 20, "\x80\x22\x00\x08", 4);                    /* overrunning attribute */
+    memcpy(out[k], ok, 20), out[k][3] = 4, lens[k++] = 24;
+    memcpy(out[k], ok, 20), out[k][3] = 2, lens[k++] = 22;         /* length not a multiple of 4 */
+    memcpy(out[k], ok, 20), lens[k++] = 24;                        /* trailing bytes */
+    memcpy(out[k] + 20, "\x80\x28\x00\x04\x01\x02\x03\x04", 8);    /* bad FINGERPRINT */
+    memcpy(out[k], ok, 20), out[k][3] = 8, lens[k++] = 28;
+    memcpy(out[k], "GET / HTTP/1.1\r\n\r\n", 18), lens[k++] = 18;  /* not STUN */
+    memset(out[k], 0, 64), lens[k++] = 64;
+    return k;
+}
+
+/* ---------------------------------------------------------------- in-process stund */
+
+static stund *open_dual_stack(uint64_t per_ip, uint64_t global, uint16_t *port)
+{
+    char err[256];
+    addr_t any;
+    stund *s;
+
+    memset(&any, 0, sizeof any);
+    any.family = 6;
+    s = stund_open(&any, per_ip, global, err, sizeof err);
+    if (!s) {
+        printf("  stund_open: %s\n", err);
+        return NULL;
+    }
+    *port = local_port(stund_fd(s));
+    return s;
+}
+
+/* Lets the kernel deliver what was sent, then runs passes until stund reports it drained. */
+static void serve(stund *s, uint64_t now_ms)
+{
+    struct pollfd p = { .fd = stund_fd(s), .events = POLLIN };
+    poll(&p, 1, 50);
+    for (int i = 0; i < 100 && stund_on_readable(s, now_ms); i++) {
+    }
+}
+
+static void test_stund_answers_ipv4_and_ipv6(void)
+{
+    uint16_t port;
+    stund *s = open_dual_stack(0, 0, &port);
+    int c4 = udp_socket("127.0.0.1"), c6 = udp_socket("::1"), c4b = udp_socket("127.0.0.9");
+    uint8_t req[20], resp[128];
+    char ip[64] = "";
+    uint16_t mport = 0;
+    int family = 0;
+    ssize_t n;
+
+    REQUIRE(s && c4 >= 0 && c6 >= 0 && c4b >= 0);
+    binding_request(req, 4);
+    CHECK(udp_send(c4, "127.0.0.1", port, req, 20));
+    serve(s, 1000);
+    n = udp_recv(c4, resp, sizeof resp, 500);
+    CHECK_EQ_INT(n, 32);
+    CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
+    CHECK_EQ_STR(ip, "127.0.0.1");
+    CHECK_EQ_INT(family, 4);
+    CHECK_EQ_INT(mport, local_port(c4));
+
+    binding_request(req, 6);
+    CHECK(udp_send(c6, "::1", port, req, 20));
+    serve(s, 1000);
+    n = udp_recv(c6, resp, sizeof resp, 500);
+    CHECK_EQ_INT(n, 44);
+    CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
+    CHECK_EQ_STR(ip, "::1");
+    CHECK_EQ_INT(family, 6);
+    CHECK_EQ_INT(mport, local_port(c6));
+
+    /* Another IPv4 source through the same [::] socket. */
+    binding_request(req, 7);
+    CHECK(udp_send(c4b, "127.0.0.1", port, req, 20));
+    serve(s, 1000);
+    n = udp_recv(c4b, resp, sizeof resp, 500);
+    CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
+    CHECK_EQ_STR(ip, "127.0.0.9");
+    CHECK_EQ_INT(stund_requests(s), 3);
+
+    close(c4), close(c6), close(c4b);
+    stund_close(s);
+}
+
+static void test_stund_drops_malformed(void)
+{
+    uint16_t port;
+    stund *s = open_dual_stack(0, 0, &port);
+    int c = udp_socket("127.0.0.1");
+    uint8_t bad[16][64];
+    size_t lens[16], k;
+
+    REQUIRE(s && c >= 0);
+    k = malformed_datagrams(bad, lens);
+    for (size_t i = 0; i < k; i++)
+        CHECK(udp_send(c, "127.0.0.1", port, bad[i], lens[i]));
+    serve(s, 1000);
+    CHECK_EQ_INT(udp_count_replies(c, 200), 0);
+    CHECK_EQ_INT(stund_requests(s), 0);
+    /* Still serving afterwards. */
+    CHECK(udp_send(c, "127.0.0.1", port, bad[0], 0));
+    serve(s, 1000);
+    CHECK_EQ_INT(udp_count_replies(c, 100), 0);
+    close(c);
+    stund_close(s);
+}
+
+static int burst(int fd, const char *host, uint16_t port, int n)
+{
+    uint8_t req[20];
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        binding_request(req, (uint32_t)i);
+        sent += udp_send(fd, host, port, req, sizeof req);
+    }
+    return sent;
+}
+
+static void test_stund_per_ip_budget(void)
+{
+    uint16_t port;
+    stund *s = open_dual_stack(5, 0, &port);
+    int a = udp_socket("127.0.0.2"), b = udp_socket("127.0.0.3");
+
+    REQUIRE(s && a >= 0 && b >= 0);
+    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 8), 8);
+    CHECK_EQ_INT(burst(b, "127.0.0.1", port, 8), 8);
+    serve(s, 5000);
+    CHECK_EQ_INT(udp_count_replies(a, 150), 5);
+    CHECK_EQ_INT(udp_count_replies(b, 150), 5);
+    /* Same second, next datagrams: nothing more. */
+    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 2), 2);
+    serve(s, 5999);
+    CHECK_EQ_INT(udp_count_replies(a, 150), 0);
+    /* Next second: a fresh five. */
+    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 8), 8);
+    serve(s, 6000);
+    CHECK_EQ_INT(udp_count_replies(a, 150), 5);
+    CHECK_EQ_INT(stund_requests(s), 15);
+    close(a), close(b);
+    stund_close(s);
+}
+
+static void test_stund_global_budget(void)
+{
+    uint16_t port;
+    stund *s = open_dual_stack(0, 7, &port);
+    int fds[12], answered = 0;
+
+    REQUIRE(s);
+    for (int i = 0; i < 12; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "127.0.1.%d", i + 1);
+        fds[i] = udp_socket(host);
+        REQUIRE(fds[i] >= 0);
+        CHECK_EQ_INT(burst(fds[i], "127.0.0.1", port, 1), 1);
+    }
+    serve(s, 7000);
+    for (int i = 0; i < 12; i++)
+        answered += udp_count_replies(fds[i], 60);
+    CHECK_EQ_INT(answered, 7);
+    CHECK_EQ_INT(stund_requests(s), 7);
+    for (int i = 0; i < 12; i++)
+        close(fds[i]);
+    stund_close(s);
+}
+
+/* One call handles at most one pass's budget and says when more is waiting. */
+static void test_stund_pass_budget(void)
+{
+    uint16_t port;
+    stund *s = open_dual_stack(0, 0, &port);
+    int c = udp_socket("127.0.0.1");
+    struct pollfd p;
+    bool more;
+
+    REQUIRE(s && c >= 0);
+    CHECK_EQ_INT(burst(c, "127.0.0.1", port, 270), 270);
+    p.fd = stund_fd(s), p.events = POLLIN;
+    poll(&p, 1, 100);
+    h_sleep_ms(20);
+    more = stund_on_readable(s, 1000);
+    CHECK(more);
+    CHECK_EQ_INT(stund_requests(s), 256);
+    more = stund_on_readable(s, 1000);
+    CHECK(!more);
+    CHECK_EQ_INT(stund_requests(s), 270);
+    CHECK(!stund_on_readable(s, 1000));
+    CHECK_EQ_INT(udp_count_replies(c, 150), 270);
+    close(c);
+    stund_close(s);
+}
+
+static void test_stund_open_names_address_in_use(void)
+{
+    int holder = udp_socket("127.0.0.1");
+    char err[256] = "";
+    addr_t a;
+    stund *s;
+
+    REQUIRE(holder >= 0);
+    memset(&a, 0, sizeof a);
+    a.family = 4;
+    a.ip[0] = 127, a.ip[3] = 1;
+    a.port = local_port(holder);
+    s = stund_open(&a, 5, 1000, err, sizeof err);
+    CHECK(s == NULL);
+    if (s)
+        stund_close(s);
+    {
+        char expect[64];
+        snprintf(expect, sizeof expect, "127.0.0.1:%u", a.port);
+        CHECK(strstr(err, expect) != NULL);
+    }
+    close(holder);
+}
+
+/* ---------------------------------------------------------------- the real binary */
+
+typedef struct {
+    pid_t pid;
+    uint16_t stun_port, health_port;
+    char log[128];
+} relay_run;
+
+/* Starts the relay with STUN on [::]:free port and the TCP listeners on loopback, plus extra
+ * arguments and environment; waits until /health answers. */
+static bool start_relay(relay_run *r, const char *const *extra, const char *const *env)
+{
+    static unsigned counter;
+    char stun[32], listen[32], health[32], dash[32];
+    const char *argv[32];
+    uint16_t wire = h_free_port("tcp4"), dash_port = h_free_port("tcp4");
+    size_t n = 0;
+    uint64_t deadline;
+
+    memset(r, 0, sizeof *r);
+    r->stun_port = h_free_port("udp6dual");
+    r->health_port = h_free_port("tcp4");
+    if (!r->stun_port || !r->health_port || !wire || !dash_port)
+        return false;
+    snprintf(stun, sizeof stun, "[::]:%u", r->stun_port);
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", wire);
+    snprintf(health, sizeof health, "127.0.0.1:%u", r->health_port);
+    snprintf(dash, sizeof dash, "127.0.0.1:%u", dash_port);
+    snprintf(r->log, sizeof r->log, "/tmp/dig-relay-stun-test.%ld.%u.log", (long)getpid(), counter++);
+    argv[n++] = relay_binary();
+    argv[n++] = "--stun-listen", argv[n++] = stun;
+    argv[n++] = "--listen", argv[n++] = listen;
+    argv[n++] = "--health-listen", argv[n++] = health;
+    argv[n++] = "--dashboard-listen", argv[n++] = dash;
+    for (size_t i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    fflush(stdout);
+    r->pid = fork();
+    if (r->pid < 0)
+        return false;
+    if (r->pid == 0) {
+        int fd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0)
+            dup2(fd, 1), dup2(fd, 2);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)(uintptr_t)env[i]);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    deadline = h_now_ms() + 5000;
+    while (h_now_ms() < deadline) {
+        char resp[512];
+        int status;
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            printf("  relay exited during start-up; log %s\n", r->log);
+            r->pid = 0;
+            return false;
+        }
+        if (h_http("127.0.0.1", r->health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp,
+                   sizeof resp, 500) > 0 && h_http_status(resp) == 200)
+            return true;
+        h_sleep_ms(20);
+    }
+    printf("  relay did not become ready; log %s\n", r->log);
+    return false;
+}
+
+static void stop_relay(relay_run *r)
+{
+    if (r->pid > 0) {
+        int status;
+        kill(r->pid, SIGTERM);
+        for (int i = 0; i < 300 && waitpid(r->pid, &status, WNOHANG) == 0; i++)
+            h_sleep_ms(10);
+        if (kill(r->pid, 0) == 0) {
+            kill(r->pid, SIGKILL);
+            waitpid(r->pid, &status, 0);
+        }
+    }
+    unlink(r->log);
+    r->pid = 0;
+}
+
+static void test_relay_answers_ipv4_and_ipv6(void)
+{
+    relay_run r;
+    int c4, c6, c4b;
+
+    REQUIRE(start_relay(&r, NULL, NULL));
+    c4 = udp_socket("127.0.0.1"), c6 = udp_socket("::1"), c4b = udp_socket("127.0.3.4");
+    CHECK(c4 >= 0 && exchange_maps_to(c4, "127.0.0.1", r.stun_port, "127.0.0.1", 4, 2000));
+    CHECK(c6 >= 0 && exchange_maps_to(c6, "::1", r.stun_port, "::1", 6, 2000));
+    CHECK(c4b >= 0 && exchange_maps_to(c4b, "127.0.0.1", r.stun_port, "127.0.3.4", 4, 2000));
+    close(c4), close(c6), close(c4b);
+    stop_relay(&r);
+}
+
+static void test_relay_ignores_malformed(void)
+{
+    relay_run r;
+    uint8_t bad[16][64];
+    size_t lens[16], k;
+    int c;
+
+    REQUIRE(start_relay(&r, NULL, NULL));
+    c = udp_socket("127.0.0.5");
+    REQUIRE(c >= 0);
+    k = malformed_datagrams(bad, lens);
+    for (size_t i = 0; i < k; i++)
+        CHECK(udp_send(c, "127.0.0.1", r.stun_port, bad[i], lens[i]));
+    CHECK_EQ_INT(udp_count_replies(c, 300), 0);
+    /* The relay is alive and answers the same source afterwards. */
+    CHECK(exchange_maps_to(c, "127.0.0.1", r.stun_port, "127.0.0.5", 4, 2000));
+    close(c);
+    stop_relay(&r);
+}
+
+/* The relay's windows are whole seconds of its own clock: a burst that happens to straddle a
+ * boundary may see two budgets. Each check therefore tries up to three bursts (from fresh sources)
+ * and passes on one that lands inside a window, never accepting more than two windows' worth. */
+static bool per_ip_burst_ok(uint16_t port, int limit, int *octet)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        char host[32];
+        int c, got, other_c, other_got;
+        snprintf(host, sizeof host, "127.0.2.%d", (*octet)++);
+        c = udp_socket(host);
+        snprintf(host, sizeof host, "127.0.2.%d", (*octet)++);
+        other_c = udp_socket(host);
+        if (c < 0 || other_c < 0)
+            return false;
+        burst(c, "127.0.0.1", port, limit * 3);
+        burst(other_c, "127.0.0.1", port, limit * 3);
+        got = udp_count_replies(c, 300);
+        other_got = udp_count_replies(other_c, 100);
+        close(c), close(other_c);
+        if (got > 2 * limit || other_got > 2 * limit || got < limit || other_got < limit) {
+            printf("  per-IP limit %d: %d and %d replies\n", limit, got, other_got);
+            return false;
+        }
+        if (got == limit && other_got == limit)
+            return true;
+    }
+    printf("  per-IP limit %d: no burst fell inside one window\n", limit);
+    return false;
+}
+
+static void test_relay_per_ip_budget_flag_and_env(void)
+{
+    static const char *const flag[] = { "--stun-per-ip-rps", "3", "--stun-global-rps", "0", NULL };
+    static const char *const env[] = { "DIG_RELAY_STUN_PER_IP_RPS=2", "DIG_RELAY_STUN_GLOBAL_RPS=0", NULL };
+    relay_run r;
+    int octet = 1;
+
+    REQUIRE(start_relay(&r, flag, NULL));
+    CHECK(per_ip_burst_ok(r.stun_port, 3, &octet));
+    stop_relay(&r);
+
+    REQUIRE(start_relay(&r, NULL, env));
+    CHECK(per_ip_burst_ok(r.stun_port, 2, &octet));
+    stop_relay(&r);
+}
+
+static void test_relay_global_budget(void)
+{
+    static const char *const flag[] = { "--stun-per-ip-rps", "0", "--stun-global-rps", "6", NULL };
+    relay_run r;
+    bool ok = false;
+
+    REQUIRE(start_relay(&r, flag, NULL));
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        int fds[15], answered = 0;
+        for (int i = 0; i < 15; i++) {
+            char host[32];
+            snprintf(host, sizeof host, "127.0.%d.%d", 10 + attempt, i + 1);
+            fds[i] = udp_socket(host);
+            REQUIRE(fds[i] >= 0);
+            burst(fds[i], "127.0.0.1", r.stun_port, 1);
+        }
+        for (int i = 0; i < 15; i++) {
+            answered += udp_count_replies(fds[i], i == 0 ? 300 : 20);
+            close(fds[i]);
+        }
+        if (answered < 6 || answered > 12) {
+            printf("  global limit 6: %d of 15 sources answered\n", answered);
+            break;
+        }
+        ok = answered == 6;
+        if (!ok)
+            h_sleep_ms(1000);   /* the next attempt starts in a fresh window */
+    }
+    CHECK(ok);
+    stop_relay(&r);
+}
+
+/* coturn's client learns its reflexive address from us, over IPv4 and IPv6. */
+static bool stunclient_reports(uint16_t port, const char *server, const char *local, const char *expect)
+{
+    char cmd[256], out[2048];
+    size_t n;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "timeout 10 turnutils_stunclient -p %u -L %s %s 2>&1", port, local, server);
+    p = popen(cmd, "r");
+    if (!p)
+        return false;
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    if (pclose(p) != 0 || !strstr(out, expect)) {
+        printf("  %s\n  printed: %s\n", cmd, out);
+        return false;
+    }
+    return true;
+}
+
+static void test_coturn_stunclient_interop(void)
+{
+    relay_run r;
+
+    if (system("command -v turnutils_stunclient >/dev/null 2>&1") != 0)
+        SKIP("coturn not installed");
+    REQUIRE(start_relay(&r, NULL, NULL));
+    CHECK(stunclient_reports(r.stun_port, "127.0.0.1", "127.0.4.7", "UDP reflexive addr: 127.0.4.7:"));
+    CHECK(stunclient_reports(r.stun_port, "::1", "::1", "UDP reflexive addr: ::1:"));
+    stop_relay(&r);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN(test_stund_answers_ipv4_and_ipv6);
+    RUN(test_stund_drops_malformed);
+    RUN(test_stund_per_ip_budget);
+    RUN(test_stund_global_budget);
+    RUN(test_stund_pass_budget);
+    RUN(test_stund_open_names_address_in_use);
+    RUN(test_relay_answers_ipv4_and_ipv6);
+    RUN(test_relay_ignores_malformed);
+    RUN(test_relay_per_ip_budget_flag_and_env);
+    RUN(test_relay_global_budget);
+    RUN(test_coturn_stunclient_interop);
+    return test_finish();
+}
