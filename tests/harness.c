@@ -383,19 +383,13 @@ static void slurp(const char *path, char *buf, size_t cap)
     fclose(f);
 }
 
-int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
-                 char *err, size_t err_cap, unsigned timeout_ms)
+int h_run(const char *const *argv, const char *const *env, char *out, size_t out_cap,
+          char *err, size_t err_cap, unsigned timeout_ms)
 {
     char out_path[64], err_path[64];
     unsigned id = log_counter++;
     snprintf(out_path, sizeof out_path, "/tmp/dig-relay-run.%ld.%u.out", (long)getpid(), id);
     snprintf(err_path, sizeof err_path, "/tmp/dig-relay-run.%ld.%u.err", (long)getpid(), id);
-    const char *argv[RELAY_MAX_ARGS + 2];
-    size_t n = 0;
-    argv[n++] = relay_binary();
-    for (size_t i = 0; args && args[i] && i < RELAY_MAX_ARGS; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
 
     fflush(stdout);
     pid_t pid = fork();
@@ -428,7 +422,7 @@ int h_run_binary(const char *const *args, const char *const *env, char *out, siz
         if (h_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            printf("  h_run_binary: still running after %u ms; killed\n", timeout_ms);
+            printf("  h_run: %s still running after %u ms; killed\n", argv[0], timeout_ms);
             break;
         }
         h_sleep_ms(5);
@@ -439,6 +433,18 @@ int h_run_binary(const char *const *args, const char *const *env, char *out, siz
     unlink(out_path);
     unlink(err_path);
     return code;
+}
+
+int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
+                 char *err, size_t err_cap, unsigned timeout_ms)
+{
+    const char *argv[RELAY_MAX_ARGS + 2];
+    size_t n = 0;
+    argv[n++] = relay_binary();
+    for (size_t i = 0; args && args[i] && i < RELAY_MAX_ARGS; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return h_run(argv, env, out, out_cap, err, err_cap, timeout_ms);
 }
 
 /* ================================================================ raw TCP */

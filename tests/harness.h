@@ -77,9 +77,13 @@ void relay_cleanup(relay_proc *r, bool keep_log);
 /* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
 char *relay_read_log(const relay_proc *r);
 
-/* Runs the binary to completion with argv[1..] = args (NULL-terminated) and extra env, capturing
- * stdout and stderr (each truncated to cap-1 bytes, NUL-terminated). Returns the exit code, or
- * -1 on timeout (the child is killed) or spawn failure. */
+/* Runs argv[0] (a path) to completion with extra env ("NAME=value", NULL-terminated, may be
+ * NULL), capturing stdout and stderr (each truncated to cap-1 bytes, NUL-terminated; buffers may
+ * be NULL with cap 0). Returns the exit code, or -1 on timeout (the child is killed) or spawn
+ * failure. */
+int h_run(const char *const *argv, const char *const *env, char *out, size_t out_cap,
+          char *err, size_t err_cap, unsigned timeout_ms);
+/* h_run of the relay binary with argv[1..] = args (NULL-terminated). */
 int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
                  char *err, size_t err_cap, unsigned timeout_ms);
 
