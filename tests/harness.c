@@ -1053,7 +1053,7 @@ static int parse_frame(ws_client *c)
     c->off += hdr + (size_t)plen;
     if (opcode == 8) {
         c->got_close = true;
-        c->close_code = plen >= 2 ? (uint16_t)(c->msg[0] << 8 | c->msg[1]) : 1005;
+        c->close_code = (uint16_t)(plen >= 2 ? (c->msg[0] << 8 | c->msg[1]) : 1005);
     }
     return WSC_OK;
 }

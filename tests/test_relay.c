@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1036,7 +1037,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
         uint64_t rss = relay_rss_kb(&R);
         if (rss > rss_max)
             rss_max = rss;
-        h_sleep_ms(20);
+        h_sleep_ms(5);
     }
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         kill(child, SIGKILL);
@@ -1549,6 +1550,61 @@ static void test_env_vars_and_serve_subcommand(void)
     stop_ok();
 }
 
+/* True when every line of the log starts with a timestamp (a digit) and some line mentions the
+ * level word (case-insensitive). */
+static bool log_has_level(const char *log, const char *level)
+{
+    bool found = false;
+    for (const char *line = log; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        if (n > 0 && !(line[0] >= '0' && line[0] <= '9')) {
+            printf("  log line without a timestamp: %.*s\n", (int)n, line);
+            return false;
+        }
+        for (size_t i = 0; !found && i + strlen(level) <= n; i++)
+            found = strncasecmp(line + i, level, strlen(level)) == 0;
+        line += n + (nl ? 1 : 0);
+    }
+    return found;
+}
+
+/* Timestamped lines on stderr; the level comes from --log-level, else RUST_LOG, else info. */
+static void test_log_levels(void)
+{
+    static const struct { const char *flag; const char *rust_log; bool info, debug; } cases[] = {
+        { NULL, NULL, true, false },
+        { "error", NULL, false, false },
+        { "debug", NULL, true, true },
+        { NULL, "debug", true, true },
+        { NULL, "dig_relay=debug,hyper=warn", true, true },
+        { "warn", "debug", false, false },  /* the flag wins */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[] = { "--log-level", cases[i].flag, NULL };
+        char env_entry[128];
+        snprintf(env_entry, sizeof env_entry, "RUST_LOG=%s", cases[i].rust_log ? cases[i].rust_log : "");
+        const char *const env[] = { env_entry, NULL };
+        relay_opts o = { .args = cases[i].flag ? args : NULL, .env = cases[i].rust_log ? env : NULL };
+        REQUIRE(relay_start(&R, &o));
+        ws_client a;
+        CHECK(reg(&a, "A"));
+        wsc_close(&a);
+        stop_ok();
+        char *log = relay_read_log(&R);
+        REQUIRE(log);
+        bool info = log_has_level(log, "info"), debug = log_has_level(log, "debug");
+        if (info != cases[i].info || debug != cases[i].debug) {
+            printf("  --log-level %s, RUST_LOG=%s: info lines %s, debug lines %s\n", cases[i].flag ? cases[i].flag : "(unset)",
+                   cases[i].rust_log ? cases[i].rust_log : "(unset)", info ? "present" : "absent", debug ? "present" : "absent");
+            test_cur_failed = 1;
+        }
+        free(log);
+        relay_cleanup(&R, test_cur_failed != 0);
+    }
+    memset(&R, 0, sizeof R);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1589,5 +1645,6 @@ int main(void)
     T(test_cli_help_lists_every_flag);
     T(test_cli_version);
     T(test_env_vars_and_serve_subcommand);
+    T(test_log_levels);
     return test_finish();
 }
