@@ -126,7 +126,7 @@ static inline bool is_ws(char c)
 /* The hot path: a payload of up to tens of thousands of elements. One tight loop over the bytes,
  * accepting exactly the JSON integers 0..255 (no sign, fraction, exponent or leading zero). On
  * success leaves r->pos after ']' and returns NULL; on failure leaves r untouched. */
-static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
+static const char *parse_payload(json_reader *r, json_span *raw, size_t *count, bool *spaced)
 {
     static const char bad[] = "expected an array of integers 0..255";
     if (json_peek(r) != JSON_ARRAY)
@@ -136,8 +136,11 @@ static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
     const char *b = r->buf;
     const size_t n = r->len, start = r->pos;
     size_t p = start + 1, cnt = 0;
-    while (p < n && is_ws(b[p]))
+    bool ws = false;
+    while (p < n && is_ws(b[p])) {
         p++;
+        ws = true;
+    }
     if (p < n && b[p] == ']') {
         p++;
     } else {
@@ -149,6 +152,7 @@ static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
                 if (!is_ws(b[p]))
                     return bad;
                 p++;
+                ws = true;
                 continue;
             }
             p++;
@@ -167,8 +171,10 @@ static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
                 }
             }
             cnt++;
-            while (p < n && is_ws(b[p]))
+            while (p < n && is_ws(b[p])) {
                 p++;
+                ws = true;
+            }
             if (p >= n)
                 return bad;
             if (b[p] == ',') {
@@ -184,8 +190,22 @@ static const char *parse_payload(json_reader *r, json_span *raw, size_t *count)
     raw->p = b + start;
     raw->n = p - start;
     *count = cnt;
+    *spaced = ws;
     r->pos = p;
     return NULL;
+}
+
+/* serde_json forwards a payload compact; a sender's whitespace is dropped into scratch (at the
+ * payload's own offset, which no decoded string uses) so the forward path can still copy one
+ * contiguous span. */
+static json_span compact_payload(json_span raw, const char *base, char *scratch)
+{
+    char *dst = scratch + (raw.p - base);
+    size_t n = 0;
+    for (size_t i = 0; i < raw.n; i++)
+        if (!is_ws(raw.p[i]))
+            dst[n++] = raw.p[i];
+    return (json_span){ dst, n };
 }
 
 /* ---- peer info ---- */
@@ -318,8 +338,13 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
     case F_TIMESTAMP: num = &m->timestamp; break;
     case F_SUCCESS:
         return json_read_bool(r, &m->success) ? NULL : "expected a boolean";
-    case F_PAYLOAD:
-        return parse_payload(r, &m->payload, &m->payload_count);
+    case F_PAYLOAD: {
+        bool spaced = false;
+        const char *e = parse_payload(r, &m->payload, &m->payload_count, &spaced);
+        if (!e && spaced && st->scratch)
+            m->payload = compact_payload(m->payload, st->buf, st->scratch);
+        return e;
+    }
     case F_EXTERNAL_ADDR:
         if (!json_read_string(r, &raw))
             return "expected a socket address string";

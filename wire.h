@@ -51,7 +51,8 @@ typedef struct {
     uint64_t protocol_version, seq, timestamp, code, connected_peers;
     bool success;
     addr_t external_addr;
-    json_span payload;           /* raw "[1,2,...]" text */
+    json_span payload;           /* compact "[1,2,...]" text: the sender's span, or a copy in
+                                  * scratch with its whitespace dropped */
     size_t payload_count;        /* number of bytes it encodes */
     json_span exclude;           /* raw array of strings ("[]" when empty) */
     json_span listen_addrs;      /* raw array of address strings; n 0 when absent */
