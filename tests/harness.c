@@ -187,7 +187,8 @@ bool relay_start(relay_proc *r, const relay_opts *o)
     snprintf(r->listen_host, sizeof r->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
     bool dual = strchr(r->listen_host, ':') != NULL;
     r->port = h_free_port(dual ? "tcp6dual" : "tcp4");
-    r->health_port = h_free_port("tcp4");
+    const char *health_host = o->health_host ? o->health_host : "127.0.0.1";
+    r->health_port = h_free_port(strchr(health_host, ':') ? "tcp6dual" : "tcp4");
     r->stun_port = h_free_port("udp4");
     r->dashboard_port = h_free_port("tcp4");
     if (!r->port || !r->health_port || !r->stun_port || !r->dashboard_port) {
@@ -198,7 +199,7 @@ bool relay_start(relay_proc *r, const relay_opts *o)
 
     char listen[96], health[64], stun[64], dash[64];
     snprintf(listen, sizeof listen, "%s:%u", r->listen_host, r->port);
-    snprintf(health, sizeof health, "127.0.0.1:%u", r->health_port);
+    snprintf(health, sizeof health, "%s:%u", health_host, r->health_port);
     snprintf(stun, sizeof stun, "127.0.0.1:%u", r->stun_port);
     snprintf(dash, sizeof dash, "127.0.0.1:%u", r->dashboard_port);
 

@@ -48,6 +48,7 @@ typedef struct {
 
 typedef struct {
     const char *listen_host;       /* default "127.0.0.1" */
+    const char *health_host;       /* default "127.0.0.1" ("[::]" for a dual-stack health port) */
     bool omit_listen;              /* do not pass --listen (caller sets it through env/args) */
     bool serve_subcommand;         /* put "serve" first, as an installer would */
     const char *const *args;       /* extra arguments, NULL-terminated (may be NULL) */

@@ -1114,8 +1114,13 @@ static void test_broadcast_reaches_300_peers(void)
 
 static void test_ipv4_and_ipv6_on_one_dual_stack_listener(void)
 {
-    relay_opts o = { .listen_host = "[::]" };
+    relay_opts o = { .listen_host = "[::]", .health_host = "[::]" };
     REQUIRE(relay_start(&R, &o));
+    char resp[2048];
+    CHECK(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
+          h_http_status(resp) == 200);
+    CHECK(h_http("::1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
+          h_http_status(resp) == 200);
     ws_client v4, v6;
     char regmsg[256];
     wsc_opts o4 = { .host = "127.0.0.1", .port = R.port };
@@ -1143,6 +1148,22 @@ static void test_ipv4_and_ipv6_on_one_dual_stack_listener(void)
     CHECK(expect(&v4, "{\"type\":\"relay_message\",\"from\":\"six\",\"to\":\"four\",\"payload\":[6,4],\"seq\":2}"));
     wsc_close(&v4);
     wsc_close(&v6);
+    stop_ok();
+}
+
+/* An explicit IPv4 bind is IPv4 only (no dual-stack coercion). */
+static void test_explicit_ipv4_listen_is_ipv4_only(void)
+{
+    relay_opts o = { .listen_host = "0.0.0.0" };
+    REQUIRE(relay_start(&R, &o));
+    int fd4 = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
+    int fd6 = tcp_connect("::1", R.port, NULL, WAIT);
+    CHECK(fd4 >= 0);
+    CHECK(fd6 < 0);
+    if (fd4 >= 0)
+        close(fd4);
+    if (fd6 >= 0)
+        close(fd6);
     stop_ok();
 }
 
@@ -1430,6 +1451,12 @@ static void test_cli_unknown_flag_and_bad_values(void)
         (const char *const[]){ "--outbound-queue-capacity", "0", NULL },
         (const char *const[]){ "--listen", "not-an-address", NULL },
         (const char *const[]){ "--listen", NULL },
+        (const char *const[]){ "--stun-listen", "nowhere", NULL },
+        (const char *const[]){ "--dashboard-listen", "1.2.3.4", NULL },
+        (const char *const[]){ "--health-listen", "[::1]:70000", NULL },
+        /* explicit values that conflict are refused (a lowered value only clamps defaults) */
+        (const char *const[]){ "--liveness-deadline-secs", "20", "--idle-timeout-secs", "10", NULL },
+        (const char *const[]){ "--max-connections-per-ip", "100", "--max-connections", "10", NULL },
         (const char *const[]){ "--tls-cert", "/tmp/cert.pem", NULL },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1634,6 +1661,7 @@ int main(void)
     T(test_slow_reader_does_not_stall_or_grow);
     T(test_broadcast_reaches_300_peers);
     T(test_ipv4_and_ipv6_on_one_dual_stack_listener);
+    T(test_explicit_ipv4_listen_is_ipv4_only);
     T(test_register_timeout_reaps_silent_sockets);
     T(test_idle_timeout);
     T(test_health_endpoint);
