@@ -1176,20 +1176,6 @@ bool wsc_expect_msg(ws_client *c, const char *expected, unsigned timeout_ms)
     return true;
 }
 
-bool wsc_expect_silence(ws_client *c, unsigned timeout_ms)
-{
-    int r = wsc_recv_msg(c, timeout_ms);
-    if (r == WSC_OK) {
-        printf("  expected silence, got %.*s\n", (int)(c->msg_len > 300 ? 300 : c->msg_len), (const char *)c->msg);
-        return false;
-    }
-    if (r != WSC_TIMEOUT) {
-        printf("  expected silence, got %s\n", result_name(r));
-        return false;
-    }
-    return true;
-}
-
 int wsc_expect_close(ws_client *c, unsigned timeout_ms)
 {
     uint64_t deadline = h_now_ms() + timeout_ms;

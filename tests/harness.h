@@ -181,8 +181,6 @@ int wsc_recv_type(ws_client *c, const char *type, unsigned timeout_ms);
 /* True when the next message arrives within timeout_ms and equals `expected` byte for byte;
  * prints what arrived otherwise. */
 bool wsc_expect_msg(ws_client *c, const char *expected, unsigned timeout_ms);
-/* True when no data message arrives within timeout_ms (a quiet connection). */
-bool wsc_expect_silence(ws_client *c, unsigned timeout_ms);
 /* Reads until a close frame or EOF (answering a close frame with one). Returns the close code,
  * 0 for EOF/reset without a close frame, -1 on timeout, -2 on a protocol error by the server
  * (data messages on the way are discarded). */
