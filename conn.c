@@ -675,6 +675,7 @@ bool server_init(server *s, char *err, size_t errlen)
     s->now_ms = s->start_ms = compat_monotonic_ms();
     s->now_wall = compat_wall_secs();
     s->wire_fd = s->health_fd = SOCKET_INVALID;
+    s->pex_due_ms = UINT64_MAX;
     seed_hash(s);
     if (!relay_init(s, err, errlen))
         return false;
@@ -733,10 +734,11 @@ static void log_counters(server *s)
 
 static int next_timeout(const server *s)
 {
-    uint64_t d;
-    if (s->heap_len == 0)
+    uint64_t d = s->pex_due_ms;
+    if (s->heap_len > 0 && s->heap[0]->heap_key < d)
+        d = s->heap[0]->heap_key;
+    if (d == UINT64_MAX)
         return -1;
-    d = s->heap[0]->heap_key;
     if (d <= s->now_ms)
         return 0;
     d -= s->now_ms;
@@ -754,6 +756,8 @@ void server_run(server *s)
         s->now_ms = compat_monotonic_ms();
         s->now_wall = compat_wall_secs();
         expire(s);
+        if (s->pex_due_ms <= s->now_ms)
+            relay_pex_housekeeping(s);
         flush_pending(s);
         free_dead(s);
         log_counters(s);

@@ -2,6 +2,7 @@
  * relay_message and broadcast, peer notifications, keepalive and hole-punch signalling.
  * Works on decoded messages and connection queues only; conn.c does the I/O. */
 #include "log.h"
+#include "pex.h"
 #include "server.h"
 #include "wire.h"
 
@@ -68,6 +69,7 @@ void relay_free(server *s)
         while (s->nets[i]) {
             network *n = s->nets[i];
             s->nets[i] = n->hnext;
+            pex_engine_free(n->pex);
             free(n->id);
             free(n);
         }
@@ -85,6 +87,40 @@ static reg *find_reg(server *s, const char *id, size_t n)
         if (r->hash == h && r->peer_id_len == n && memcmp(r->peer_id, id, n) == 0)
             return r;
     return NULL;
+}
+
+/* PEX engines name links by connection pointer: unique while the connection lives, and an
+ * engine forgets an id (pex_registrant_down) before its connection is freed. */
+static uint64_t pex_id(const conn *c) { return (uint64_t)(uintptr_t)c; }
+
+static void pex_send(void *ctx, uint64_t id, const char *json, size_t len)
+{
+    conn *c = (conn *)(uintptr_t)id;
+    frame *f = frame_text(json, len);
+    (void)ctx;
+    if (f) {
+        conn_send(c, f);
+        frame_unref(f);
+    }
+}
+
+static pex_time pex_now(const server *s) { return (pex_time){ s->now_ms, s->now_wall }; }
+
+static void note_pex_due(server *s, const network *net)
+{
+    uint64_t due = pex_next_due(net->pex);
+    if (due < s->pex_due_ms)
+        s->pex_due_ms = due;
+}
+
+void relay_pex_housekeeping(server *s)
+{
+    s->pex_due_ms = UINT64_MAX;
+    for (network *net = s->all_nets; net; net = net->all_next) {
+        if (pex_next_due(net->pex) <= s->now_ms)
+            pex_tick(net->pex, pex_now(s));
+        note_pex_due(s, net);
+    }
 }
 
 static network *find_network(server *s, const char *id, size_t n, bool create)
@@ -108,8 +144,18 @@ static network *find_network(server *s, const char *id, size_t n, bool create)
     memcpy(net->id, id, n);
     net->id_len = n;
     net->hash = h;
+    net->pex = pex_engine_new(id, n, s->cfg.max_connections, mix(h ^ s->seed[1]), pex_send, s);
+    if (!net->pex) {
+        free(net->id);
+        free(net);
+        return NULL;
+    }
     net->hnext = *slot;
     *slot = net;
+    net->all_next = s->all_nets;
+    if (s->all_nets)
+        s->all_nets->all_prev = net;
+    s->all_nets = net;
     return net;
 }
 
@@ -121,6 +167,13 @@ static void drop_network_if_empty(server *s, network *net)
     while (*pp != net)
         pp = &(*pp)->hnext;
     *pp = net->hnext;
+    if (net->all_prev)
+        net->all_prev->all_next = net->all_next;
+    else
+        s->all_nets = net->all_next;
+    if (net->all_next)
+        net->all_next->all_prev = net->all_prev;
+    pex_engine_free(net->pex);
     free(net->id);
     free(net);
 }
@@ -148,10 +201,9 @@ static void jw_reset(json_writer *w)
  * and those whose exclude_mark equals `mark` (0: none excluded). */
 static void fan_out(server *s, network *net, const reg *skip, uint64_t mark)
 {
-    frame *f;
-    if (s->jw.failed || net->count == 0)
-        return;
-    f = frame_text(s->jw.p, s->jw.len);
+    frame *f = NULL;
+    if (!s->jw.failed && net->count > 0)
+        f = frame_text(s->jw.p, s->jw.len);
     jw_reset(&s->jw);
     if (!f)
         return;
@@ -267,6 +319,11 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
     peer_info_of(r, &info);
     wire_write_peer_connected(&s->jw, &info);
     fan_out(s, net, r, 0);
+    /* Every registration, PEX-capable or not, is advertised to the network's PEX links. */
+    if (!pex_registrant_up(net->pex, pex_id(c), r->peer_id, r->peer_id_len, &c->peer, r->addrs,
+                           r->n_addrs, pex_now(s)))
+        log_warn("PEX: could not mirror %.*s", (int)r->peer_id_len, r->peer_id);
+    note_pex_due(s, net);
 }
 
 void relay_on_close(server *s, conn *c)
@@ -292,6 +349,8 @@ void relay_on_close(server *s, conn *c)
     s->n_regs--;
     abuse_registration_ended(&s->abuse, &c->source);
     log_info("deregistered %.*s (%zu connected)", (int)r->peer_id_len, r->peer_id, s->n_regs);
+    pex_registrant_down(net->pex, pex_id(c));
+    note_pex_due(s, net);
     wire_write_peer_disconnected(&s->jw, reg_id(r));
     fan_out(s, net, NULL, 0);
     drop_network_if_empty(s, net);
@@ -343,12 +402,14 @@ static void handle_relay_message(server *s, conn *c, const wire_msg *m)
     conn_send_writer(t->c);
 }
 
-static void handle_broadcast(server *s, conn *c, const wire_msg *m)
+static void handle_broadcast(server *s, conn *c, const wire_msg *m, const uint8_t *msg)
 {
     uint64_t mark = ++s->exclude_gen;
     wire_iter it = { 0 };
     wire_str id;
-    while (wire_next_string(&it, m->exclude, &id, s->scratch)) {
+    /* Excluded ids decode into scratch at the array's own offset, clear of the message's strings. */
+    char *scratch = s->scratch + (m->exclude.p - (const char *)msg);
+    while (wire_next_string(&it, m->exclude, &id, scratch)) {
         reg *r = find_reg(s, id.p, id.n);
         if (r)
             r->exclude_mark = mark;
@@ -384,8 +445,10 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
     wire_msg m;
     char err[160];
 
-    if (c->reg)
+    if (c->reg && c->reg->last_seen != s->now_wall) {
         c->reg->last_seen = s->now_wall;
+        pex_registrant_seen(c->reg->net->pex, pex_id(c), pex_now(s));
+    }
     if (!wire_decode((const char *)msg, len, &m, s->scratch, err, sizeof err)) {
         log_debug("conn %llu: bad message: %s", (unsigned long long)c->id, err);
         send_error(c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
@@ -401,7 +464,7 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
     case WT_REGISTER: handle_register(s, c, &m); break;
     case WT_UNREGISTER: conn_close(c, WS_CLOSE_NORMAL, "unregistered"); break;
     case WT_RELAY_MESSAGE: handle_relay_message(s, c, &m); break;
-    case WT_BROADCAST: handle_broadcast(s, c, &m); break;
+    case WT_BROADCAST: handle_broadcast(s, c, &m, msg); break;
     case WT_GET_PEERS: handle_get_peers(s, c, &m); break;
     case WT_PING:
         wire_write_pong(&s->jw, m.timestamp);
@@ -409,9 +472,15 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
         break;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
+    case WT_PEX:
+        if (pex_on_frame(c->reg->net->pex, pex_id(c), (const char *)msg, len, pex_now(s)) ==
+            PEX_NOT_REGISTERED)
+            send_error(c, WIRE_ERR_NOT_REGISTERED, "register before sending PEX (RLY-001)");
+        note_pex_due(s, c->reg->net);
+        break;
     default:
-        /* Server-to-client messages (acks, peer lists, pongs, errors) and PEX frames from a node
-         * that never handshaked carry nothing for the relay to act on. */
+        /* Server-to-client messages (acks, peer lists, pongs, errors) carry nothing for the
+         * relay to act on. */
         break;
     }
 }

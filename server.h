@@ -67,7 +67,9 @@ struct network {
     uint64_t hash;
     reg *head;
     size_t count;
-    network *hnext;
+    network *hnext;           /* id hash chain */
+    network *all_prev, *all_next;  /* every network, for PEX housekeeping */
+    struct pex_engine *pex;   /* this network's Peer Exchange engine */
 };
 
 struct server {
@@ -83,6 +85,8 @@ struct server {
     conn *pending, *dead;
     reg **ids;                /* peer id -> registration, chained, fixed size */
     network **nets;           /* network id -> network */
+    network *all_nets;
+    uint64_t pex_due_ms;      /* earliest time any PEX engine has work (UINT64_MAX: none) */
     size_t table_mask, n_regs;
     uint64_t seed[2];         /* per-process hash key: ids are attacker-chosen */
     uint64_t exclude_gen;
@@ -111,6 +115,8 @@ void relay_free(server *s);
 void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len);
 /* The connection is going away: remove its registration and tell its network. */
 void relay_on_close(server *s, conn *c);
+/* Runs the PEX engines that are due and recomputes s->pex_due_ms. */
+void relay_pex_housekeeping(server *s);
 uint64_t hash_bytes(const server *s, const char *p, size_t n);
 
 #endif
