@@ -1,19 +1,39 @@
-/* poll()/WSAPoll backend of loop.h. Slots are stable indexes into a pollfd array; removal swaps
- * the last slot into the hole and tells its owner through the stored slot index, so every
- * operation is O(1) and the array stays dense for the kernel. */
+/* The readiness loop of loop.h. The backend is chosen here, at compile time, in one place:
+ * epoll on Linux (cost proportional to ready sockets, which is what keeps tens of thousands of
+ * idle reservations cheap), poll()/WSAPoll everywhere else (and on Linux with -DLOOP_USE_POLL,
+ * for comparison). Slots are small integers owned by the caller; a slot's generation travels
+ * with its kernel registration so an event queued for a socket that was removed, and whose slot
+ * was reused within the same pass, is never delivered to the newcomer. */
 #include "loop.h"
 
 #include <stdlib.h>
 
+#if defined(__linux__) && !defined(LOOP_USE_POLL)
+#  define LOOP_EPOLL 1
+#  include <sys/epoll.h>
+#endif
+
+#define LOOP_BATCH 256
+
+struct slot {
+    socket_t fd;
+    loop_fn fn;
+    void *ctx;
+    int events;
+    uint32_t gen;
+    int pos;          /* poll backend: index in the pollfd array; -1 when the slot is free */
+};
+
 struct loop {
+    struct slot *slots;
+    int *free_ids;
+    size_t n_free, count, max;
+#ifdef LOOP_EPOLL
+    int epfd;
+#else
     struct pollfd *fds;
-    loop_fn *fns;
-    void **ctxs;
-    int *ids;        /* ids[pos]  = slot id living at array position pos */
-    int *pos;        /* pos[id]   = array position of slot id, -1 when free */
-    int *free_ids;   /* stack of free slot ids */
-    size_t n_free;
-    size_t count, max;
+    int *ids;         /* ids[pos] = slot living at pollfd position pos */
+#endif
 };
 
 loop *loop_new(size_t max_fds)
@@ -22,18 +42,21 @@ loop *loop_new(size_t max_fds)
     if (!l)
         return NULL;
     l->max = max_fds;
-    l->fds = calloc(max_fds, sizeof *l->fds);
-    l->fns = calloc(max_fds, sizeof *l->fns);
-    l->ctxs = calloc(max_fds, sizeof *l->ctxs);
-    l->ids = calloc(max_fds, sizeof *l->ids);
-    l->pos = calloc(max_fds, sizeof *l->pos);
+    l->slots = calloc(max_fds, sizeof *l->slots);
     l->free_ids = calloc(max_fds, sizeof *l->free_ids);
-    if (!l->fds || !l->fns || !l->ctxs || !l->ids || !l->pos || !l->free_ids) {
+#ifdef LOOP_EPOLL
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!l->slots || !l->free_ids || l->epfd < 0) {
+#else
+    l->fds = calloc(max_fds, sizeof *l->fds);
+    l->ids = calloc(max_fds, sizeof *l->ids);
+    if (!l->slots || !l->free_ids || !l->fds || !l->ids) {
+#endif
         loop_free(l);
         return NULL;
     }
     for (size_t i = 0; i < max_fds; i++) {
-        l->pos[i] = -1;
+        l->slots[i].pos = -1;
         l->free_ids[i] = (int)(max_fds - 1 - i);
     }
     l->n_free = max_fds;
@@ -44,72 +67,149 @@ void loop_free(loop *l)
 {
     if (!l)
         return;
+#ifdef LOOP_EPOLL
+    if (l->epfd >= 0)
+        close(l->epfd);
+#else
     free(l->fds);
-    free(l->fns);
-    free(l->ctxs);
     free(l->ids);
-    free(l->pos);
+#endif
+    free(l->slots);
     free(l->free_ids);
     free(l);
 }
 
+#ifdef LOOP_EPOLL
+static uint32_t to_epoll(int events)
+{
+    return ((events & LOOP_READ) ? (uint32_t)EPOLLIN : 0u) | ((events & LOOP_WRITE) ? (uint32_t)EPOLLOUT : 0u);
+}
+
+static bool backend_add(loop *l, int id)
+{
+    struct epoll_event ev = { 0 };
+    ev.events = to_epoll(l->slots[id].events);
+    ev.data.u64 = ((uint64_t)l->slots[id].gen << 32) | (uint32_t)id;
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->slots[id].fd, &ev) != 0)
+        return false;
+    l->slots[id].pos = 0;   /* marks the slot live; epoll keeps no array */
+    return true;
+}
+
+static void backend_mod(loop *l, int id)
+{
+    struct epoll_event ev = { 0 };
+    ev.events = to_epoll(l->slots[id].events);
+    ev.data.u64 = ((uint64_t)l->slots[id].gen << 32) | (uint32_t)id;
+    epoll_ctl(l->epfd, EPOLL_CTL_MOD, l->slots[id].fd, &ev);
+}
+
+static void backend_del(loop *l, int id)
+{
+    struct epoll_event ev = { 0 };
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->slots[id].fd, &ev);
+}
+#else
 static short to_poll(int events)
 {
-    short ev = 0;
-    if (events & LOOP_READ)
-        ev |= POLLIN;
-    if (events & LOOP_WRITE)
-        ev |= POLLOUT;
-    return ev;
+    return (short)(((events & LOOP_READ) ? POLLIN : 0) | ((events & LOOP_WRITE) ? POLLOUT : 0));
 }
+
+static bool backend_add(loop *l, int id)
+{
+    size_t p = l->count;
+    l->fds[p].fd = l->slots[id].fd;
+    l->fds[p].events = to_poll(l->slots[id].events);
+    l->fds[p].revents = 0;
+    l->ids[p] = id;
+    l->slots[id].pos = (int)p;
+    return true;
+}
+
+static void backend_mod(loop *l, int id)
+{
+    l->fds[l->slots[id].pos].events = to_poll(l->slots[id].events);
+}
+
+/* Swap the last entry into the hole so the array stays dense: O(1). */
+static void backend_del(loop *l, int id)
+{
+    int p = l->slots[id].pos;
+    size_t last = l->count - 1;
+    if ((size_t)p != last) {
+        l->fds[p] = l->fds[last];
+        l->ids[p] = l->ids[last];
+        l->slots[l->ids[p]].pos = p;
+    }
+}
+#endif
 
 int loop_add(loop *l, socket_t fd, int events, loop_fn fn, void *ctx)
 {
     int id;
-    size_t p;
+    struct slot *s;
     if (l->n_free == 0)
         return -1;
-    id = l->free_ids[--l->n_free];
-    p = l->count++;
-    l->fds[p].fd = fd;
-    l->fds[p].events = to_poll(events);
-    l->fds[p].revents = 0;
-    l->fns[p] = fn;
-    l->ctxs[p] = ctx;
-    l->ids[p] = id;
-    l->pos[id] = (int)p;
+    id = l->free_ids[l->n_free - 1];
+    s = &l->slots[id];
+    s->fd = fd;
+    s->fn = fn;
+    s->ctx = ctx;
+    s->events = events;
+    s->gen++;
+    if (!backend_add(l, id))
+        return -1;
+    l->n_free--;
+    l->count++;
     return id;
 }
 
 void loop_set_events(loop *l, int slot, int events)
 {
-    l->fds[l->pos[slot]].events = to_poll(events);
+    if (l->slots[slot].events == events)
+        return;
+    l->slots[slot].events = events;
+    backend_mod(l, slot);
 }
 
-int loop_events(const loop *l, int slot)
-{
-    short ev = l->fds[l->pos[slot]].events;
-    return ((ev & POLLIN) ? LOOP_READ : 0) | ((ev & POLLOUT) ? LOOP_WRITE : 0);
-}
+int loop_events(const loop *l, int slot) { return l->slots[slot].events; }
 
 void loop_del(loop *l, int slot)
 {
-    int p = l->pos[slot];
-    size_t last = l->count - 1;
-    if ((size_t)p != last) {
-        l->fds[p] = l->fds[last];
-        l->fns[p] = l->fns[last];
-        l->ctxs[p] = l->ctxs[last];
-        l->ids[p] = l->ids[last];
-        l->pos[l->ids[p]] = p;
-    }
+    backend_del(l, slot);
+    l->slots[slot].pos = -1;
+    l->slots[slot].gen++;
     l->count--;
-    l->pos[slot] = -1;
     l->free_ids[l->n_free++] = slot;
 }
 
 size_t loop_count(const loop *l) { return l->count; }
 
+#ifdef LOOP_EPOLL
+int loop_run_once(loop *l, int timeout_ms)
+{
+    struct epoll_event evs[LOOP_BATCH];
+    int n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout_ms);
+    if (n < 0)
+        return compat_interrupted(compat_sock_errno()) ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        int id = (int)(uint32_t)evs[i].data.u64;
+        uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+        struct slot *s = &l->slots[id];
+        int ev = 0;
+        if (s->pos < 0 || s->gen != gen)
+            continue;   /* removed (and maybe reused) earlier in this pass */
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+            ev |= LOOP_READ;
+        if (evs[i].events & EPOLLOUT)
+            ev |= LOOP_WRITE;
+        if (evs[i].events & (EPOLLERR | EPOLLHUP))
+            ev |= LOOP_ERROR;
+        s->fn(s->ctx, s->fd, ev);
+    }
+    return n;
+}
+#else
 int loop_run_once(loop *l, int timeout_ms)
 {
     int n = compat_poll(l->fds, l->count, timeout_ms);
@@ -117,10 +217,10 @@ int loop_run_once(loop *l, int timeout_ms)
     if (n < 0)
         return compat_interrupted(compat_sock_errno()) ? 0 : -1;
     ready = n;
-    /* Walk by slot id snapshot: callbacks may delete or add slots. A deleted slot's successor is
-     * swapped into its position, so iterate from the end towards the start: a swap only ever
-     * moves an already-visited (higher) entry down into the hole. */
+    /* Walk from the end: a removal swaps an already-visited (higher) entry into the hole, and
+     * its revents were cleared when it was visited, so nothing is dispatched twice. */
     for (size_t i = l->count; i-- > 0 && n > 0;) {
+        struct slot *s;
         short re;
         int ev = 0;
         if (i >= l->count)
@@ -130,13 +230,15 @@ int loop_run_once(loop *l, int timeout_ms)
             continue;
         l->fds[i].revents = 0;
         n--;
+        s = &l->slots[l->ids[i]];
         if (re & (POLLIN | POLLHUP))
             ev |= LOOP_READ;
         if (re & POLLOUT)
             ev |= LOOP_WRITE;
         if (re & (POLLERR | POLLNVAL | POLLHUP))
             ev |= LOOP_ERROR;
-        l->fns[i](l->ctxs[i], l->fds[i].fd, ev);
+        s->fn(s->ctx, s->fd, ev);
     }
     return ready;
 }
+#endif
