@@ -74,3 +74,20 @@ fuzz: $(FUZZ_BIN)
 	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 .PHONY: fuzz fuzz-build
+
+# Benchmarks (bench/README.md): relay_load drives the relay and redis-server through the same
+# pairs; bench/bench.sh runs the matrix and prints the table. The load tool is Linux-only and
+# built optimised whatever SANITIZER says: it must never be the bottleneck it measures.
+BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
+
+bench/bin/relay_load: bench/relay_load.c
+	@mkdir -p bench/bin
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+# tests/test_bench_smoke.c runs the load tool for a few seconds so it never rots.
+test: bench/bin/relay_load
+
+bench: dig-relay dig-relay-poll bench/bin/relay_load
+	@bash bench/bench.sh
+
+.PHONY: bench

@@ -1,0 +1,1424 @@
+/* relay_load: load generator for dig-relay, and for redis-server pub/sub driven the same way, so
+ * the relay's per-hop cost can be compared with Redis's (bench/README.md, bench/bench.sh).
+ *
+ * Relay mode opens N WebSocket reservations exactly as the live client does (GET / upgrade,
+ * masked text frames, register then get_peers without waiting, a JSON ping every 30 s, pongs
+ * to the relay's pings) and drives M sender->target pairs with relay_message frames. Redis mode
+ * drives the same pairs with PUBLISH to one channel per target, each target holding its own
+ * SUBSCRIBE connection. Closed loop keeps a window of messages in flight per pair; open loop
+ * sends at a fixed total rate. With no pairs the tool only holds the reservations idle, which is
+ * how memory and CPU per idle reservation are measured.
+ *
+ * Every payload carries its send time and a per-pair sequence number in its first 12 bytes, so
+ * the receiving side gets one-hop latency and an order check without a second clock. In relay
+ * mode those bytes are drawn from 100..255 so each prints as exactly three digits: the frame is
+ * built (and masked) once per window slot, and sending patches ~50 bytes in place. Receiving
+ * copies only the first bytes of each frame and skips the rest.
+ *
+ * Linux only (epoll, /proc); single-threaded. Prints one "key=value ..." line on stdout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_MAX 512            /* bytes of each incoming message kept for parsing */
+#define STAMP_BYTES 12          /* payload prefix: 8 time digits + 4 sequence digits */
+#define DIGIT_BASE 156u         /* stamp bytes are 100 + a base-156 digit: always 3 chars */
+#define SEQ_FIELD_BASE 1000000000ull  /* keeps "seq" ten digits wide for patching */
+#define WRITE_IOVS 64
+#define RECV_BUF (256 * 1024)
+#define CTL_MAX 4096            /* pending control bytes per connection */
+#define PER_SOURCE_IP 1000      /* reservations per 127.x.y.z source when spreading */
+
+/* ---------------------------------------------------------------- options */
+
+enum mode { MODE_RELAY, MODE_REDIS };
+
+typedef struct {
+    enum mode mode;
+    const char *host;
+    uint16_t port;
+    long server_pid;
+    uint32_t conns, pairs, window, group;
+    size_t size;
+    double rate, duration, warmup, ping_secs, setup_secs;
+    uint32_t connect_burst;
+    bool spread;
+    bool quiet;
+} options;
+
+static options opt = {
+    .mode = MODE_RELAY, .host = "127.0.0.1", .port = 0, .server_pid = 0, .conns = 0,
+    .pairs = 1, .window = 16, .group = 0, .size = 64, .rate = 0, .duration = 5, .warmup = 1,
+    .ping_secs = 30, .setup_secs = 0, .connect_burst = 256, .spread = false, .quiet = false,
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: relay_load --port P [options]\n"
+        "  --mode relay|redis     target: dig-relay WebSocket wire (default) or redis-server pub/sub\n"
+        "  --host ADDR            server IPv4 address (default 127.0.0.1)\n"
+        "  --port P               server port (required)\n"
+        "  --server-pid PID       process to sample CPU seconds and RSS from /proc\n"
+        "  --conns N              reservations to hold (relay mode; default 2 x pairs)\n"
+        "  --pairs M              sender->target pairs; 0 = idle reservations only (default 1)\n"
+        "  --size BYTES           payload bytes per message, >= %d (default 64)\n"
+        "  --window W             messages in flight per pair (default 16)\n"
+        "  --rate R               open loop: total messages/s over all pairs (default 0: closed loop)\n"
+        "  --duration S           measured seconds (default 5)\n"
+        "  --warmup S             unmeasured seconds before that (default 1)\n"
+        "  --ping-secs S          keepalive ping period per reservation (default 30)\n"
+        "  --group G              reservations per network id (even; default 0: all on \"bench\")\n"
+        "  --spread               bind clients to 127.x.y.z sources, %d per address\n"
+        "  --setup-secs S         give up if setup takes longer (default 30 + N/500)\n"
+        "  --connect-burst K      handshakes in progress at once (default 256)\n"
+        "  --quiet                no progress lines on stderr\n",
+        STAMP_BYTES, PER_SOURCE_IP);
+}
+
+static bool parse_num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_options(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--spread")) { opt.spread = true; continue; }
+        if (!strcmp(a, "--quiet")) { opt.quiet = true; continue; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "relay_load: %s needs a value\n", a);
+            return false;
+        }
+        const char *v = argv[++i];
+        double d = 0;
+        bool ok = true;
+        if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "relay")) opt.mode = MODE_RELAY;
+            else if (!strcmp(v, "redis")) opt.mode = MODE_REDIS;
+            else ok = false;
+        } else if (!strcmp(a, "--host")) {
+            opt.host = v;
+        } else if (!strcmp(a, "--port")) {
+            ok = parse_num(v, 1, 65535, &d); opt.port = (uint16_t)d;
+        } else if (!strcmp(a, "--server-pid")) {
+            ok = parse_num(v, 1, 4194304, &d); opt.server_pid = (long)d;
+        } else if (!strcmp(a, "--conns")) {
+            ok = parse_num(v, 1, 1000000, &d); opt.conns = (uint32_t)d;
+        } else if (!strcmp(a, "--pairs")) {
+            ok = parse_num(v, 0, 500000, &d); opt.pairs = (uint32_t)d;
+        } else if (!strcmp(a, "--size")) {
+            ok = parse_num(v, STAMP_BYTES, 1 << 20, &d); opt.size = (size_t)d;
+        } else if (!strcmp(a, "--window")) {
+            ok = parse_num(v, 1, 65536, &d); opt.window = (uint32_t)d;
+        } else if (!strcmp(a, "--rate")) {
+            ok = parse_num(v, 0, 1e8, &opt.rate);
+        } else if (!strcmp(a, "--duration")) {
+            ok = parse_num(v, 0.1, 86400, &opt.duration);
+        } else if (!strcmp(a, "--warmup")) {
+            ok = parse_num(v, 0, 3600, &opt.warmup);
+        } else if (!strcmp(a, "--ping-secs")) {
+            ok = parse_num(v, 0.01, 3600, &opt.ping_secs);
+        } else if (!strcmp(a, "--group")) {
+            ok = parse_num(v, 0, 1000000, &d) && ((uint32_t)d % 2 == 0); opt.group = (uint32_t)d;
+        } else if (!strcmp(a, "--setup-secs")) {
+            ok = parse_num(v, 1, 3600, &opt.setup_secs);
+        } else if (!strcmp(a, "--connect-burst")) {
+            ok = parse_num(v, 1, 100000, &d); opt.connect_burst = (uint32_t)d;
+        } else {
+            fprintf(stderr, "relay_load: unknown option %s (see --help)\n", a);
+            return false;
+        }
+        if (!ok) {
+            fprintf(stderr, "relay_load: bad value for %s: %s\n", a, v);
+            return false;
+        }
+    }
+    if (!opt.port) {
+        fprintf(stderr, "relay_load: --port is required (see --help)\n");
+        return false;
+    }
+    uint32_t need = 2 * opt.pairs;
+    if (opt.mode == MODE_REDIS) {
+        opt.conns = need;      /* Redis has no idle reservations: one publisher, one subscriber */
+    } else if (!opt.conns) {
+        opt.conns = need ? need : 1;
+    } else if (opt.conns < need) {
+        fprintf(stderr, "relay_load: --conns %u is fewer than 2 x --pairs %u\n", opt.conns, opt.pairs);
+        return false;
+    }
+    if (opt.mode == MODE_REDIS && !opt.pairs) {
+        fprintf(stderr, "relay_load: redis mode needs --pairs >= 1\n");
+        return false;
+    }
+    if (opt.setup_secs <= 0)
+        opt.setup_secs = 30.0 + opt.conns / 500.0;
+    return true;
+}
+
+/* ---------------------------------------------------------------- clocks, /proc, randomness */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* utime + stime of a process in seconds, negative when unreadable. */
+static double proc_cpu_secs(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields after the command name, which may itself hold spaces and parentheses. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A "Vm...:" line of /proc/<pid>/status in KiB, 0 when unknown. */
+static uint64_t proc_status_kb(long pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    uint64_t kb = 0;
+    size_t flen = strlen(field);
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, field, flen) && line[flen] == ':') {
+            kb = strtoull(line + flen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+static double self_cpu_secs(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---------------------------------------------------------------- latency histogram */
+
+/* Log-linear buckets: exact below 64 ns, then 32 buckets per power of two (~3% wide). */
+#define HIST_SUB 32
+#define HIST_BUCKETS (64 + 58 * HIST_SUB)
+
+static uint64_t hist[HIST_BUCKETS];
+static uint64_t hist_n, hist_max;
+
+static unsigned hist_index(uint64_t v)
+{
+    if (v < 64)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);          /* >= 6 */
+    unsigned sub = (unsigned)(v >> (e - 5)) & (HIST_SUB - 1);
+    unsigned i = 64 + (e - 6) * HIST_SUB + sub;
+    return i < HIST_BUCKETS ? i : HIST_BUCKETS - 1;
+}
+
+static uint64_t hist_value(unsigned i)   /* middle of bucket i */
+{
+    if (i < 64)
+        return i;
+    unsigned e = (i - 64) / HIST_SUB + 6, sub = (i - 64) % HIST_SUB;
+    uint64_t lo = ((uint64_t)(HIST_SUB + sub)) << (e - 5);
+    return lo + (((uint64_t)1 << (e - 5)) >> 1);
+}
+
+static void hist_add(uint64_t v)
+{
+    hist[hist_index(v)]++;
+    hist_n++;
+    if (v > hist_max)
+        hist_max = v;
+}
+
+static double hist_pct_us(double q)
+{
+    if (!hist_n)
+        return 0;
+    uint64_t rank = (uint64_t)((double)hist_n * q);
+    if (rank >= hist_n)
+        rank = hist_n - 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        seen += hist[i];
+        if (seen > rank)
+            return (double)hist_value(i) / 1000.0;
+    }
+    return (double)hist_max / 1000.0;
+}
+
+/* ---------------------------------------------------------------- connections and pairs */
+
+enum phase { PH_CONNECTING, PH_HANDSHAKE, PH_OPEN, PH_DEAD };
+enum role { ROLE_IDLE, ROLE_SENDER, ROLE_TARGET };
+enum rstate { RS_HEAD, RS_BODY, RS_LINE, RS_BULK };
+
+typedef struct pair pair;
+
+typedef struct {
+    int fd;
+    uint32_t idx;
+    uint8_t phase, role;
+    bool ready;               /* registered (relay) or subscribed / accepted (redis) */
+    bool epollout;            /* EPOLLOUT currently requested */
+    bool dirty;               /* on the flush list */
+    pair *pr;
+    uint8_t mask[4];
+    char peer_id[65];
+    /* incoming stream parser */
+    uint8_t rs;
+    uint8_t hdr[14], hdr_len, hdr_need, opcode;
+    uint64_t remain, msg_len;
+    uint16_t head_len;
+    uint8_t head[HEAD_MAX];
+    /* redis: elements left in the current array, index of the current one, its bulk length */
+    int64_t arr_left, bulk_len, bulk_pos;
+    uint32_t elem;
+    char kind[16];
+    char line[32];
+    uint8_t line_len;
+    /* control output (handshake, register, pings, pongs, SUBSCRIBE) */
+    char *ctl;
+    uint32_t ctl_len, ctl_off;
+} conn;
+
+struct pair {
+    conn *sender, *target;
+    uint8_t **slot;           /* window of pre-built frames, message k in slot k % window */
+    size_t frame_len;
+    size_t wire_len;          /* bytes the receiver gets per message (JSON text or raw) */
+    size_t mask_base;         /* where the masked part of a relay frame starts */
+    size_t stamp_off, seq_off;
+    uint64_t seq_mod;         /* the payload carries the sequence number modulo this */
+    uint64_t queued, written, delivered, expect;
+    size_t wpos;              /* bytes of frame `written` already sent */
+    uint64_t ooo;
+};
+
+static conn *conns;
+static pair *pairs;
+static conn **flush_list;
+static uint32_t flush_n;
+static int ep;
+static uint8_t *rbuf;
+static uint64_t t0;           /* time origin of payload stamps */
+
+static struct {
+    uint32_t started, connected, ready, failed, closed;
+    uint64_t errors, pongs, pings_sent, pings_answered, bad_frames, window_stalls;
+    uint64_t delivered, payload_bytes, wire_bytes;
+    bool measuring;
+} st;
+
+static char digit3[DIGIT_BASE][3];
+
+static void die(const char *what)
+{
+    fprintf(stderr, "relay_load: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) {
+        fprintf(stderr, "relay_load: out of memory (%zu bytes)\n", n);
+        exit(2);
+    }
+    return p;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    if (opt.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("relay_load: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void want_flush(conn *c)
+{
+    if (!c->dirty && c->phase != PH_DEAD) {
+        c->dirty = true;
+        flush_list[flush_n++] = c;
+    }
+}
+
+static void ctl_append(conn *c, const void *data, size_t len)
+{
+    if (c->phase == PH_DEAD)
+        return;
+    if (!c->ctl)
+        c->ctl = xmalloc(CTL_MAX);
+    if (c->ctl_off && c->ctl_off == c->ctl_len)
+        c->ctl_off = c->ctl_len = 0;
+    if (c->ctl_len + len > CTL_MAX) {
+        memmove(c->ctl, c->ctl + c->ctl_off, c->ctl_len - c->ctl_off);
+        c->ctl_len -= c->ctl_off;
+        c->ctl_off = 0;
+        if (c->ctl_len + len > CTL_MAX) {
+            fprintf(stderr, "relay_load: connection %u is not draining its control output\n", c->idx);
+            exit(2);
+        }
+    }
+    memcpy(c->ctl + c->ctl_len, data, len);
+    c->ctl_len += (uint32_t)len;
+    want_flush(c);
+}
+
+/* A masked client frame around text, as the live client sends. */
+static void ws_send(conn *c, int opcode, const void *data, size_t len)
+{
+    uint8_t f[14 + 256];
+    size_t h = 0;
+    if (len > 256)
+        return;
+    f[h++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        f[h++] = (uint8_t)(0x80 | len);
+    } else {
+        f[h++] = 0x80 | 126;
+        f[h++] = (uint8_t)(len >> 8);
+        f[h++] = (uint8_t)len;
+    }
+    memcpy(f + h, c->mask, 4);
+    h += 4;
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        f[h + i] = p[i] ^ c->mask[i & 3];
+    ctl_append(c, f, h + len);
+}
+
+static void ws_send_text(conn *c, const char *text)
+{
+    ws_send(c, 1, text, strlen(text));
+}
+
+static void mark_dead(conn *c, const char *why)
+{
+    if (c->phase == PH_DEAD)
+        return;
+    if (c->ready)
+        st.closed++;
+    else
+        st.failed++;
+    if (st.closed + st.failed <= 5 || !opt.quiet)
+        fprintf(stderr, "relay_load: connection %u lost: %s\n", c->idx, why);
+    c->phase = PH_DEAD;
+    close(c->fd);
+    c->fd = -1;
+}
+
+
+/* ---------------------------------------------------------------- pre-built frames */
+
+/* Relay payloads carry their stamp as base-156 digits in bytes 100..255 (three characters each);
+ * Redis payloads carry it as raw little-endian integers. */
+#define RELAY_SEQ_MOD ((uint64_t)DIGIT_BASE * DIGIT_BASE * DIGIT_BASE * DIGIT_BASE)
+#define REDIS_SEQ_MOD ((uint64_t)1 << 32)
+
+static void put_digits(uint8_t *frame, size_t off, const uint8_t mask[4], size_t mask_base,
+                       uint64_t v, unsigned count)
+{
+    for (unsigned k = count; k-- > 0;) {      /* most significant digit first */
+        const char *d = digit3[v % DIGIT_BASE];
+        v /= DIGIT_BASE;
+        size_t p = off + 4 * k;               /* three characters and a comma per byte */
+        for (unsigned j = 0; j < 3; j++, p++)
+            frame[p] = (uint8_t)((uint8_t)d[j] ^ mask[(p - mask_base) & 3]);
+    }
+}
+
+static void put_decimal(uint8_t *frame, size_t off, const uint8_t mask[4], size_t mask_base,
+                        uint64_t v, unsigned width)
+{
+    for (unsigned k = width; k-- > 0;) {
+        size_t p = off + k;
+        frame[p] = (uint8_t)((uint8_t)('0' + v % 10) ^ mask[(p - mask_base) & 3]);
+        v /= 10;
+    }
+}
+
+static void le_put(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t le_get(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void random_payload(uint8_t *payload, size_t n, uint8_t stamp_fill)
+{
+    memset(payload, stamp_fill, STAMP_BYTES);
+    for (size_t i = STAMP_BYTES; i < n; i++)
+        payload[i] = (uint8_t)rng_next();
+}
+
+static void build_relay_frames(pair *p)
+{
+    size_t n = opt.size;
+    uint8_t *payload = xmalloc(n);
+    random_payload(payload, n, 100);
+    char *json = xmalloc(n * 4 + 256);
+    size_t j = (size_t)sprintf(json, "{\"type\":\"relay_message\",\"from\":\"%s\",\"to\":\"%s\","
+                               "\"payload\":[", p->sender->peer_id, p->target->peer_id);
+    size_t stamp_at = j;
+    for (size_t i = 0; i < n; i++)
+        j += (size_t)sprintf(json + j, i ? ",%u" : "%u", payload[i]);
+    j += (size_t)sprintf(json + j, "],\"seq\":%llu}", (unsigned long long)SEQ_FIELD_BASE);
+    size_t seq_at = j - 11;
+
+    size_t hdr = 2 + (j < 126 ? 0 : j < 65536 ? 2 : 8) + 4;
+    p->frame_len = hdr + j;
+    p->mask_base = hdr;
+    p->stamp_off = hdr + stamp_at;
+    p->seq_off = hdr + seq_at;
+    p->seq_mod = RELAY_SEQ_MOD;
+    p->slot = xmalloc(sizeof *p->slot * opt.window);
+    const uint8_t *m = p->sender->mask;
+    for (uint32_t s = 0; s < opt.window; s++) {
+        uint8_t *f = p->slot[s] = xmalloc(p->frame_len);
+        size_t h = 0;
+        f[h++] = 0x81;
+        if (j < 126) {
+            f[h++] = (uint8_t)(0x80 | j);
+        } else if (j < 65536) {
+            f[h++] = 0x80 | 126;
+            f[h++] = (uint8_t)(j >> 8);
+            f[h++] = (uint8_t)j;
+        } else {
+            f[h++] = 0x80 | 127;
+            for (int b = 7; b >= 0; b--)
+                f[h++] = (uint8_t)(j >> (8 * b));
+        }
+        memcpy(f + h, m, 4);
+        h += 4;
+        for (size_t i = 0; i < j; i++)
+            f[h + i] = (uint8_t)((uint8_t)json[i] ^ m[i & 3]);
+    }
+    p->wire_len = j;
+    free(json);
+    free(payload);
+}
+
+static void build_redis_frames(pair *p)
+{
+    size_t n = opt.size;
+    char head[160];
+    int h = snprintf(head, sizeof head, "*3\r\n$7\r\nPUBLISH\r\n$64\r\n%s\r\n$%zu\r\n",
+                     p->target->peer_id, n);
+    p->frame_len = (size_t)h + n + 2;
+    p->stamp_off = (size_t)h;
+    p->seq_mod = REDIS_SEQ_MOD;
+    p->wire_len = n;
+    p->slot = xmalloc(sizeof *p->slot * opt.window);
+    uint8_t *payload = xmalloc(n);
+    random_payload(payload, n, 0);
+    for (uint32_t s = 0; s < opt.window; s++) {
+        uint8_t *f = p->slot[s] = xmalloc(p->frame_len);
+        memcpy(f, head, (size_t)h);
+        memcpy(f + h, payload, n);
+        memcpy(f + (size_t)h + n, "\r\n", 2);
+    }
+    free(payload);
+}
+
+/* Stamps the next message of p with its sequence number and the current time and queues it. */
+static void queue_message(pair *p, uint64_t now)
+{
+    uint64_t seq = p->queued;
+    uint8_t *f = p->slot[seq % opt.window];
+    uint64_t ts = now - t0;
+    if (opt.mode == MODE_RELAY) {
+        const uint8_t *m = p->sender->mask;
+        put_digits(f, p->stamp_off, m, p->mask_base, ts, 8);
+        put_digits(f, p->stamp_off + 32, m, p->mask_base, seq % RELAY_SEQ_MOD, 4);
+        put_decimal(f, p->seq_off, m, p->mask_base, SEQ_FIELD_BASE + seq % 8000000000ull, 10);
+    } else {
+        le_put(f + p->stamp_off, ts, 8);
+        le_put(f + p->stamp_off + 8, seq, 4);
+    }
+    p->queued++;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static bool sending;
+
+static void set_epollout(conn *c, bool on)
+{
+    if (c->epollout == on || c->phase == PH_DEAD)
+        return;
+    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die("epoll_ctl");
+    c->epollout = on;
+}
+
+/* Writes control bytes and queued frames in order, never splitting a frame with control bytes.
+ * In closed loop a sender first tops its window up. */
+static void flush(conn *c, uint64_t now)
+{
+    c->dirty = false;
+    if (c->phase == PH_DEAD || c->phase == PH_CONNECTING)
+        return;
+    pair *p = c->role == ROLE_SENDER && c->phase == PH_OPEN ? c->pr : NULL;
+    if (p && sending && opt.rate == 0) {
+        while (p->queued - p->delivered < opt.window)
+            queue_message(p, now);
+    }
+    for (;;) {
+        struct iovec iov[WRITE_IOVS];
+        int n = 0;
+        size_t total = 0;
+        size_t ctl_pending = c->ctl ? c->ctl_len - c->ctl_off : 0;
+        bool mid = p && p->wpos > 0;
+        if (mid) {
+            iov[n].iov_base = p->slot[p->written % opt.window] + p->wpos;
+            iov[n++].iov_len = p->frame_len - p->wpos;
+        } else {
+            if (ctl_pending) {
+                iov[n].iov_base = c->ctl + c->ctl_off;
+                iov[n++].iov_len = ctl_pending;
+            }
+            for (uint64_t k = p ? p->written : 0; p && k < p->queued && n < WRITE_IOVS; k++) {
+                iov[n].iov_base = p->slot[k % opt.window];
+                iov[n++].iov_len = p->frame_len;
+            }
+        }
+        if (!n)
+            break;
+        for (int i = 0; i < n; i++)
+            total += iov[i].iov_len;
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_epollout(c, true);
+                return;
+            }
+            mark_dead(c, strerror(errno));
+            return;
+        }
+        size_t left = (size_t)w;
+        if (!mid && ctl_pending) {
+            size_t take = left < ctl_pending ? left : ctl_pending;
+            c->ctl_off += (uint32_t)take;
+            left -= take;
+        }
+        while (p && left) {
+            size_t rem = p->frame_len - p->wpos;
+            if (left >= rem) {
+                p->written++;
+                p->wpos = 0;
+                left -= rem;
+            } else {
+                p->wpos += left;
+                left = 0;
+            }
+        }
+        if ((size_t)w < total) {
+            set_epollout(c, true);
+            return;
+        }
+    }
+    set_epollout(c, false);
+}
+
+static void flush_all(uint64_t now)
+{
+    /* flush() may not add to the list, so a plain walk is safe. */
+    for (uint32_t i = 0; i < flush_n; i++)
+        flush(flush_list[i], now);
+    flush_n = 0;
+}
+
+/* ---------------------------------------------------------------- input: shared */
+
+static void set_ready(conn *c)
+{
+    if (!c->ready) {
+        c->ready = true;
+        st.ready++;
+    }
+}
+
+static void deliver(conn *c, uint64_t ts, uint64_t seq, uint64_t wire_len, uint64_t now)
+{
+    pair *p = c->pr;
+    if (!p || c->role != ROLE_TARGET) {
+        st.bad_frames++;
+        return;
+    }
+    if (seq != p->expect % p->seq_mod)
+        p->ooo++;
+    p->expect++;
+    p->delivered++;
+    if (st.measuring) {
+        st.delivered++;
+        st.payload_bytes += opt.size;
+        st.wire_bytes += wire_len;
+        uint64_t sent = t0 + ts;
+        hist_add(now > sent ? now - sent : 0);
+    }
+    if (sending && opt.rate == 0)
+        want_flush(p->sender);
+}
+
+/* ---------------------------------------------------------------- input: relay (WebSocket) */
+
+static const char *find_bytes(const uint8_t *h, size_t hl, const char *needle)
+{
+    return memmem(h, hl, needle, strlen(needle));
+}
+
+static bool read_uint(const char **s, const char *end, uint64_t *v)
+{
+    const char *p = *s;
+    uint64_t x = 0;
+    if (p >= end || *p < '0' || *p > '9')
+        return false;
+    while (p < end && *p >= '0' && *p <= '9')
+        x = x * 10 + (uint64_t)(*p++ - '0');
+    *s = p;
+    *v = x;
+    return true;
+}
+
+/* The first STAMP_BYTES numbers of the payload array back into time and sequence. */
+static void on_relay_message(conn *c, uint64_t now)
+{
+    const char *end = (const char *)c->head + c->head_len;
+    const char *s = find_bytes(c->head, c->head_len, "\"payload\":[");
+    if (!s) {
+        st.bad_frames++;
+        return;
+    }
+    s += 11;
+    uint64_t ts = 0, seq = 0;
+    for (unsigned i = 0; i < STAMP_BYTES; i++) {
+        uint64_t b;
+        if (!read_uint(&s, end, &b) || b < 100 || b > 255 || (s < end && *s != ',' && *s != ']')) {
+            st.bad_frames++;
+            return;
+        }
+        s++;
+        if (i < 8)
+            ts = ts * DIGIT_BASE + (b - 100);
+        else
+            seq = seq * DIGIT_BASE + (b - 100);
+    }
+    deliver(c, ts, seq, c->msg_len, now);
+}
+
+static void on_relay_text(conn *c, uint64_t now)
+{
+    const uint8_t *h = c->head;
+    size_t hl = c->head_len;
+    static const char rm[] = "{\"type\":\"relay_message\"";
+    if (hl >= sizeof rm - 1 && !memcmp(h, rm, sizeof rm - 1)) {
+        on_relay_message(c, now);
+        return;
+    }
+    const char *t = find_bytes(h, hl, "\"type\":\"");
+    if (!t) {
+        st.bad_frames++;
+        return;
+    }
+    t += 8;
+    size_t left = hl - (size_t)((const uint8_t *)t - h);
+#define IS(name) (left > sizeof(name) - 1 && !memcmp(t, name "\"", sizeof(name)))
+    if (IS("register_ack")) {
+        if (find_bytes(h, hl, "\"success\":true"))
+            set_ready(c);
+        else
+            mark_dead(c, "register refused");
+    } else if (IS("pong")) {
+        st.pongs++;
+    } else if (IS("ping")) {
+        const char *ts = find_bytes(h, hl, "\"timestamp\":");
+        uint64_t v = 0;
+        if (ts) {
+            ts += 12;
+            read_uint(&ts, (const char *)h + hl, &v);
+        }
+        char msg[64];
+        snprintf(msg, sizeof msg, "{\"type\":\"pong\",\"timestamp\":%llu}", (unsigned long long)v);
+        ws_send_text(c, msg);
+        st.pings_answered++;
+    } else if (IS("error")) {
+        if (st.errors++ < 5)
+            fprintf(stderr, "relay_load: connection %u got %.*s\n", c->idx, (int)hl, (const char *)h);
+    } else if (IS("relay_message")) {
+        on_relay_message(c, now);
+    }
+#undef IS
+}
+
+static void ws_frame_done(conn *c, uint64_t now)
+{
+    switch (c->opcode) {
+    case 1:
+    case 2:
+        on_relay_text(c, now);
+        break;
+    case 8: {
+        unsigned code = c->head_len >= 2 ? (unsigned)c->head[0] << 8 | c->head[1] : 1005;
+        char why[64];
+        snprintf(why, sizeof why, "close frame from the server (code %u)", code);
+        mark_dead(c, why);
+        break;
+    }
+    case 9:
+        ws_send(c, 10, c->head, c->head_len);
+        break;
+    default:                  /* pongs; continuations never carry a stamp we need */
+        break;
+    }
+}
+
+static void ws_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    while (n && c->phase != PH_DEAD) {
+        if (c->rs == RS_HEAD) {
+            c->hdr[c->hdr_len++] = *p++;
+            n--;
+            if (c->hdr_len == 2) {
+                if (c->hdr[1] & 0x80) {
+                    mark_dead(c, "masked frame from the server");
+                    return;
+                }
+                unsigned l7 = c->hdr[1] & 0x7fu;
+                c->hdr_need = (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0));
+            }
+            if (c->hdr_len < 2 || c->hdr_len < c->hdr_need)
+                continue;
+            uint64_t len = c->hdr[1] & 0x7fu;
+            if (len >= 126) {
+                len = 0;
+                for (unsigned i = 2; i < c->hdr_need; i++)
+                    len = len << 8 | c->hdr[i];
+            }
+            c->opcode = c->hdr[0] & 0x0f;
+            c->msg_len = c->remain = len;
+            c->head_len = 0;
+            c->hdr_len = 0;
+            c->hdr_need = 2;
+            if (len == 0)
+                ws_frame_done(c, now);
+            else
+                c->rs = RS_BODY;
+        } else {
+            size_t k = n < c->remain ? n : (size_t)c->remain;
+            size_t room = HEAD_MAX - c->head_len, keep = k < room ? k : room;
+            memcpy(c->head + c->head_len, p, keep);
+            c->head_len = (uint16_t)(c->head_len + keep);
+            p += k;
+            n -= k;
+            c->remain -= k;
+            if (!c->remain) {
+                c->rs = RS_HEAD;
+                ws_frame_done(c, now);
+            }
+        }
+    }
+}
+
+static void send_register(conn *c)
+{
+    char net[32], msg[256];
+    if (opt.group)
+        snprintf(net, sizeof net, "bench-%u", c->idx / opt.group);
+    else
+        snprintf(net, sizeof net, "bench");
+    snprintf(msg, sizeof msg, "{\"type\":\"register\",\"peer_id\":\"%s\",\"network_id\":\"%s\","
+             "\"protocol_version\":1}", c->peer_id, net);
+    ws_send_text(c, msg);
+    snprintf(msg, sizeof msg, "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", net);
+    ws_send_text(c, msg);
+}
+
+/* Accumulates the 101 response; returns the bytes it used. */
+static size_t hs_consume(conn *c, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c->head_len >= HEAD_MAX - 1) {
+            mark_dead(c, "handshake response too long");
+            return n;
+        }
+        c->head[c->head_len++] = p[i];
+        if (c->head_len >= 4 && !memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4)) {
+            c->head[c->head_len] = 0;
+            const char *r = (const char *)c->head;
+            if (strncmp(r, "HTTP/1.1 101 ", 13) != 0 || !strcasestr(r, "\r\nConnection: Upgrade\r\n")) {
+                char why[96];
+                snprintf(why, sizeof why, "handshake refused: %.60s", r);
+                mark_dead(c, why);
+                return n;
+            }
+            c->phase = PH_OPEN;
+            c->head_len = 0;
+            c->rs = RS_HEAD;
+            c->hdr_need = 2;
+            send_register(c);
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- input: Redis (RESP) */
+
+static void resp_message_done(conn *c, uint64_t now)
+{
+    if (!strcmp(c->kind, "message")) {
+        if (c->head_len < STAMP_BYTES) {
+            st.bad_frames++;
+            return;
+        }
+        deliver(c, le_get(c->head, 8), le_get(c->head + 8, 4), c->msg_len, now);
+    } else if (!strcmp(c->kind, "subscribe")) {
+        set_ready(c);
+    }
+}
+
+static void resp_element_done(conn *c, uint64_t now)
+{
+    if (c->arr_left <= 0)
+        return;               /* a top-level reply, e.g. PUBLISH's subscriber count */
+    c->elem++;
+    if (--c->arr_left == 0)
+        resp_message_done(c, now);
+}
+
+static void resp_line(conn *c, uint64_t now)
+{
+    c->line[c->line_len] = 0;
+    long long v = strtoll(c->line + 1, NULL, 10);
+    switch (c->line[0]) {
+    case '*':
+        c->arr_left = v;
+        c->elem = 0;
+        c->kind[0] = 0;
+        c->head_len = 0;
+        break;
+    case '$':
+        if (v < 0) {
+            resp_element_done(c, now);
+            break;
+        }
+        c->bulk_len = v;
+        c->bulk_pos = 0;
+        c->remain = (uint64_t)v + 2;
+        c->rs = RS_BULK;
+        break;
+    case '-':
+        if (st.errors++ < 5)
+            fprintf(stderr, "relay_load: redis connection %u got %s\n", c->idx, c->line);
+        resp_element_done(c, now);
+        break;
+    default:
+        resp_element_done(c, now);
+        break;
+    }
+}
+
+static void resp_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    while (n && c->phase != PH_DEAD) {
+        if (c->rs == RS_BULK) {
+            size_t k = n < c->remain ? n : (size_t)c->remain;
+            int64_t content_left = c->bulk_len - c->bulk_pos;
+            size_t content = content_left > 0 ? ((int64_t)k < content_left ? k : (size_t)content_left) : 0;
+            if (c->elem == 0 && c->bulk_pos < (int64_t)sizeof c->kind - 1) {
+                size_t keep = sizeof c->kind - 1 - (size_t)c->bulk_pos;
+                keep = content < keep ? content : keep;
+                memcpy(c->kind + c->bulk_pos, p, keep);
+                c->kind[(size_t)c->bulk_pos + keep] = 0;
+            } else if (c->elem == 2) {
+                size_t room = HEAD_MAX - c->head_len, keep = content < room ? content : room;
+                memcpy(c->head + c->head_len, p, keep);
+                c->head_len = (uint16_t)(c->head_len + keep);
+                c->msg_len = (uint64_t)c->bulk_len;
+            }
+            c->bulk_pos += (int64_t)k;
+            c->remain -= k;
+            p += k;
+            n -= k;
+            if (!c->remain) {
+                c->rs = RS_LINE;
+                resp_element_done(c, now);
+            }
+        } else {
+            uint8_t ch = *p++;
+            n--;
+            if (ch == '\n') {
+                resp_line(c, now);
+                c->line_len = 0;
+            } else if (ch != '\r' && c->line_len < sizeof c->line - 1) {
+                c->line[c->line_len++] = (char)ch;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- connection events */
+
+static void on_readable(conn *c, uint64_t now)
+{
+    ssize_t r = recv(c->fd, rbuf, RECV_BUF, 0);
+    if (r == 0) {
+        mark_dead(c, "closed by the server");
+        return;
+    }
+    if (r < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            mark_dead(c, strerror(errno));
+        return;
+    }
+    const uint8_t *p = rbuf;
+    size_t n = (size_t)r;
+    if (c->phase == PH_HANDSHAKE) {
+        size_t used = hs_consume(c, p, n);
+        p += used;
+        n -= used;
+    }
+    if (c->phase != PH_OPEN || !n)
+        return;
+    if (opt.mode == MODE_RELAY)
+        ws_consume(c, p, n, now);
+    else
+        resp_consume(c, p, n, now);
+}
+
+static void on_connected(conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err) {
+        mark_dead(c, strerror(err));
+        return;
+    }
+    st.connected++;
+    if (opt.mode == MODE_RELAY) {
+        c->phase = PH_HANDSHAKE;
+    } else {
+        c->phase = PH_OPEN;
+        c->rs = RS_LINE;
+        if (c->role == ROLE_SENDER)
+            set_ready(c);
+    }
+    want_flush(c);
+}
+
+static void base64(const uint8_t *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+static void start_connect(conn *c)
+{
+    st.started++;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket (raise ulimit -n?)");
+    c->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt.spread) {
+        /* One source address per PER_SOURCE_IP reservations, as distinct hosts would be; the
+         * port is picked at connect time so each address has its own port space. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        src.sin_addr.s_addr = htonl(0x7f010000u + c->idx / PER_SOURCE_IP + 1);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0)
+            die("bind to a 127.x.y.z source");
+    }
+    struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
+    if (inet_pton(AF_INET, opt.host, &dst.sin_addr) != 1) {
+        fprintf(stderr, "relay_load: --host must be an IPv4 address, got %s\n", opt.host);
+        exit(2);
+    }
+    c->phase = PH_CONNECTING;
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) {
+        mark_dead(c, strerror(errno));
+        return;
+    }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        die("epoll_ctl");
+    c->epollout = true;
+
+    char req[512];
+    if (opt.mode == MODE_RELAY) {
+        uint8_t key[16];
+        char key64[32];
+        for (int i = 0; i < 16; i++)
+            key[i] = (uint8_t)rng_next();
+        base64(key, 16, key64);
+        int n = snprintf(req, sizeof req,
+                         "GET / HTTP/1.1\r\nHost: %s:%u\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                         "Sec-WebSocket-Key: %s\r\n\r\n", opt.host, opt.port, key64);
+        ctl_append(c, req, (size_t)n);
+    } else if (c->role == ROLE_TARGET) {
+        int n = snprintf(req, sizeof req, "*2\r\n$9\r\nSUBSCRIBE\r\n$64\r\n%s\r\n", c->peer_id);
+        ctl_append(c, req, (size_t)n);
+    }
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static bool pwait2_missing;
+static uint32_t ping_idx;
+static uint64_t ping_due, ping_step;   /* 0: pings off */
+static uint64_t open_k, open_start;    /* open loop: message k is due at open_start + k/rate */
+
+static uint64_t open_due(uint64_t k)
+{
+    return open_start + (uint64_t)((double)k * 1e9 / opt.rate);
+}
+
+static void run_timers(uint64_t now)
+{
+    while (ping_step && ping_due <= now) {
+        conn *c = &conns[ping_idx];
+        if (c->phase == PH_OPEN && c->ready) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"timestamp\":%lld}", (long long)time(NULL));
+            ws_send_text(c, msg);
+            st.pings_sent++;
+        }
+        ping_idx = (ping_idx + 1) % opt.conns;
+        ping_due += ping_step;
+    }
+    while (sending && opt.rate > 0 && open_due(open_k) <= now) {
+        pair *p = &pairs[open_k % opt.pairs];
+        if (p->sender->phase == PH_OPEN && p->queued - p->delivered < opt.window) {
+            queue_message(p, now);
+            want_flush(p->sender);
+        } else {
+            st.window_stalls++;
+        }
+        open_k++;
+    }
+}
+
+static void run_once(uint64_t until)
+{
+    static struct epoll_event evs[1024];
+    uint64_t now = mono_ns(), wake = until;
+    if (ping_step && ping_due < wake)
+        wake = ping_due;
+    if (sending && opt.rate > 0 && open_due(open_k) < wake)
+        wake = open_due(open_k);
+    uint64_t wait = wake > now ? wake - now : 0;
+    int n;
+    if (!pwait2_missing) {
+        struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000u), .tv_nsec = (long)(wait % 1000000000u) };
+        n = epoll_pwait2(ep, evs, 1024, &ts, NULL);
+        if (n < 0 && errno == ENOSYS)
+            pwait2_missing = true;
+    }
+    if (pwait2_missing)
+        n = epoll_wait(ep, evs, 1024, (int)((wait + 999999) / 1000000));
+    if (n < 0) {
+        if (errno == EINTR)
+            return;
+        die("epoll_wait");
+    }
+    now = mono_ns();
+    for (int i = 0; i < n; i++) {
+        conn *c = evs[i].data.ptr;
+        uint32_t e = evs[i].events;
+        if (c->phase == PH_DEAD)
+            continue;
+        if (c->phase == PH_CONNECTING) {
+            if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+                on_connected(c);
+            continue;
+        }
+        if (e & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            on_readable(c, now);
+        if ((e & EPOLLOUT) && c->phase != PH_DEAD)
+            want_flush(c);
+    }
+    run_timers(now);
+    flush_all(now);
+}
+
+static void run_for(double secs)
+{
+    uint64_t until = mono_ns() + (uint64_t)(secs * 1e9);
+    while (mono_ns() < until)
+        run_once(until);
+}
+
+/* ---------------------------------------------------------------- setup and report */
+
+static void raise_fd_limit(uint32_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        die("getrlimit");
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < (rlim_t)need + 32) {
+        fprintf(stderr, "relay_load: %u connections need %u open files but RLIMIT_NOFILE is %llu "
+                "(raise the hard limit: ulimit -Hn / LimitNOFILE)\n", need, need + 32,
+                (unsigned long long)rl.rlim_cur);
+        exit(2);
+    }
+}
+
+static void setup_connections(void)
+{
+    conns = calloc(opt.conns, sizeof *conns);
+    pairs = calloc(opt.pairs ? opt.pairs : 1, sizeof *pairs);
+    flush_list = xmalloc(sizeof *flush_list * opt.conns);
+    rbuf = xmalloc(RECV_BUF);
+    if (!conns || !pairs)
+        die("calloc");
+    uint64_t run_tag = rng_next();
+    for (uint32_t i = 0; i < opt.conns; i++) {
+        conn *c = &conns[i];
+        c->idx = i;
+        c->fd = -1;
+        c->hdr_need = 2;
+        c->role = i < 2 * opt.pairs ? (i % 2 ? ROLE_TARGET : ROLE_SENDER) : ROLE_IDLE;
+        c->pr = c->role == ROLE_IDLE ? NULL : &pairs[i / 2];
+        uint64_t m = rng_next();
+        memcpy(c->mask, &m, 4);
+        /* Unique per run, so a rerun never collides with registrations still being torn down. */
+        snprintf(c->peer_id, sizeof c->peer_id, "%016llx%016llx%016llx%016llx",
+                 (unsigned long long)run_tag, (unsigned long long)i,
+                 (unsigned long long)rng_next(), (unsigned long long)rng_next());
+    }
+    for (uint32_t k = 0; k < opt.pairs; k++) {
+        pair *p = &pairs[k];
+        p->sender = &conns[2 * k];
+        p->target = &conns[2 * k + 1];
+        if (opt.mode == MODE_RELAY)
+            build_relay_frames(p);
+        else
+            build_redis_frames(p);
+    }
+}
+
+static bool connect_all(void)
+{
+    uint64_t start = mono_ns(), deadline = start + (uint64_t)(opt.setup_secs * 1e9);
+    uint64_t next_note = start + 2000000000ull;
+    uint32_t next = 0;
+    while (st.ready < opt.conns) {
+        uint32_t in_progress = st.started - st.ready - st.failed - st.closed;
+        while (next < opt.conns && in_progress < opt.connect_burst) {
+            start_connect(&conns[next++]);
+            in_progress++;
+        }
+        uint64_t now = mono_ns();
+        run_once(now + 50000000ull);
+        now = mono_ns();
+        if (st.failed || st.closed) {
+            fprintf(stderr, "relay_load: setup failed: %u of %u connections lost (%u ready)\n",
+                    st.failed + st.closed, opt.conns, st.ready);
+            return false;
+        }
+        if (now > deadline) {
+            fprintf(stderr, "relay_load: setup timed out after %.0f s with %u of %u ready\n",
+                    opt.setup_secs, st.ready, opt.conns);
+            static const char *const phase_name[] = { "connecting", "upgrading", "registering", "dead" };
+            for (uint32_t i = 0, shown = 0; i < opt.conns && shown < 5; i++) {
+                if (!conns[i].ready) {
+                    fprintf(stderr, "relay_load:   connection %u still %s\n", i, phase_name[conns[i].phase]);
+                    shown++;
+                }
+            }
+            return false;
+        }
+        if (now > next_note) {
+            note("%u/%u ready", st.ready, opt.conns);
+            next_note = now + 2000000000ull;
+        }
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    if (!parse_options(argc, argv)) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(opt.conns);
+    rng_state = mono_ns() ^ ((uint64_t)getpid() << 32);
+    for (unsigned v = 0; v < DIGIT_BASE; v++) {
+        digit3[v][0] = (char)('0' + (100 + v) / 100);
+        digit3[v][1] = (char)('0' + (100 + v) / 10 % 10);
+        digit3[v][2] = (char)('0' + (100 + v) % 10);
+    }
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        die("epoll_create1");
+    t0 = mono_ns();
+    setup_connections();
+
+    long pid = opt.server_pid;
+    uint64_t rss_base = pid ? proc_status_kb(pid, "VmRSS") : 0;
+    uint64_t setup_start = mono_ns();
+    bool ok = connect_all();
+    double setup_s = (double)(mono_ns() - setup_start) / 1e9;
+    if (ok)
+        note("%u connections ready in %.2f s", opt.conns, setup_s);
+
+    /* Let notifications from the registration burst drain before measuring anything. */
+    if (ok)
+        run_for(1.0);
+    uint64_t rss_ready = pid ? proc_status_kb(pid, "VmRSS") : 0;
+    if (opt.mode == MODE_RELAY && ok) {
+        ping_step = (uint64_t)(opt.ping_secs * 1e9 / opt.conns);
+        if (!ping_step)
+            ping_step = 1;
+        ping_due = mono_ns() + ping_step;
+    }
+
+    double cpu0 = 0, cpu1 = 0, self0 = 0, self1 = 0, secs = 0;
+    uint64_t lost = 0;
+    if (ok) {
+        if (opt.pairs) {
+            sending = true;
+            open_start = mono_ns();
+            for (uint32_t k = 0; k < opt.pairs; k++)
+                want_flush(pairs[k].sender);
+            run_for(opt.warmup);
+        }
+        st.measuring = true;
+        cpu0 = pid ? proc_cpu_secs(pid) : 0;
+        self0 = self_cpu_secs();
+        uint64_t m0 = mono_ns();
+        run_for(opt.duration);
+        st.measuring = false;
+        sending = false;
+        secs = (double)(mono_ns() - m0) / 1e9;
+        cpu1 = pid ? proc_cpu_secs(pid) : 0;
+        self1 = self_cpu_secs();
+        /* Drain what is in flight so losses can be told from latency. */
+        uint64_t drain_until = mono_ns() + 3000000000ull;
+        for (;;) {
+            lost = 0;
+            for (uint32_t k = 0; k < opt.pairs; k++)
+                lost += pairs[k].queued - pairs[k].delivered;
+            if (!lost || mono_ns() > drain_until)
+                break;
+            run_once(mono_ns() + 10000000ull);
+        }
+    }
+    uint64_t ooo = 0;
+    for (uint32_t k = 0; k < opt.pairs; k++)
+        ooo += pairs[k].ooo;
+    uint64_t rss_end = pid ? proc_status_kb(pid, "VmRSS") : 0;
+    double mps = secs > 0 ? (double)st.delivered / secs : 0;
+    double cpu = cpu1 - cpu0;
+    double per_conn = rss_ready > rss_base ? (double)(rss_ready - rss_base) * 1024.0 / opt.conns : 0;
+
+    printf("mode=%s conns=%u pairs=%u size=%zu window=%u rate=%.0f secs=%.2f setup_s=%.2f "
+           "delivered=%llu msgs_per_s=%.0f payload_mb_s=%.2f wire_mb_s=%.2f "
+           "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%llu ooo=%llu errors=%llu "
+           "bad=%llu conn_lost=%u stalls=%llu pings=%llu pongs=%llu "
+           "server_cpu_s=%.3f server_cpu_pct=%.2f server_rss_base_kb=%llu server_rss_ready_kb=%llu "
+           "server_rss_kb=%llu rss_per_conn_b=%.0f tool_cpu_pct=%.1f\n",
+           opt.mode == MODE_RELAY ? "relay" : "redis", opt.conns, opt.pairs, opt.size, opt.window,
+           opt.rate, secs, setup_s, (unsigned long long)st.delivered, mps,
+           secs > 0 ? (double)st.payload_bytes / secs / 1e6 : 0,
+           secs > 0 ? (double)st.wire_bytes / secs / 1e6 : 0,
+           hist_pct_us(0.50), hist_pct_us(0.99), hist_pct_us(0.999), (double)hist_max / 1000.0,
+           (unsigned long long)lost, (unsigned long long)ooo, (unsigned long long)st.errors,
+           (unsigned long long)st.bad_frames, st.failed + st.closed,
+           (unsigned long long)st.window_stalls, (unsigned long long)st.pings_sent,
+           (unsigned long long)st.pongs, cpu, secs > 0 ? 100.0 * cpu / secs : 0,
+           (unsigned long long)rss_base, (unsigned long long)rss_ready, (unsigned long long)rss_end,
+           per_conn, secs > 0 ? 100.0 * (self1 - self0) / secs : 0);
+    fflush(stdout);
+    bool clean = ok && !lost && !ooo && !st.errors && !st.bad_frames && !st.failed && !st.closed;
+    return clean ? 0 : 1;
+}
