@@ -13,6 +13,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
 
@@ -123,6 +126,117 @@ static inline bool is_ws(char c)
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/* Bit masks of one stretch of up to 64 payload bytes: bit i describes byte i. */
+typedef struct {
+    uint64_t digit, comma, zero, two, five, over2, over5;
+} payload_masks;
+
+#ifdef __SSE2__
+static void masks_simd(const char *b, payload_masks *m)
+{
+    const __m128i c0 = _mm_set1_epi8('0' - 1), c9 = _mm_set1_epi8('9' + 1);
+    const __m128i comma = _mm_set1_epi8(','), zero = _mm_set1_epi8('0');
+    const __m128i two = _mm_set1_epi8('2'), five = _mm_set1_epi8('5');
+    memset(m, 0, sizeof *m);
+    for (int k = 0; k < 64; k += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + k));
+        __m128i dg = _mm_and_si128(_mm_cmpgt_epi8(v, c0), _mm_cmplt_epi8(v, c9));
+        m->digit |= (uint64_t)(uint16_t)_mm_movemask_epi8(dg) << k;
+        m->comma |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) << k;
+        m->zero |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero)) << k;
+        m->two |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, two)) << k;
+        m->five |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, five)) << k;
+        m->over2 |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpgt_epi8(v, two)) << k;
+        m->over5 |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpgt_epi8(v, five)) << k;
+    }
+}
+#endif
+
+static void masks_scalar(const char *b, size_t len, payload_masks *m)
+{
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char x = (unsigned char)b[i];
+        uint64_t bit = (uint64_t)1 << i;
+        if (x >= '0' && x <= '9')
+            m->digit |= bit;
+        if (x == ',')
+            m->comma |= bit;
+        if (x == '0')
+            m->zero |= bit;
+        if (x == '2')
+            m->two |= bit;
+        if (x == '5')
+            m->five |= bit;
+        if (x > '2')
+            m->over2 |= bit;
+        if (x > '5')
+            m->over5 |= bit;
+    }
+}
+
+/* Population count without a libgcc call on targets lacking a popcount instruction. */
+static inline uint64_t bit_count(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* The common case, a compact payload body b[0..n) between '[' and ']', checked 64 bytes at a
+ * time with bit masks instead of a branch per byte: every rule looks only at a byte and the
+ * three before it, so a block needs just the previous block's top bits.
+ *   - only digits and commas;
+ *   - a comma (and the end) follows a digit: no empty element, no leading or trailing comma;
+ *   - no four digits in a row;
+ *   - no digit after a '0' that starts a number (leading zero);
+ *   - three digits in a row are at most "255".
+ * False means "not proven valid" (whitespace, or an error): the byte loop then decides. */
+static bool payload_body_fast(const char *b, size_t n, size_t *count)
+{
+    payload_masks m, prev;
+    uint64_t bad = 0, commas = 0;
+    memset(&prev, 0, sizeof prev);
+    for (size_t k = 0; k < n; k += 64) {
+        size_t len = n - k < 64 ? n - k : 64;
+        uint64_t valid = len == 64 ? ~(uint64_t)0 : (((uint64_t)1 << len) - 1);
+        uint64_t d1, d2, d3, z1, two2, over22, five1, over51;
+        if (len == 64) {
+#ifdef __SSE2__
+            masks_simd(b + k, &m);
+#else
+            masks_scalar(b + k, 64, &m);
+#endif
+        } else {
+            masks_scalar(b + k, len, &m);
+        }
+        d1 = (m.digit << 1) | (prev.digit >> 63);
+        d2 = (m.digit << 2) | (prev.digit >> 62);
+        d3 = (m.digit << 3) | (prev.digit >> 61);
+        z1 = (m.zero << 1) | (prev.zero >> 63);
+        two2 = (m.two << 2) | (prev.two >> 62);
+        over22 = (m.over2 << 2) | (prev.over2 >> 62);
+        five1 = (m.five << 1) | (prev.five >> 63);
+        over51 = (m.over5 << 1) | (prev.over5 >> 63);
+        bad |= valid & ~(m.digit | m.comma);
+        bad |= m.comma & ~d1;
+        bad |= m.digit & d1 & d2 & d3;
+        bad |= m.digit & z1 & ~d2;
+        bad |= m.digit & d1 & d2 & (over22 | (two2 & (over51 | (five1 & m.over5))));
+        commas += bit_count(m.comma & valid);
+        prev = m;
+        if (len < 64 && !(m.digit >> (len - 1) & 1))
+            return false;  /* trailing comma */
+        if (len == 64 && k + 64 == n && !(m.digit >> 63))
+            return false;
+    }
+    if (bad)
+        return false;
+    *count = n == 0 ? 0 : (size_t)commas + 1;
+    return true;
+}
+
 /* The hot path: a payload of up to tens of thousands of elements. One tight loop over the bytes,
  * accepting exactly the JSON integers 0..255 (no sign, fraction, exponent or leading zero). On
  * success leaves r->pos after ']' and returns NULL; on failure leaves r untouched. */
@@ -137,6 +251,16 @@ static const char *parse_payload(json_reader *r, json_span *raw, size_t *count, 
     const size_t n = r->len, start = r->pos;
     size_t p = start + 1, cnt = 0;
     bool ws = false;
+    const char *close = memchr(b + p, ']', n - p);
+    if (close && payload_body_fast(b + p, (size_t)(close - (b + p)), &cnt)) {
+        p = (size_t)(close - b) + 1;
+        raw->p = b + start;
+        raw->n = p - start;
+        *count = cnt;
+        *spaced = false;
+        r->pos = p;
+        return NULL;
+    }
     while (p < n && is_ws(b[p])) {
         p++;
         ws = true;

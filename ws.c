@@ -178,7 +178,14 @@ bool ws_utf8_valid(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        /* ASCII runs, the common case for JSON, go 8 bytes at a time. */
+        /* ASCII runs, the common case for JSON, go 32 and then 8 bytes at a time. */
+        while (len - i >= 32) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)
+                break;
+            i += 32;
+        }
         while (len - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
