@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Size classes from 512 B to 512 KiB by powers of four; each keeps a short free list so bursts
- * reuse blocks while an idle relay gives memory back. */
+/* Size classes from 512 B to 512 KiB by powers of four. Each keeps a free list (linked through
+ * the blocks themselves) holding at most POOL_KEEP_BYTES, so a burst of in-flight messages is
+ * served again without malloc while an idle relay gives the memory back. */
 #define POOL_CLASSES 6
-#define POOL_KEEP 64
+#define POOL_KEEP_BYTES ((size_t)1 << 20)
 static const size_t class_size[POOL_CLASSES] = { 512, 2048, 8192, 32768, 131072, 524288 };
-static void *free_list[POOL_CLASSES][POOL_KEEP];
-static unsigned free_count[POOL_CLASSES];
+static void *free_head[POOL_CLASSES];
+static size_t free_count[POOL_CLASSES];
 
 static int class_of(size_t size)
 {
@@ -24,12 +25,16 @@ static int class_of(size_t size)
 void *pool_get(size_t *size)
 {
     int c = class_of(*size);
+    void *p;
     if (c < 0)
         return malloc(*size);
     *size = class_size[c];
-    if (free_count[c] > 0)
-        return free_list[c][--free_count[c]];
-    return malloc(*size);
+    p = free_head[c];
+    if (!p)
+        return malloc(*size);
+    memcpy(&free_head[c], p, sizeof(void *));
+    free_count[c]--;
+    return p;
 }
 
 void pool_put(void *p, size_t size)
@@ -37,8 +42,10 @@ void pool_put(void *p, size_t size)
     int c = class_of(size);
     if (!p)
         return;
-    if (c >= 0 && class_size[c] == size && free_count[c] < POOL_KEEP) {
-        free_list[c][free_count[c]++] = p;
+    if (c >= 0 && class_size[c] == size && (free_count[c] + 1) * size <= POOL_KEEP_BYTES) {
+        memcpy(p, &free_head[c], sizeof(void *));
+        free_head[c] = p;
+        free_count[c]++;
         return;
     }
     free(p);
@@ -46,9 +53,14 @@ void pool_put(void *p, size_t size)
 
 void pool_trim(void)
 {
-    for (int c = 0; c < POOL_CLASSES; c++)
-        while (free_count[c] > 0)
-            free(free_list[c][--free_count[c]]);
+    for (int c = 0; c < POOL_CLASSES; c++) {
+        while (free_head[c]) {
+            void *p = free_head[c];
+            memcpy(&free_head[c], p, sizeof(void *));
+            free(p);
+        }
+        free_count[c] = 0;
+    }
 }
 
 static frame *frame_alloc(size_t payload_room)

@@ -85,12 +85,40 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 }
 
 /* Validates the string whose opening quote is at r->pos; leaves pos after the closing quote. */
+/* True when none of the 8 bytes in w ends or escapes a string or needs UTF-8 checks: no '"',
+ * no backslash, no control character, no byte >= 0x80. (Each test is the exact "some byte is
+ * zero / below n" word trick: it never misses a matching byte.) */
+static inline bool plain8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t control = (w - ones * 0x20) & ~w;
+    quote = (quote - ones) & ~quote;
+    backslash = (backslash - ones) & ~backslash;
+    return ((control | quote | backslash | w) & highs) == 0;
+}
+
+/* Length of the leading run of plain bytes (see plain8) in s[0..n), 8 at a time. */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (!plain8(w))
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 static bool scan_string(json_reader *r, json_span *raw)
 {
     const unsigned char *s = (const unsigned char *)r->buf;
     const unsigned char *p = s + r->pos + 1, *end = s + r->len;
     const unsigned char *start = p;
     for (;;) {
+        p += plain_run(p, (size_t)(end - p));
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         if (p >= end)
@@ -654,7 +682,7 @@ void jw_string(json_writer *w, const char *s, size_t n)
     jw_raw(w, "\"", 1);
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
+        size_t run = i + plain_run((const unsigned char *)s + i, n - i);
         while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
             run++;
         jw_raw(w, s + i, run - i);

@@ -77,7 +77,10 @@ static const char *plain_name(json_span raw, char tmp[NAME_MAX_LEN * 6], size_t 
 
 static bool name_is(const char *s, size_t n, const char *name)
 {
-    size_t k = strlen(name);
+    size_t k;
+    if (n == 0 || s[0] != name[0])
+        return false;   /* most candidates differ at once: skip the length and compare */
+    k = strlen(name);
     return n == k && memcmp(s, name, k) == 0;
 }
 
