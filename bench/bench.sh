@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The relay half of `make bench`: drives ./dig-relay and redis-server with bench/bin/relay_load
+# through the same pairs, windows and payloads, then holds 10k and 50k idle reservations, and
+# prints one table with the goals from bench/README.md next to each measured ratio.
+#
+# Every run gets a fresh server on free loopback ports, with the relay's per-IP abuse limits off.
+# The latency and idle runs are repeated on the poll() build (dig-relay-poll) when it is built, to
+# show what the epoll backend buys at 10k-50k connections.
+# Knobs (environment): BENCH_SECS (measured seconds per run, 5), BENCH_PAIRS (8), BENCH_WINDOW
+# (32), BENCH_IDLE_SECS (60: two keepalive rounds), BENCH_IDLE_CONNS ("10000 50000"),
+# BENCH_QUICK=1 (a one-minute pass with small counts, to check the setup). The raw key=value
+# line of every run is kept in bench/bin/relay-runs.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RELAY=${DIG_RELAY_BIN:-./dig-relay}
+RELAY_POLL=${DIG_RELAY_POLL_BIN:-./dig-relay-poll}   # the portable poll() backend, for before/after
+LOAD=bench/bin/relay_load
+SECS=${BENCH_SECS:-5}
+WARMUP=${BENCH_WARMUP:-1}
+PAIRS=${BENCH_PAIRS:-8}
+WINDOW=${BENCH_WINDOW:-32}
+IDLE_SECS=${BENCH_IDLE_SECS:-60}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-"10000 50000"}
+LAT_CONNS=10000 LAT_PAIRS=100 LAT_RATE=10000 LAT_SIZE=1024
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    SECS=2 IDLE_SECS=5 IDLE_CONNS="1000 2000" LAT_CONNS=1000 LAT_RATE=2000
+fi
+
+missing=
+for pair in redis-server:redis-server; do
+    cmd=${pair%%:*} pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo "bench: missing Debian package(s):$missing  (apt-get install -y$missing)" >&2
+    exit 1
+fi
+for f in "$RELAY" "$LOAD"; do
+    [ -x "$f" ] || { echo "bench: $f is not built (run make bench)" >&2; exit 1; }
+done
+
+# Idle reservations need a descriptor each in the relay and in the load tool.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_MAX=$(ulimit -n)
+
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+mkdir -p bench/bin
+RUNS=bench/bin/relay-runs.txt
+: >"$RUNS"
+SERVER_PID=
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; }
+trap cleanup EXIT INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Four consecutive free ports; prints the first.
+free_ports() {
+    local p
+    for _ in $(seq 50); do
+        p=$((10000 + RANDOM % 22000))   # below the ephemeral range (32768+)
+        port_busy $p || port_busy $((p + 1)) || port_busy $((p + 2)) || port_busy $((p + 3)) || {
+            echo $p; return; }
+    done
+    echo "bench: no free loopback ports" >&2; exit 1
+}
+wait_listening() {
+    for _ in $(seq 200); do
+        port_busy "$1" && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench: server on port $1 did not come up" >&2; exit 1
+}
+
+start_relay() {   # max_connections
+    PORT=$(free_ports)
+    "$RELAY_BIN" --listen 127.0.0.1:$PORT --health-listen 127.0.0.1:$((PORT + 1)) \
+        --stun-listen 127.0.0.1:$((PORT + 2)) --dashboard-listen 127.0.0.1:$((PORT + 3)) \
+        --max-connections "$1" --max-connections-per-ip 0 --registrations-per-ip-per-sec 0 \
+        --max-registrations-per-ip 0 --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 \
+        --max-relayed-bytes-per-conn 0 --ban-threshold 0 --log-level error \
+        2>>bench/bin/relay-stderr.txt &
+    SERVER_PID=$!
+    wait_listening "$PORT"
+}
+start_redis() {
+    PORT=$(free_ports)
+    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        --loglevel warning --logfile bench/bin/redis-log.txt &
+    SERVER_PID=$!
+    wait_listening "$PORT"
+}
+
+# run <label> <relay|redis> <relay_load args...>: one run on a fresh server; the result line is
+# stored in R_<label>.
+run() {
+    local label=$1 mode=$2 line rc=0
+    shift 2
+    if [ "$mode" = relay ]; then RELAY_BIN=${RELAY_BIN:-$RELAY} start_relay $((${CONNS_NEEDED:-64} + 64)); else start_redis; fi
+    line=$("$LOAD" --mode "$mode" --port "$PORT" --server-pid "$SERVER_PID" --quiet "$@") || rc=$?
+    cleanup
+    echo "$label $line" >>"$RUNS"
+    [ $rc -eq 0 ] || echo "bench: run $label reported problems (exit $rc): $line" >&2
+    printf -v "R_$label" '%s' "$line"
+    printf '.' >&2
+}
+val() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
+
+echo "bench: relay vs Redis, ${SECS}s per run (progress dots on stderr)" >&2
+SIZES="64 1024 16384"
+for s in $SIZES; do
+    CONNS_NEEDED=$((2 * PAIRS)) run "relay_$s" relay --pairs "$PAIRS" --window "$WINDOW" \
+        --size "$s" --duration "$SECS" --warmup "$WARMUP"
+    run "redis_$s" redis --pairs "$PAIRS" --window "$WINDOW" --size "$s" --duration "$SECS" \
+        --warmup "$WARMUP"
+done
+BACKENDS=epoll
+[ -x "$RELAY_POLL" ] && BACKENDS="epoll poll"
+bin_of() { if [ "$1" = poll ]; then echo "$RELAY_POLL"; else echo "$RELAY"; fi; }
+lat_conns=$LAT_CONNS
+[ "$lat_conns" -le $((FD_MAX - 200)) ] || lat_conns=$((FD_MAX - 200))
+for b in $BACKENDS; do
+    RELAY_BIN=$(bin_of $b) CONNS_NEEDED=$lat_conns run "lat_relay_$b" relay --conns "$lat_conns" \
+        --group 100 --spread --pairs "$LAT_PAIRS" --rate "$LAT_RATE" --window 256 \
+        --size "$LAT_SIZE" --duration "$SECS" --warmup "$WARMUP"
+done
+run lat_redis redis --pairs "$LAT_PAIRS" --rate "$LAT_RATE" --window 256 --size "$LAT_SIZE" \
+    --duration "$SECS" --warmup "$WARMUP"
+IDLE_LABELS=
+for n in $IDLE_CONNS; do
+    use=$n
+    [ "$use" -le $((FD_MAX - 200)) ] || use=$((FD_MAX - 200))
+    for b in $BACKENDS; do
+        RELAY_BIN=$(bin_of $b) CONNS_NEEDED=$use run "idle_${n}_$b" relay --conns "$use" \
+            --group 100 --spread --pairs 0 --duration "$IDLE_SECS"
+    done
+    IDLE_LABELS="$IDLE_LABELS $n"
+done
+echo >&2
+
+# ---------------------------------------------------------------- the table
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+echo "dig-relay vs redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on $(nproc) x ${model:-unknown CPU}, Linux $(uname -r), $(date -u +%Y-%m-%d)"
+echo "load average when the runs started: $LOAD_AT_START (anything else busy skews every figure)"
+echo
+echo "Throughput: closed loop, $PAIRS pairs, window $WINDOW per pair, ${SECS}s (MB = 10^6 bytes; relay wire = JSON frame text)"
+printf '%-8s | %12s %9s %9s %8s %7s %7s | %12s %9s %8s %7s %7s | %7s %7s  %s\n' \
+    payload "relay msg/s" "payload" "wire" "p99 us" "cpu%" "us/msg" \
+    "redis msg/s" "MB/s" "p99 us" "cpu%" "us/msg" "msgs x" "bytes x" "goal"
+for s in $SIZES; do
+    r=R_relay_$s d=R_redis_$s
+    r=${!r} d=${!d}
+    rm=$(val "$r" msgs_per_s) dm=$(val "$d" msgs_per_s)
+    rp=$(val "$r" payload_mb_s) rw=$(val "$r" wire_mb_s) dp=$(val "$d" payload_mb_s)
+    rcpu=$(val "$r" server_cpu_s) dcpu=$(val "$d" server_cpu_s)
+    rdel=$(val "$r" delivered) ddel=$(val "$d" delivered)
+    ratio_m=$(calc %.2f "$dm > 0 ? $rm / $dm : 0")
+    ratio_b=$(calc %.2f "$dp > 0 ? $rw / $dp : 0")
+    case $s in
+        64) goal="msgs x >= 1.00: $([ "$(calc %d "$ratio_m >= 1.0")" = 1 ] && echo met || echo MISSED)" ;;
+        16384) goal="bytes x >= 1.00: $([ "$(calc %d "$ratio_b >= 1.0")" = 1 ] && echo met || echo MISSED)" ;;
+        *) goal="(reported)" ;;
+    esac
+    label=$s; [ "$s" = 1024 ] && label=1KiB; [ "$s" = 16384 ] && label=16KiB; [ "$s" = 64 ] && label=64B
+    printf '%-8s | %12.0f %9.1f %9.1f %8.0f %7.1f %7.2f | %12.0f %9.1f %8.0f %7.1f %7.2f | %7s %7s  %s\n' \
+        "$label" "$rm" "$rp" "$rw" "$(val "$r" p99_us)" "$(val "$r" server_cpu_pct)" \
+        "$(calc %.3f "$rdel > 0 ? $rcpu * 1e6 / $rdel : 0")" \
+        "$dm" "$dp" "$(val "$d" p99_us)" "$(val "$d" server_cpu_pct)" \
+        "$(calc %.3f "$ddel > 0 ? $dcpu * 1e6 / $ddel : 0")" "$ratio_m" "$ratio_b" "$goal"
+done
+echo "(msgs x = relay msg/s / Redis msg/s; bytes x = relay wire MB/s / Redis payload MB/s;"
+echo " cpu% = server CPU over the run, us/msg = server CPU microseconds per delivered message)"
+echo
+echo "Latency: open loop $LAT_RATE msg/s over $LAT_PAIRS pairs, $LAT_SIZE-byte payloads"
+printf '%-36s | %9s %9s %9s %9s %9s  %s\n' server msg/s "p50 us" "p99 us" "p99.9 us" "max us" goal
+for b in $BACKENDS; do
+    v=R_lat_relay_$b
+    v=${!v}
+    p99=$(val "$v" p99_us)
+    printf '%-36s | %9.0f %9.1f %9.1f %9.1f %9.1f  %s\n' \
+        "relay ($b), $(val "$v" conns) reservations" "$(val "$v" msgs_per_s)" \
+        "$(val "$v" p50_us)" "$p99" "$(val "$v" p999_us)" "$(val "$v" max_us)" \
+        "p99 <= 1000 us: $([ "$(calc %d "$p99 <= 1000")" = 1 ] && echo met || echo MISSED)"
+done
+printf '%-36s | %9.0f %9.1f %9.1f %9.1f %9.1f\n' \
+    "redis, $(val "$R_lat_redis" conns) connections" "$(val "$R_lat_redis" msgs_per_s)" \
+    "$(val "$R_lat_redis" p50_us)" "$(val "$R_lat_redis" p99_us)" "$(val "$R_lat_redis" p999_us)" \
+    "$(val "$R_lat_redis" max_us)"
+echo
+echo "Idle reservations: registered, 100 per network id, JSON ping every 30 s each, ${IDLE_SECS}s measured"
+printf '%-40s | %10s %10s %12s %10s  %s\n' reservations "RSS base" "RSS held" "per resv." "CPU %" goal
+for n in $IDLE_LABELS; do
+    for b in $BACKENDS; do
+        v=R_idle_${n}_$b
+        v=${!v}
+        c=$(val "$v" conns)
+        label="$n ($b)"
+        [ "$c" = "$n" ] || label="$n ($b, capped to $c by ulimit -n)"
+        per=$(val "$v" rss_per_conn_b) cpu=$(val "$v" server_cpu_pct)
+        goal="<= 4096 B: $([ "$(calc %d "$per <= 4096")" = 1 ] && echo met || echo MISSED)"
+        [ "$n" = 50000 ] && goal="$goal; < 2% CPU: $([ "$(calc %d "$cpu < 2")" = 1 ] && echo met || echo MISSED)"
+        printf '%-40s | %8s K %8s K %10s B %10s  %s\n' "$label" "$(val "$v" server_rss_base_kb)" \
+            "$(val "$v" server_rss_ready_kb)" "$per" "$cpu" "$goal"
+    done
+done
