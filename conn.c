@@ -745,16 +745,22 @@ static int next_timeout(const server *s)
     return d > 60000 ? 60000 : (int)d;
 }
 
+static void refresh_clock(void *ctx)
+{
+    server *s = ctx;
+    s->now_ms = compat_monotonic_ms();
+    s->now_wall = compat_wall_secs();
+}
+
 void server_run(server *s)
 {
+    loop_set_wake_hook(s->lp, refresh_clock, s);
     while (!compat_shutdown_requested()) {
         int timeout = next_timeout(s);
         if (loop_run_once(s->lp, timeout) < 0) {
             log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
             break;
         }
-        s->now_ms = compat_monotonic_ms();
-        s->now_wall = compat_wall_secs();
         expire(s);
         if (s->pex_due_ms <= s->now_ms)
             relay_pex_housekeeping(s);
@@ -782,7 +788,6 @@ void server_shutdown(server *s)
     until = compat_monotonic_ms() + 500;
     while (s->heap_len > 0 && compat_monotonic_ms() < until) {
         loop_run_once(s->lp, 50);
-        s->now_ms = compat_monotonic_ms();
         flush_pending(s);
         free_dead(s);
     }

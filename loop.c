@@ -28,6 +28,8 @@ struct loop {
     struct slot *slots;
     int *free_ids;
     size_t n_free, count, max;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
 #ifdef LOOP_EPOLL
     int epfd;
 #else
@@ -185,11 +187,24 @@ void loop_del(loop *l, int slot)
 
 size_t loop_count(const loop *l) { return l->count; }
 
+void loop_set_wake_hook(loop *l, void (*fn)(void *ctx), void *ctx)
+{
+    l->wake = fn;
+    l->wake_ctx = ctx;
+}
+
+static void woke(loop *l)
+{
+    if (l->wake)
+        l->wake(l->wake_ctx);
+}
+
 #ifdef LOOP_EPOLL
 int loop_run_once(loop *l, int timeout_ms)
 {
     struct epoll_event evs[LOOP_BATCH];
     int n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout_ms);
+    woke(l);
     if (n < 0)
         return compat_interrupted(compat_sock_errno()) ? 0 : -1;
     for (int i = 0; i < n; i++) {
@@ -214,6 +229,7 @@ int loop_run_once(loop *l, int timeout_ms)
 {
     int n = compat_poll(l->fds, l->count, timeout_ms);
     int ready;
+    woke(l);
     if (n < 0)
         return compat_interrupted(compat_sock_errno()) ? 0 : -1;
     ready = n;

@@ -27,6 +27,9 @@ int loop_events(const loop *l, int slot);
 /* Removes the slot; safe from inside a callback (the removed slot is not dispatched again). */
 void loop_del(loop *l, int slot);
 size_t loop_count(const loop *l);
+/* Called once each time the wait returns, before any callback runs: where the owner refreshes
+ * its notion of "now", so the first event after a long sleep is not handled with stale time. */
+void loop_set_wake_hook(loop *l, void (*fn)(void *ctx), void *ctx);
 /* Waits up to timeout_ms (-1 forever) and dispatches ready callbacks. Returns the number of
  * ready sockets, 0 on timeout, -1 on a poll error other than an interrupt. */
 int loop_run_once(loop *l, int timeout_ms);

@@ -103,6 +103,43 @@ static void test_capacity_is_enforced(void)
     close(sv[1]);
 }
 
+static int wakes, wakes_seen_by_callback;
+
+static void count_wake(void *ctx)
+{
+    (void)ctx;
+    wakes++;
+}
+
+static void note_wakes(void *ctx, socket_t fd, int events)
+{
+    char b;
+    (void)ctx;
+    (void)events;
+    wakes_seen_by_callback = wakes;
+    CHECK(read(fd, &b, 1) == 1);
+}
+
+/* The wake hook runs after every wait and before the callbacks of that pass, so a callback
+ * always sees time refreshed after the sleep. */
+static void test_wake_hook_runs_before_callbacks(void)
+{
+    int sv[2];
+    loop *l = loop_new(2);
+    REQUIRE(l && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    loop_set_wake_hook(l, count_wake, NULL);
+    REQUIRE(loop_add(l, sv[0], LOOP_READ, note_wakes, NULL) >= 0);
+    CHECK_EQ_INT(loop_run_once(l, 10), 0);
+    CHECK_EQ_INT(wakes, 1);
+    CHECK(write(sv[1], "x", 1) == 1);
+    CHECK_EQ_INT(loop_run_once(l, 1000), 1);
+    CHECK_EQ_INT(wakes, 2);
+    CHECK_EQ_INT(wakes_seen_by_callback, 2);
+    loop_free(l);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_timeout_elapses(void)
 {
     loop *l = loop_new(1);
@@ -119,5 +156,6 @@ int main(void)
     RUN(test_removal_and_reuse_inside_a_pass);
     RUN(test_capacity_is_enforced);
     RUN(test_timeout_elapses);
+    RUN(test_wake_hook_runs_before_callbacks);
     return test_finish();
 }
