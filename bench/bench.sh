@@ -148,9 +148,9 @@ echo "dig-relay vs redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*
 echo "load average when the runs started: $LOAD_AT_START (anything else busy skews every figure)"
 echo
 echo "Throughput: closed loop, $PAIRS pairs, window $WINDOW per pair, ${SECS}s (MB = 10^6 bytes; relay wire = JSON frame text)"
-printf '%-8s | %12s %9s %9s %8s %7s %7s | %12s %9s %8s %7s %7s | %7s %7s  %s\n' \
+printf '%-8s | %12s %9s %9s %8s %7s %7s | %12s %9s %8s %7s %7s | %7s %7s %7s  %s\n' \
     payload "relay msg/s" "payload" "wire" "p99 us" "cpu%" "us/msg" \
-    "redis msg/s" "MB/s" "p99 us" "cpu%" "us/msg" "msgs x" "bytes x" "goal"
+    "redis msg/s" "MB/s" "p99 us" "cpu%" "us/msg" "msgs x" "bytes x" "cpu x" "goal"
 for s in $SIZES; do
     r=R_relay_$s d=R_redis_$s
     r=${!r} d=${!d}
@@ -160,20 +160,23 @@ for s in $SIZES; do
     rdel=$(val "$r" delivered) ddel=$(val "$d" delivered)
     ratio_m=$(calc %.2f "$dm > 0 ? $rm / $dm : 0")
     ratio_b=$(calc %.2f "$dp > 0 ? $rw / $dp : 0")
+    rus=$(calc %.3f "$rdel > 0 ? $rcpu * 1e6 / $rdel : 0")
+    dus=$(calc %.3f "$ddel > 0 ? $dcpu * 1e6 / $ddel : 0")
+    ratio_c=$(calc %.2f "$rus > 0 ? $dus / $rus : 0")
     case $s in
         64) goal="msgs x >= 1.00: $([ "$(calc %d "$ratio_m >= 1.0")" = 1 ] && echo met || echo MISSED)" ;;
         16384) goal="bytes x >= 1.00: $([ "$(calc %d "$ratio_b >= 1.0")" = 1 ] && echo met || echo MISSED)" ;;
         *) goal="(reported)" ;;
     esac
     label=$s; [ "$s" = 1024 ] && label=1KiB; [ "$s" = 16384 ] && label=16KiB; [ "$s" = 64 ] && label=64B
-    printf '%-8s | %12.0f %9.1f %9.1f %8.0f %7.1f %7.2f | %12.0f %9.1f %8.0f %7.1f %7.2f | %7s %7s  %s\n' \
+    printf '%-8s | %12.0f %9.1f %9.1f %8.0f %7.1f %7.2f | %12.0f %9.1f %8.0f %7.1f %7.2f | %7s %7s %7s  %s\n' \
         "$label" "$rm" "$rp" "$rw" "$(val "$r" p99_us)" "$(val "$r" server_cpu_pct)" \
-        "$(calc %.3f "$rdel > 0 ? $rcpu * 1e6 / $rdel : 0")" \
-        "$dm" "$dp" "$(val "$d" p99_us)" "$(val "$d" server_cpu_pct)" \
-        "$(calc %.3f "$ddel > 0 ? $dcpu * 1e6 / $ddel : 0")" "$ratio_m" "$ratio_b" "$goal"
+        "$rus" "$dm" "$dp" "$(val "$d" p99_us)" "$(val "$d" server_cpu_pct)" "$dus" \
+        "$ratio_m" "$ratio_b" "$ratio_c" "$goal"
 done
 echo "(msgs x = relay msg/s / Redis msg/s; bytes x = relay wire MB/s / Redis payload MB/s;"
-echo " cpu% = server CPU over the run, us/msg = server CPU microseconds per delivered message)"
+echo " cpu% = server CPU over the run, us/msg = server CPU microseconds per delivered message,"
+echo " cpu x = Redis us/msg / relay us/msg: above 1 the relay spends less CPU per message)"
 echo
 echo "Latency: open loop $LAT_RATE msg/s over $LAT_PAIRS pairs, $LAT_SIZE-byte payloads"
 printf '%-36s | %9s %9s %9s %9s %9s  %s\n' server msg/s "p50 us" "p99 us" "p99.9 us" "max us" goal
