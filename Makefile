@@ -91,3 +91,18 @@ bench: dig-relay dig-relay-poll bench/bin/relay_load
 	@bash bench/bench.sh
 
 .PHONY: bench
+
+# STUN benchmark (bench/README.md, "STUN"): bench/bin/stun_load against our relay and coturn,
+# side by side in one run. tests/test_stun_udp.c also runs the load tool briefly so it never rots.
+bench/bin/stun_load: bench/stun_load.c
+	@mkdir -p bench/bin
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+test: bench/bin/stun_load
+
+bench-stun: dig-relay bench/bin/stun_load
+	@sh bench/bench-stun.sh
+
+bench: bench-stun
+
+.PHONY: bench-stun

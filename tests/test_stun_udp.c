@@ -616,6 +616,41 @@ static void test_relay_global_budget(void)
     stop_relay(&r);
 }
 
+/* The benchmark's load generator still drives the relay (limits off), so `make bench-stun`
+ * cannot rot unnoticed; the relay must come out of a flood alive and answering. */
+static void test_load_tool_smoke(void)
+{
+    static const char *const flag[] = { "--stun-per-ip-rps", "0", "--stun-global-rps", "0", NULL };
+    const char *tool = "bench/bin/stun_load";
+    char cmd[256], out[512];
+    relay_run r;
+    size_t n;
+    FILE *p;
+    int c;
+
+    if (access(tool, X_OK) != 0)
+        SKIP("bench/bin/stun_load not built (make bench/bin/stun_load)");
+    REQUIRE(start_relay(&r, flag, NULL));
+    snprintf(cmd, sizeof cmd, "%s ::1 %u --seconds 1 --warmup-ms 100 --sockets 4 --window 32 2>&1",
+             tool, r.stun_port);
+    p = popen(cmd, "r");
+    REQUIRE(p != NULL);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    CHECK(pclose(p) == 0);
+    {
+        const char *rate = strstr(out, "responses_per_sec ");
+        CHECK(rate != NULL && atol(rate + 18) > 1000);
+        if (!rate || atol(rate + 18) <= 1000)
+            printf("  %s\n  printed: %s\n", cmd, out);
+    }
+    c = udp_socket("127.0.0.6");
+    CHECK(c >= 0 && exchange_maps_to(c, "127.0.0.1", r.stun_port, "127.0.0.6", 4, 2000));
+    if (c >= 0)
+        close(c);
+    stop_relay(&r);
+}
+
 /* coturn's client learns its reflexive address from us, over IPv4 and IPv6. */
 static bool stunclient_reports(uint16_t port, const char *server, const char *local, const char *expect)
 {
@@ -661,6 +696,7 @@ int main(void)
     RUN(test_relay_ignores_malformed);
     RUN(test_relay_per_ip_budget_flag_and_env);
     RUN(test_relay_global_budget);
+    RUN(test_load_tool_smoke);
     RUN(test_coturn_stunclient_interop);
     return test_finish();
 }
