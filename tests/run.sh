@@ -1,12 +1,70 @@
 #!/bin/sh
-# Runs each test binary given as an argument, sums the "RESULT <passed> <failed> <skipped>" line
-# every binary prints last, and ends with the one summary line CI reads. Exits non-zero on any
-# failure, including a binary that crashed or exited non-zero.
+# Runs the test binaries given as arguments and ends with the one summary line CI reads:
+# "N passed, N failed, N skipped". Each binary prints "RESULT <passed> <failed> <skipped>" last;
+# a binary that crashes, exits non-zero or prints no result line counts as a failure.
+#
+# Most tests spend their time waiting on the relay's timers, so they run TEST_JOBS at a time
+# (default 4). The load-heavy ones (SERIAL) run afterwards, one at a time, so their latency
+# bounds are not measured against each other's load; the long, idle ones (BACKGROUND: a PEX
+# delta is due only after 60 s) start first and wait alongside everything else. Output is
+# printed in argument order either way.
+SERIAL="tests/test_attack tests/test_soak tests/test_netfuzz tests/test_bench_smoke"
+BACKGROUND="tests/test_pex_relay"
+jobs=${TEST_JOBS:-4}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/dig-tests.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+
+run_one() {
+    out="$dir/$(echo "$1" | tr '/' '_')"
+    "./$1" >"$out.log" 2>&1
+    echo $? >"$out.rc"
+}
+
+is_serial() {
+    for s in $SERIAL; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
+
+is_background() {
+    for s in $BACKGROUND; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
+
+for t in "$@"; do
+    is_background "$t" && run_one "$t" &
+done
+
+# Waits for the light tests started since the last call, not for the background ones.
+light=""
+wait_light() {
+    for pid in $light; do wait "$pid"; done
+    light=""
+}
+
+running=0
+for t in "$@"; do
+    is_serial "$t" && continue
+    is_background "$t" && continue
+    run_one "$t" &
+    light="$light $!"
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait_light
+        running=0
+    fi
+done
+wait_light
+for t in "$@"; do
+    is_serial "$t" && run_one "$t"
+done
+wait
+
 passed=0 failed=0 skipped=0
 for t in "$@"; do
-    out=$("./$t" 2>&1); rc=$?
-    printf '%s\n' "$out" | grep -v '^RESULT '
-    line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -n 1)
+    out="$dir/$(echo "$t" | tr '/' '_')"
+    rc=$(cat "$out.rc")
+    grep -v '^RESULT ' "$out.log"
+    line=$(grep '^RESULT ' "$out.log" | tail -n 1)
     if [ -z "$line" ]; then
         echo "FAIL $t: exited $rc without a result line"; failed=$((failed + 1)); continue
     fi
