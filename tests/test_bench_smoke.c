@@ -176,7 +176,7 @@ static void test_relay_open_loop_16k(void)
     REQUIRE(start_bench_relay(&r));
     char port[16], out[2048];
     snprintf(port, sizeof port, "%u", r.port);
-    const char *args[] = { "--port", port, "--pairs", "2", "--rate", "200", "--window", "64",
+    const char *args[] = { "--port", port, "--pairs", "2", "--rate", "200", "--window", "128",
                            "--size", "16384", "--duration", "2", "--warmup", "0.2", "--quiet",
                            NULL };
     int rc = run_load(args, out, sizeof out, 30000, false);
