@@ -9,7 +9,7 @@
 # is its best round over all depths; rounds alternate between the servers so background noise
 # hits both. Prints every round, responses/s for both, and the ratio.
 #
-# Environment: ROUNDS (2), SECONDS_PER_ROUND (3), SOCKETS (8), WINDOWS ("32 64 128"),
+# Environment: ROUNDS (2), SECONDS_PER_ROUND (3), SOCKETS (8), WINDOWS ("32 64 128 256"),
 #              DIG_RELAY_BIN (./dig-relay), STUN_LOAD (bench/bin/stun_load).
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-3}
 SOCKETS=${SOCKETS:-8}
-WINDOWS=${WINDOWS:-32 64 128}
+WINDOWS=${WINDOWS:-32 64 128 256}
 RELAY=${DIG_RELAY_BIN:-./dig-relay}
 LOAD=${STUN_LOAD:-bench/bin/stun_load}
 WORK=$(mktemp -d /tmp/bench-stun.XXXXXX)
@@ -58,7 +58,11 @@ start_coturn() {
     SERVER_PID=$!
 }
 
-# Runs one round against the server just started, WINDOW deep; prints its responses/s.
+# CPU time the server process (all its threads) has used, in clock ticks.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+
+# Runs one round against the server just started, WINDOW deep; prints its responses/s and the
+# server's CPU microseconds per response (a figure background load disturbs far less).
 measure() {
     name=$1
     window=$2
@@ -67,15 +71,25 @@ measure() {
         tail -n 20 "$WORK"/*.log >&2 2>/dev/null || true
         exit 1
     fi
+    t0=$(server_ticks)
     "$LOAD" 127.0.0.1 "$port" --sockets "$SOCKETS" --window "$window" \
         --seconds "$SECONDS_PER_ROUND" >"$WORK/round.txt"
-    awk '/^responses_per_sec/ { print $2 }' "$WORK/round.txt"
+    t1=$(server_ticks)
+    awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+        /^responses_per_sec/ { rate = $2 }
+        /^total_responses/ { total = $2 }
+        END { printf "%d %.2f\n", rate, (total > 0) ? ticks * 1e6 / hz / total : 0 }' "$WORK/round.txt"
 }
 
 best_relay=0
 best_coturn=0
+cpu_relay=""
+cpu_coturn=""
 have_coturn=1
 command -v turnserver >/dev/null 2>&1 || have_coturn=0
+
+# Keeps the lowest CPU cost per response seen (the least disturbed measurement).
+lower() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 
 echo "STUN benchmark: $SOCKETS sockets, windows $WINDOWS, ${SECONDS_PER_ROUND}s per round, $ROUNDS rounds"
 echo "machine: $(nproc) CPU(s), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
@@ -83,28 +97,31 @@ i=1
 while [ "$i" -le "$ROUNDS" ]; do
     for window in $WINDOWS; do
         start_relay
-        r=$(measure dig-relay "$window")
+        set -- $(measure dig-relay "$window")
         stop_server
-        [ "$r" -gt "$best_relay" ] && best_relay=$r
-        line="round $i, $SOCKETS x $window outstanding: dig-relay $r/s"
+        [ "$1" -gt "$best_relay" ] && best_relay=$1
+        cpu_relay=$(lower "$cpu_relay" "$2")
+        line="round $i, $SOCKETS x $window outstanding: dig-relay $1/s ($2 us CPU/response)"
         if [ "$have_coturn" = 1 ]; then
             start_coturn
-            c=$(measure coturn "$window")
+            set -- $(measure coturn "$window")
             stop_server
-            [ "$c" -gt "$best_coturn" ] && best_coturn=$c
-            line="$line, coturn $c/s"
+            [ "$1" -gt "$best_coturn" ] && best_coturn=$1
+            cpu_coturn=$(lower "$cpu_coturn" "$2")
+            line="$line, coturn $1/s ($2 us)"
         fi
         echo "$line"
     done
     i=$((i + 1))
 done
 
-echo "dig-relay: $best_relay responses/s"
+echo "dig-relay: $best_relay responses/s, $cpu_relay us of server CPU per response"
 if [ "$have_coturn" = 1 ]; then
-    echo "coturn:    $best_coturn responses/s"
-    awk -v a="$best_relay" -v b="$best_coturn" 'BEGIN {
+    echo "coturn:    $best_coturn responses/s, $cpu_coturn us of server CPU per response"
+    awk -v a="$best_relay" -v b="$best_coturn" -v ca="$cpu_relay" -v cb="$cpu_coturn" 'BEGIN {
         r = (b > 0) ? a / b : 0
-        printf "ratio:     %.2fx coturn (goal >= 1.50x: %s)\n", r, (r >= 1.5) ? "met" : "NOT met"
+        printf "ratio:     %.2fx coturn (goal >= 1.50x: %s); CPU per response %.2fx lower\n",
+            r, (r >= 1.5) ? "met" : "NOT met", (ca > 0) ? cb / ca : 0
     }'
 else
     echo "coturn:    skipped: coturn not installed (apt-get install coturn)"

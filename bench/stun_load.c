@@ -5,7 +5,8 @@
  *       N sockets each keep W Binding Requests outstanding, sending one new request for every
  *       valid Binding Success Response. A socket that hears nothing for 100 ms (its datagrams
  *       were dropped somewhere) re-primes its window. After the warm-up, valid responses are
- *       counted for S seconds; prints "responses_per_sec <n>" and a detail line.
+ *       counted for S seconds; prints "responses_per_sec <n>", "total_responses <n>" (warm-up
+ *       included, to set against the server's CPU time) and a detail line.
  *   stun_load --probe HOST PORT      exit 0 once a Binding Request is answered (within 5 s)
  *   stun_load --free-port udp|tcp    print a currently free loopback port
  *
@@ -154,7 +155,7 @@ static int run_load(const char *host, const char *port, int n_sockets, int windo
     socklen_t tlen;
     client clients[MAX_SOCKETS];
     struct pollfd pfd[MAX_SOCKETS];
-    uint64_t start, measure_from, measure_to, counted = 0, reprimes = 0;
+    uint64_t start, measure_from, measure_to, counted = 0, total = 0, reprimes = 0;
 
     if (!parse_target(host, port, &target, &tlen)) {
         fprintf(stderr, "stun_load: bad target %s %s\n", host, port);
@@ -188,6 +189,7 @@ static int run_load(const char *host, const char *port, int n_sockets, int windo
             if (pfd[i].revents & POLLIN) {
                 int got = receive_responses(clients[i].fd);
                 if (got > 0) {
+                    total += (uint64_t)got;
                     if (t >= measure_from && t < measure_to)
                         counted += (uint64_t)got;
                     clients[i].last_heard_us = t;
@@ -202,6 +204,7 @@ static int run_load(const char *host, const char *port, int n_sockets, int windo
         }
     }
     printf("responses_per_sec %.0f\n", (double)counted / seconds);
+    printf("total_responses %llu\n", (unsigned long long)total);
     printf("detail sockets=%d window=%d seconds=%.1f responses=%llu reprimes=%llu\n", n_sockets,
            window, seconds, (unsigned long long)counted, (unsigned long long)reprimes);
     for (int i = 0; i < n_sockets; i++)
