@@ -62,7 +62,8 @@ typedef struct {
  * 8-byte aligned. seed is the hash secret. Returns false when out of memory or the sizes are bad. */
 bool source_table_init(source_table *t, uint32_t capacity, size_t value_size, const uint64_t seed[2]);
 void source_table_free(source_table *t);
-/* The value stored for k, marked most recently seen; NULL when absent. */
+/* The value stored for k, marked most recently seen; NULL when absent. (Every lookup below needs
+ * a table that source_table_init accepted.) */
 void *source_table_find(source_table *t, const source_key *k);
 /* The value for k, marked most recently seen; a new entry gets a zeroed value, evicting the least
  * recently seen entry when the table is full. Never NULL on an initialised table. */

@@ -109,7 +109,8 @@ static bool answer(stund *s, const udp_datagram *req, udp_datagram *reply, uint6
 
     if (stun_parse(req->buf, req->len, &parsed) == STUN_DROP)
         return false;
-    if (!addr_from_sockaddr(&req->peer, (size_t)req->peer_len, &source))
+    if (req->peer_len <= 0 || (size_t)req->peer_len > sizeof req->peer ||
+        !addr_from_sockaddr(&req->peer, (size_t)req->peer_len, &source))
         return false;
     if (!stun_limiter_allow(&s->limiter, &source, now_ms))
         return false;
