@@ -130,6 +130,12 @@ enum abuse_verdict abuse_frame(abuse_guard *g, abuse_meter *m, const source_key 
     return v;
 }
 
+void abuse_strike(abuse_guard *g, const source_key *key, uint64_t now_ms)
+{
+    g->counters.disconnects++;
+    strike(g, source_table_upsert(&g->sources, key), now_ms);
+}
+
 const char *abuse_reason(enum abuse_verdict v)
 {
     switch (v) {

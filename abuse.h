@@ -59,6 +59,10 @@ void abuse_registration_ended(abuse_guard *g, const source_key *key);
 enum abuse_verdict abuse_frame(abuse_guard *g, abuse_meter *m, const source_key *key,
                                uint64_t bytes, uint64_t now_ms);
 
+/* A connection from key broke a bound that has no verdict of its own (a frame over
+ * --max-message-bytes): the connection is closed by the caller; this records the strike. */
+void abuse_strike(abuse_guard *g, const source_key *key, uint64_t now_ms);
+
 /* Human text for a verdict (logs, close reasons, error messages). */
 const char *abuse_reason(enum abuse_verdict v);
 

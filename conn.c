@@ -418,6 +418,9 @@ static void process_frames(conn *c)
         case WS_FAIL:
             log_debug("conn %llu: websocket error %u: %s", (unsigned long long)c->id, r.close_code,
                       r.reason ? r.reason : "");
+            /* An oversized frame is a per-connection limit tripped, so it counts toward a ban. */
+            if (r.close_code == WS_CLOSE_TOO_BIG)
+                abuse_strike(&s->abuse, &c->source, s->now_ms);
             conn_close(c, r.close_code, r.reason ? r.reason : "protocol error");
             break;
         default:
@@ -735,6 +738,9 @@ static void log_counters(server *s)
 static int next_timeout(const server *s)
 {
     uint64_t d = s->pex_due_ms;
+    /* A changed counter is logged on time even when nothing else wakes the loop. */
+    if (memcmp(&s->abuse.counters, &s->logged, sizeof s->logged) != 0 && s->next_counter_log_ms < d)
+        d = s->next_counter_log_ms;
     if (s->heap_len > 0 && s->heap[0]->heap_key < d)
         d = s->heap[0]->heap_key;
     if (d == UINT64_MAX)

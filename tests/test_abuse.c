@@ -147,6 +147,22 @@ static void test_ban_disabled_by_zero_threshold(void)
     abuse_free(&g);
 }
 
+static void test_oversized_frames_strike(void)
+{
+    relay_config cfg = cfg_with_defaults();
+    abuse_guard g;
+    source_key k = key_of("10.0.0.7:1");
+    cfg.ban_threshold = 2;
+    REQUIRE(abuse_init(&g, &cfg, 64, seed));
+    abuse_strike(&g, &k, 0);
+    CHECK_EQ_INT(abuse_accept(&g, &k, 1), ABUSE_OK);
+    abuse_strike(&g, &k, 2);
+    CHECK_EQ_INT(abuse_accept(&g, &k, 3), ABUSE_BANNED);
+    CHECK_EQ_INT(g.counters.strikes, 2);
+    CHECK_EQ_INT(g.counters.disconnects, 2);
+    abuse_free(&g);
+}
+
 static void test_source_churn_is_bounded(void)
 {
     relay_config cfg = cfg_with_defaults();
@@ -172,6 +188,7 @@ int main(void)
     RUN(test_connection_meters);
     RUN(test_ban_threshold_window_and_lapse);
     RUN(test_ban_disabled_by_zero_threshold);
+    RUN(test_oversized_frames_strike);
     RUN(test_source_churn_is_bounded);
     return test_finish();
 }
