@@ -659,18 +659,6 @@ static void expire(server *s)
 
 /* ---- server ---- */
 
-static void seed_hash(server *s)
-{
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(s->seed, sizeof s->seed, 1, f) != 1) {
-        /* No urandom (Windows): fall back to values that still differ per process and start. */
-        s->seed[0] = compat_monotonic_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)s;
-        s->seed[1] = compat_wall_secs() * 0xc2b2ae3d27d4eb4fULL ^ (uint64_t)(uintptr_t)&f;
-    }
-    if (f)
-        fclose(f);
-}
-
 bool server_init(server *s, char *err, size_t errlen)
 {
     const relay_config *cfg = &s->cfg;
@@ -679,7 +667,7 @@ bool server_init(server *s, char *err, size_t errlen)
     s->now_wall = compat_wall_secs();
     s->wire_fd = s->health_fd = SOCKET_INVALID;
     s->pex_due_ms = UINT64_MAX;
-    seed_hash(s);
+    compat_random(s->seed, sizeof s->seed);
     if (!relay_init(s, err, errlen))
         return false;
     /* Remember at least every possible open source twice over, so live entries are rarely the

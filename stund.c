@@ -29,25 +29,6 @@ struct stund {
     uint8_t out_buf[STUND_BATCH][STUN_RESPONSE_MAX];
 };
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* The limiter's hash secret. An off-path attacker sees none of these inputs (clocks to the
- * millisecond, where the allocator and the stack landed), which is what keeps it from aiming
- * forged sources at one hash chain. */
-static void hash_seed(const stund *s, uint64_t seed[2])
-{
-    uint64_t local = 0;
-    seed[0] = mix64(compat_wall_ms() ^ (uint64_t)(uintptr_t)s);
-    seed[1] = mix64(seed[0] ^ compat_monotonic_ms() ^ (uint64_t)(uintptr_t)&local);
-}
-
 stund *stund_open(const addr_t *bind, uint64_t per_ip_rps, uint64_t global_rps, char *err, size_t errlen)
 {
     char text[ADDR_STRLEN];
@@ -71,7 +52,8 @@ stund *stund_open(const addr_t *bind, uint64_t per_ip_rps, uint64_t global_rps, 
         free(s);
         return NULL;
     }
-    hash_seed(s, seed);
+    /* A secret hash key keeps forged sources from being aimed at one chain of the limiter. */
+    compat_random(seed, sizeof seed);
     if (!stun_limiter_init(&s->limiter, per_ip_rps, global_rps, STUN_LIMITER_TRACKED_IPS, seed)) {
         snprintf(err, errlen, "out of memory for the STUN rate limiter on %s", text);
         compat_close(s->fd);

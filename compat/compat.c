@@ -1,7 +1,11 @@
 /* POSIX and Winsock implementations of compat.h. */
+#ifdef _WIN32
+#  define _CRT_RAND_S   /* rand_s, the CRT's interface to the OS generator */
+#endif
 #include "compat/compat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _WIN32
@@ -140,6 +144,18 @@ bool compat_install_shutdown_handler(void) { return SetConsoleCtrlHandler(consol
 bool compat_shutdown_requested(void) { return InterlockedCompareExchange(&shutdown_flag, 0, 0) != 0; }
 socket_t compat_shutdown_fd(void) { return SOCKET_INVALID; }
 uint64_t compat_rss_bytes(void) { return 0; }
+
+static bool os_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        unsigned int r;
+        if (rand_s(&r) != 0)
+            return false;
+        p[i] = (unsigned char)r;
+    }
+    return true;
+}
 
 #else /* POSIX */
 
@@ -291,4 +307,28 @@ uint64_t compat_rss_bytes(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static bool os_random(void *buf, size_t n)
+{
+    FILE *f = fopen("/dev/urandom", "rb");
+    bool ok = f && fread(buf, 1, n, f) == n;
+    if (f)
+        fclose(f);
+    return ok;
+}
+
 #endif
+
+void compat_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    uint64_t x;
+    if (os_random(buf, n))
+        return;
+    x = compat_monotonic_ms() * 0x9e3779b97f4a7c15ULL ^ compat_wall_secs() ^ (uint64_t)(uintptr_t)buf;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x >> 31;
+        x *= 0xbf58476d1ce4e5b9ULL;
+        x ^= x >> 29;
+        p[i] = (unsigned char)x;
+    }
+}

@@ -93,6 +93,10 @@ bool compat_install_shutdown_handler(void);
 bool compat_shutdown_requested(void);
 socket_t compat_shutdown_fd(void);
 
+/* Fills buf with unpredictable bytes for hash keys (the OS generator; a mix of clocks and
+ * addresses only if that fails, so start-up never stops for it). */
+void compat_random(void *buf, size_t n);
+
 /* Resident set size of this process in bytes, 0 where unknown (for logs and tests). */
 uint64_t compat_rss_bytes(void);
 
