@@ -185,10 +185,22 @@ static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)
     frame *f = frame_raw(bytes, len);
     if (!f)
         return;
-    /* Control answers (close frames, HTTP responses) must go out even past the message caps. */
+    /* One-off answers (the 101, an HTTP response, the close frame: at most one of each per
+     * connection) must go out even past the message caps. */
     if (outq_push(&c->out, f, UINT32_MAX, SIZE_MAX))
         mark_pending(c);
     frame_unref(f);
+}
+
+/* Pongs obey the queue caps like any message: a client that pings without reading must not
+ * grow its queue (a dropped pong is harmless, the next ping gets one). */
+static void send_pong(conn *c, const uint8_t *bytes, size_t len)
+{
+    frame *f = frame_raw(bytes, len);
+    if (f) {
+        conn_send(c, f);
+        frame_unref(f);
+    }
 }
 
 void conn_close(conn *c, uint16_t code, const char *reason)
@@ -409,7 +421,7 @@ static void process_frames(conn *c)
             uint8_t *h;
             memcpy(pong + WS_MAX_HEADER, r.data, r.len);
             h = ws_write_header_before(pong + WS_MAX_HEADER, WS_OP_PONG, r.len);
-            send_raw_bypassing_limits(c, h, (size_t)(pong + WS_MAX_HEADER + r.len - h));
+            send_pong(c, h, (size_t)(pong + WS_MAX_HEADER + r.len - h));
             break;
         }
         case WS_CLOSE:

@@ -1632,11 +1632,47 @@ static void test_log_levels(void)
     memset(&R, 0, sizeof R);
 }
 
+/* A client that sends WebSocket pings and never reads: its pongs are held to the queue caps like
+ * any message, so the relay's memory stays bounded and another peer is still answered. */
+static void test_ping_flood_without_reading_is_bounded(void)
+{
+    static const char *const args[] = { "--outbound-queue-capacity", "64",
+                                        "--messages-per-conn-per-sec", "0",
+                                        "--bytes-per-conn-per-sec", "0", NULL };
+    static uint8_t burst[131 * 1024 + 14], ping_payload[125];
+    ws_client flooder, honest;
+    size_t n = 0;
+    REQUIRE(start(args));
+    REQUIRE(reg(&flooder, "flooder"));
+    REQUIRE(reg(&honest, "honest"));
+    memset(ping_payload, 'p', sizeof ping_payload);
+    for (int i = 0; i < 1024; i++)
+        n += wsc_build_frame(burst + n, sizeof burst - n, 9, true, 0, true, ping_payload,
+                             sizeof ping_payload);
+    uint64_t before = relay_rss_kb(&R);
+    /* 100 bursts of 1024 full-size pings: 102,400 pongs (13 MB) the flooder never reads */
+    for (int i = 0; i < 100; i++)
+        REQUIRE(wsc_send_raw(&flooder, burst, n));
+    /* once this arrives, the relay has handled every ping before it */
+    REQUIRE(sendf(&flooder, "{\"type\":\"relay_message\",\"from\":\"flooder\",\"to\":\"honest\","
+                            "\"payload\":[1],\"seq\":1}"));
+    CHECK(wsc_recv_type(&honest, "relay_message", 20000) > 0);
+    CHECK(wsc_ping_rtt(&honest, 7, WAIT) >= 0);
+    uint64_t after = relay_rss_kb(&R);
+    printf("  info: relay RSS %llu KiB -> %llu KiB after 102,400 unread pongs\n",
+           (unsigned long long)before, (unsigned long long)after);
+    CHECK(after < before + 16 * 1024);
+    wsc_close(&flooder);
+    wsc_close(&honest);
+    stop_ok();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     T(test_harness_self_check);
     T(test_register_ack_counts_live_registrations);
+    T(test_ping_flood_without_reading_is_bounded);
     T(test_pipelined_register_and_get_peers);
     T(test_duplicate_live_id_is_refused);
     T(test_stale_id_is_reclaimed);
