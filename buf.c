@@ -5,20 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Size classes from 512 B to 512 KiB by powers of four. Each keeps a free list (linked through
- * the blocks themselves) holding at most POOL_KEEP_BYTES, so a burst of in-flight messages is
+/* Size classes from 512 B to 512 KiB by powers of two (a 16 KiB TLS record is a ~58 KB JSON
+ * frame: it takes a 64 KiB block, not twice that). Each class keeps a free list, linked through
+ * the blocks themselves, holding at most POOL_KEEP_BYTES, so a burst of in-flight messages is
  * served again without malloc while an idle relay gives the memory back. */
-#define POOL_CLASSES 6
-#define POOL_KEEP_BYTES ((size_t)1 << 20)
-static const size_t class_size[POOL_CLASSES] = { 512, 2048, 8192, 32768, 131072, 524288 };
+#define POOL_CLASSES 11
+#define POOL_MIN_SHIFT 9
+#define POOL_KEEP_BYTES ((size_t)2 << 20)
 static void *free_head[POOL_CLASSES];
 static size_t free_count[POOL_CLASSES];
 
+static size_t class_size(int c) { return (size_t)1 << (POOL_MIN_SHIFT + c); }
+
 static int class_of(size_t size)
 {
-    for (int i = 0; i < POOL_CLASSES; i++)
-        if (size <= class_size[i])
-            return i;
+    for (int c = 0; c < POOL_CLASSES; c++)
+        if (size <= class_size(c))
+            return c;
     return -1;
 }
 
@@ -28,7 +31,7 @@ void *pool_get(size_t *size)
     void *p;
     if (c < 0)
         return malloc(*size);
-    *size = class_size[c];
+    *size = class_size(c);
     p = free_head[c];
     if (!p)
         return malloc(*size);
@@ -42,7 +45,7 @@ void pool_put(void *p, size_t size)
     int c = class_of(size);
     if (!p)
         return;
-    if (c >= 0 && class_size[c] == size && (free_count[c] + 1) * size <= POOL_KEEP_BYTES) {
+    if (c >= 0 && class_size(c) == size && (free_count[c] + 1) * size <= POOL_KEEP_BYTES) {
         memcpy(p, &free_head[c], sizeof(void *));
         free_head[c] = p;
         free_count[c]++;
