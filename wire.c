@@ -222,8 +222,9 @@ static bool payload_body_sse2(const char *b, size_t n, size_t *count)
     const __m128i below0 = _mm_set1_epi8('0' - 1), above9 = _mm_set1_epi8('9' + 1);
     const __m128i comma = _mm_set1_epi8(','), zero = _mm_set1_epi8('0');
     const __m128i two = _mm_set1_epi8('2'), five = _mm_set1_epi8('5');
-    __m128i bad = _mm_setzero_si128();
-    uint64_t commas = 0;
+    const __m128i lane = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i bad = _mm_setzero_si128(), commas8 = _mm_setzero_si128(), commas64 = _mm_setzero_si128();
+    unsigned steps = 0;
     size_t k = 0;
     for (;;) {
         size_t at = k + 16 <= n ? k : n - 16;
@@ -249,14 +250,25 @@ static bool payload_body_sse2(const char *b, size_t n, size_t *count)
         bad = _mm_or_si128(bad, _mm_and_si128(run3, d3));
         bad = _mm_or_si128(bad, _mm_andnot_si128(d2, _mm_and_si128(d0, _mm_cmpeq_epi8(v1, zero))));
         bad = _mm_or_si128(bad, _mm_and_si128(run3, over));
-        commas += bit_count((uint64_t)((unsigned)_mm_movemask_epi8(c0) >> skip));
+        /* Commas are counted per lane (a comma lane is -1, so subtracting adds one) and folded
+         * into 64-bit sums before a lane can overflow; lanes already counted are left out. */
+        if (skip)
+            c0 = _mm_and_si128(c0, _mm_cmpgt_epi8(lane, _mm_set1_epi8((char)(skip - 1))));
+        commas8 = _mm_sub_epi8(commas8, c0);
+        if (++steps == 255) {
+            commas64 = _mm_add_epi64(commas64, _mm_sad_epu8(commas8, _mm_setzero_si128()));
+            commas8 = _mm_setzero_si128();
+            steps = 0;
+        }
         if (at + 16 >= n)
             break;
         k += 16;
     }
     if (_mm_movemask_epi8(bad) != 0 || b[n - 1] < '0' || b[n - 1] > '9')
         return false;
-    *count = (size_t)commas + 1;
+    commas64 = _mm_add_epi64(commas64, _mm_sad_epu8(commas8, _mm_setzero_si128()));
+    *count = (size_t)_mm_cvtsi128_si64(commas64) +
+             (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(commas64, commas64)) + 1;
     return true;
 }
 #endif

@@ -678,10 +678,42 @@ static void test_payload_fast_path_agrees_with_reference(void)
     }
 }
 
+/* A 16 KiB payload (a TLS record, ~58 KB of JSON) counts every element: the vector path folds
+ * its per-lane comma counts many times over, and a bad byte near the end is still found. */
+static void test_payload_record_sized(void)
+{
+    static char doc[80000];
+    size_t n = (size_t)snprintf(doc, sizeof doc, "{\"type\":\"relay_message\",\"from\":\"a\",\"to\":\"b\",\"payload\":[");
+    uint64_t rng = 12345;
+    wire_msg m;
+    for (int i = 0; i < 16383; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        n += (size_t)snprintf(doc + n, sizeof doc - n, i ? ",%u" : "%u", (unsigned)(rng >> 33) % 256u);
+    }
+    n += (size_t)snprintf(doc + n, sizeof doc - n, ",99],\"seq\":1}");
+    REQUIRE(decode(doc, &m));
+    CHECK_EQ_INT(m.payload_count, 16384);
+    /* a leading zero planted in the last element */
+    char *last = strstr(doc, ",99]");
+    REQUIRE(last != NULL);
+    memcpy(last + 1, "07", 2);
+    CHECK(!decode(doc, &m));
+
+    /* "255," repeated puts a comma in the same four lanes of every 16-byte step: the per-lane
+     * counts must be folded before they wrap */
+    n = (size_t)snprintf(doc, sizeof doc, "{\"type\":\"broadcast\",\"from\":\"a\",\"exclude\":[],\"payload\":[255");
+    for (int i = 1; i < 5000; i++)
+        n += (size_t)snprintf(doc + n, sizeof doc - n, ",255");
+    snprintf(doc + n, sizeof doc - n, "]}");
+    REQUIRE(decode(doc, &m));
+    CHECK_EQ_INT(m.payload_count, 5000);
+}
+
 int main(void)
 {
     RUN(test_conformance_valid);
     RUN(test_payload_fast_path_agrees_with_reference);
+    RUN(test_payload_record_sized);
     RUN(test_conformance_invalid);
     RUN(test_decode_fields);
     RUN(test_type_anywhere_and_unknown_fields);
