@@ -3,9 +3,10 @@
  *
  * Each harness (fuzz/fuzz_<name>.c) is compiled in here with its entry point renamed, and is fed
  * every file in fuzz/corpus/<name>/ (the seeds) and fuzz/regress/<name>/ (minimized crashers and
- * other inputs worth keeping). Every input runs in a child process, so an abort() from a
- * harness's property check, a sanitizer report (under `make SANITIZER=address test`, including
- * LeakSanitizer's check at the child's exit) or a plain crash fails the test and names the file.
+ * other inputs worth keeping). Each directory is replayed in a child process (and each of its
+ * files alone when that fails), so an abort() from a harness's property check, a sanitizer
+ * report (under `make SANITIZER=address test`, including LeakSanitizer's check at the child's
+ * exit) or a plain crash fails the test and names the file.
  * Harnesses are picked up with __has_include so this file builds while a codec owner is still
  * writing theirs; a check at run time makes sure no fuzz/fuzz_*.c harness goes unreplayed. */
 #include "tests/test.h"
@@ -127,47 +128,15 @@ static uint8_t *read_input(const char *path, size_t *len)
     return buf;
 }
 
-/* Runs one input through the harness in a child; true when the child exited 0. */
-static bool replay_one(const harness *h, const char *path)
+/* Lists the regular files in dir (sorted, so failures repeat in the same order); returns how
+ * many, 0 when dir is absent. *paths is malloc'd, each entry too. */
+static size_t list_inputs(const char *dir, char ***paths)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        printf("  fork: %s\n", strerror(errno));
-        return false;
-    }
-    if (pid == 0) {
-        size_t len = 0;
-        uint8_t *data = read_input(path, &len);
-        if (!data) {
-            printf("  %s: unreadable or larger than %u bytes\n", path, MAX_REPLAY_INPUT);
-            fflush(stdout);
-            _exit(3);
-        }
-        h->entry(data, len);
-        free(data);
-        exit(0); /* exit, not _exit: LeakSanitizer checks at exit */
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return true;
-    if (WIFSIGNALED(status))
-        printf("  %s: fuzz_%s died with signal %d\n", path, h->name, WTERMSIG(status));
-    else
-        printf("  %s: fuzz_%s exited %d\n", path, h->name, WEXITSTATUS(status));
-    return false;
-}
-
-/* Replays every regular file in dir; returns how many were replayed (0 when dir is absent),
- * adding failures to *failed. */
-static size_t replay_dir(const harness *h, const char *dir, size_t *failed)
-{
+    *paths = NULL;
     DIR *d = opendir(dir);
     if (!d)
         return 0;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         char path[1024];
@@ -177,11 +146,90 @@ static size_t replay_dir(const harness *h, const char *dir, size_t *failed)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
-        n++;
-        if (!replay_one(h, path))
-            (*failed)++;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(*paths, cap * sizeof *grown);
+            if (!grown)
+                break;
+            *paths = grown;
+        }
+        (*paths)[n] = strdup(path);
+        if ((*paths)[n])
+            n++;
     }
     closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp((*paths)[j - 1], (*paths)[j]) > 0; j--) {
+            char *t = (*paths)[j];
+            (*paths)[j] = (*paths)[j - 1];
+            (*paths)[j - 1] = t;
+        }
+    return n;
+}
+
+static void free_inputs(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+/* Runs inputs through the harness in one child; true when the child exited 0. When report is
+ * set, a failure is described (naming the input when there is just one). */
+static bool replay(const harness *h, char *const *paths, size_t n, bool report)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        printf("  fork: %s\n", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 0;
+            uint8_t *data = read_input(paths[i], &len);
+            if (!data) {
+                printf("  %s: unreadable or larger than %u bytes\n", paths[i], MAX_REPLAY_INPUT);
+                fflush(stdout);
+                _exit(3);
+            }
+            h->entry(data, len);
+            free(data);
+        }
+        exit(0); /* exit, not _exit: LeakSanitizer checks at exit */
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    if (!report)
+        return false;
+    const char *what = n == 1 ? paths[0] : "inputs";
+    if (WIFSIGNALED(status))
+        printf("  %s: fuzz_%s died with signal %d\n", what, h->name, WTERMSIG(status));
+    else
+        printf("  %s: fuzz_%s exited %d\n", what, h->name, WEXITSTATUS(status));
+    return false;
+}
+
+/* Replays every file in dir in one child, and each file alone when that fails, to name the
+ * culprits (a leak shows only at exit, so the batch cannot tell which input it was). Returns
+ * how many files there were, adding the failing ones to *failed. */
+static size_t replay_dir(const harness *h, const char *dir, size_t *failed)
+{
+    char **paths;
+    size_t n = list_inputs(dir, &paths);
+    if (n > 0 && !replay(h, paths, n, false)) {
+        size_t culprits = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!replay(h, &paths[i], 1, true))
+                culprits++;
+        if (culprits == 0)
+            printf("  %s: fuzz_%s fails on the inputs together but on none alone\n", dir, h->name);
+        *failed += culprits ? culprits : 1;
+    }
+    free_inputs(paths, n);
     return n;
 }
 
@@ -229,31 +277,48 @@ static void test_every_harness_is_replayed(void)
     CHECK_EQ_INT(seen, N_HARNESSES);
 }
 
-/* The replay must be able to fail: an input that breaks a harness's property is caught. */
-static int always_aborts(const uint8_t *data, size_t size)
+/* The replay must be able to fail, and must name the input that broke a harness. */
+static int aborts_on_bad(const uint8_t *data, size_t size)
 {
-    (void)data;
-    (void)size;
-    abort();
+    if (size == 3 && memcmp(data, "bad", 3) == 0)
+        abort();
+    return 0;
 }
 
-static void test_a_failing_input_is_reported(void)
+static void write_file(const char *path, const char *text)
 {
-    const char *path = "/tmp/dig-fuzz-regress-probe";
     FILE *f = fopen(path, "wb");
-    REQUIRE(f != NULL);
-    fputs("x", f);
-    fclose(f);
-    const harness probe = { "probe", always_aborts };
-    printf("  (the next line is expected)\n");
-    CHECK(!replay_one(&probe, path));
-    unlink(path);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_a_failing_input_is_named(void)
+{
+    char dir[] = "/tmp/dig-fuzz-regress-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir) != NULL);
+    static const char *const inputs[] = { "good", "bad", "fine" };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%zu", dir, i);
+        write_file(path, inputs[i]);
+    }
+    const harness probe = { "probe", aborts_on_bad };
+    size_t failed = 0;
+    printf("  (one failure of fuzz_probe on %s/1 is expected next)\n", dir);
+    CHECK_EQ_INT(replay_dir(&probe, dir, &failed), 3);
+    CHECK_EQ_INT(failed, 1);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%zu", dir, i);
+        unlink(path);
+    }
+    rmdir(dir);
 }
 
 int main(void)
 {
     RUN(test_replay_seeds_and_regressions);
     RUN(test_every_harness_is_replayed);
-    RUN(test_a_failing_input_is_reported);
+    RUN(test_a_failing_input_is_named);
     return test_finish();
 }
