@@ -77,16 +77,29 @@ static frame *frame_alloc(size_t payload_room)
     return f;
 }
 
-frame *frame_text(const char *json, size_t len)
+frame *frame_begin_text(size_t max_len, char **payload)
 {
-    frame *f = frame_alloc(len);
-    uint8_t *payload;
-    if (!f)
-        return NULL;
-    payload = (uint8_t *)(f + 1) + WS_MAX_HEADER;
-    memcpy(payload, json, len);
+    frame *f = frame_alloc(max_len);
+    if (f)
+        *payload = (char *)(f + 1) + WS_MAX_HEADER;
+    return f;
+}
+
+void frame_end_text(frame *f, size_t len)
+{
+    uint8_t *payload = (uint8_t *)(f + 1) + WS_MAX_HEADER;
     f->data = ws_write_header_before(payload, WS_OP_TEXT, len);
     f->len = (uint32_t)(ws_header_len(len) + len);
+}
+
+frame *frame_text(const char *json, size_t len)
+{
+    char *payload;
+    frame *f = frame_begin_text(len, &payload);
+    if (!f)
+        return NULL;
+    memcpy(payload, json, len);
+    frame_end_text(f, len);
     return f;
 }
 

@@ -26,6 +26,11 @@ typedef struct frame {
 
 /* A text frame carrying json[0..len): header written in place, payload copied once. */
 frame *frame_text(const char *json, size_t len);
+/* A text frame written in place: frame_begin_text returns a frame with room for up to max_len
+ * payload bytes at *payload; once they are written, frame_end_text(f, len) puts the header in
+ * front of them. Saves the copy frame_text makes when the size is known up front. */
+frame *frame_begin_text(size_t max_len, char **payload);
+void frame_end_text(frame *f, size_t len);
 /* A frame of raw, already-encoded bytes (close frames). */
 frame *frame_raw(const uint8_t *bytes, size_t len);
 static inline frame *frame_ref(frame *f) { f->refs++; return f; }

@@ -626,6 +626,15 @@ void jw_init(json_writer *w, size_t reserve, size_t max)
     w->failed = reserve > max;
 }
 
+void jw_init_fixed(json_writer *w, char *buf, size_t cap)
+{
+    w->p = buf;
+    w->len = 0;
+    w->cap = cap;
+    w->max = cap;   /* growth stops at max before any realloc, so buf is never reallocated */
+    w->failed = false;
+}
+
 void jw_free(json_writer *w)
 {
     free(w->p);

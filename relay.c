@@ -197,20 +197,51 @@ static void jw_reset(json_writer *w)
     w->failed = false;
 }
 
-/* Builds the frame once and queues a reference on every same-network peer except `skip`
- * and those whose exclude_mark equals `mark` (0: none excluded). */
+/* Queues a reference to f on every same-network peer except `skip` and those whose
+ * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. */
+static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f)
+{
+    for (reg *r = net->head; r; r = r->nnext)
+        if (r != skip && (mark == 0 || r->exclude_mark != mark))
+            conn_send(r->c, f);
+}
+
+/* Fans out what s->jw holds and empties the writer. */
 static void fan_out(server *s, network *net, const reg *skip, uint64_t mark)
 {
     frame *f = NULL;
     if (!s->jw.failed && net->count > 0)
         f = frame_text(s->jw.p, s->jw.len);
     jw_reset(&s->jw);
-    if (!f)
-        return;
-    for (reg *r = net->head; r; r = r->nnext)
-        if (r != skip && (mark == 0 || r->exclude_mark != mark))
-            conn_send(r->c, f);
-    frame_unref(f);
+    if (f) {
+        fan_out_frame(net, skip, mark, f);
+        frame_unref(f);
+    }
+}
+
+/* Room for a JSON string of n raw bytes once quoted and escaped (\u00xx at worst). */
+static size_t quoted_max(size_t n) { return 6 * n + 2; }
+
+/* A frame holding a message of at most max_len bytes, with *w writing straight into it (the
+ * forward path's payload is copied once, from the sender's frame into this one). */
+static frame *begin_frame(size_t max_len, json_writer *w)
+{
+    char *out;
+    frame *f = frame_begin_text(max_len, &out);
+    if (f)
+        jw_init_fixed(w, out, max_len);
+    return f;
+}
+
+/* Completes a frame from begin_frame; NULL (frame released) when the writer ran out of room. */
+static frame *end_frame(frame *f, const json_writer *w)
+{
+    if (w->failed) {
+        frame_unref(f);
+        return NULL;
+    }
+    frame_end_text(f, w->len);
+    return f;
 }
 
 static void send_error(conn *c, uint64_t code, const char *message)
@@ -398,8 +429,16 @@ static void handle_relay_message(server *s, conn *c, const wire_msg *m)
         peer_not_found(c, m->to);
         return;
     }
-    wire_write_relay_message(&s->jw, reg_id(c->reg), m->to, m->payload, m->seq);
-    conn_send_writer(t->c);
+    json_writer w;
+    frame *f = begin_frame(96 + quoted_max(c->reg->peer_id_len) + quoted_max(m->to.n) + m->payload.n, &w);
+    if (!f)
+        return;
+    wire_write_relay_message(&w, reg_id(c->reg), m->to, m->payload, m->seq);
+    f = end_frame(f, &w);
+    if (f) {
+        conn_send(t->c, f);
+        frame_unref(f);
+    }
 }
 
 static void handle_broadcast(server *s, conn *c, const wire_msg *m, const uint8_t *msg)
@@ -414,8 +453,16 @@ static void handle_broadcast(server *s, conn *c, const wire_msg *m, const uint8_
         if (r)
             r->exclude_mark = mark;
     }
-    wire_write_broadcast(&s->jw, reg_id(c->reg), m->payload);
-    fan_out(s, c->reg->net, c->reg, mark);
+    json_writer w;
+    frame *f = begin_frame(96 + quoted_max(c->reg->peer_id_len) + m->payload.n, &w);
+    if (!f)
+        return;
+    wire_write_broadcast(&w, reg_id(c->reg), m->payload);
+    f = end_frame(f, &w);
+    if (f) {
+        fan_out_frame(c->reg->net, c->reg, mark, f);
+        frame_unref(f);
+    }
 }
 
 static void handle_hole_punch_request(server *s, conn *c, const wire_msg *m)

@@ -42,6 +42,21 @@ static void test_frame_text_has_server_header(void)
     pool_trim();
 }
 
+static void test_frame_written_in_place(void)
+{
+    char *payload;
+    frame *f = frame_begin_text(100, &payload);
+    REQUIRE(f != NULL);
+    memcpy(payload, "{\"b\":2}", 7);
+    frame_end_text(f, 7);
+    CHECK_EQ_INT(f->len, 9);
+    CHECK_EQ_INT(f->data[0], 0x81);
+    CHECK_EQ_INT(f->data[1], 7);
+    CHECK(f->data + 2 == (uint8_t *)payload);   /* no copy: the header sits right before it */
+    frame_unref(f);
+    pool_trim();
+}
+
 static void test_outq_bounds_messages_and_bytes(void)
 {
     outq q;
@@ -101,6 +116,7 @@ int main(void)
 {
     RUN(test_pool_reuses_blocks_by_class);
     RUN(test_frame_text_has_server_header);
+    RUN(test_frame_written_in_place);
     RUN(test_outq_bounds_messages_and_bytes);
     RUN(test_outq_partial_writes_and_growth);
     return test_finish();

@@ -442,8 +442,25 @@ static void test_skip_spans_and_kinds(void)
     }
 }
 
+/* A fixed writer fills the caller's buffer and fails, without reallocating, past its end. */
+static void test_fixed_writer(void)
+{
+    char buf[8];
+    json_writer w;
+    jw_init_fixed(&w, buf, sizeof buf);
+    jw_lit(&w, "[1,2,3]");
+    CHECK(!w.failed);
+    CHECK(w.p == buf);
+    CHECK_EQ_MEM(buf, w.len, "[1,2,3]", 7);
+    jw_lit(&w, ",4");
+    CHECK(w.failed);
+    CHECK(w.p == buf);
+    CHECK_EQ_INT(w.len, 7);
+}
+
 int main(void)
 {
+    RUN(test_fixed_writer);
     RUN(test_accepts_valid_documents);
     RUN(test_rejects_invalid_documents);
     RUN(test_error_messages);
