@@ -56,7 +56,7 @@ typedef struct {
     long server_pid;
     uint32_t conns, pairs, window, group;
     size_t size;
-    double rate, duration, warmup, ping_secs, setup_secs;
+    double rate, duration, warmup, ping_secs, setup_secs, ping_batch_ms;
     uint32_t connect_burst;
     bool spread;
     bool quiet;
@@ -65,7 +65,7 @@ typedef struct {
 static options opt = {
     .mode = MODE_RELAY, .host = "127.0.0.1", .port = 0, .server_pid = 0, .conns = 0,
     .pairs = 1, .window = 16, .group = 0, .size = 64, .rate = 0, .duration = 5, .warmup = 1,
-    .ping_secs = 30, .setup_secs = 0, .connect_burst = 256, .spread = false, .quiet = false,
+    .ping_secs = 30, .ping_batch_ms = 0, .setup_secs = 0, .connect_burst = 256, .spread = false, .quiet = false,
 };
 
 static void usage(FILE *f)
@@ -84,6 +84,8 @@ static void usage(FILE *f)
         "  --duration S           measured seconds (default 5)\n"
         "  --warmup S             unmeasured seconds before that (default 1)\n"
         "  --ping-secs S          keepalive ping period per reservation (default 30)\n"
+        "  --ping-batch-ms B      send due pings together every B ms instead of spread evenly\n"
+        "                         (shows what the server's wake-ups cost; default 0)\n"
         "  --group G              reservations per network id (even; default 0: all on \"bench\")\n"
         "  --spread               bind clients to 127.x.y.z sources, %d per address\n"
         "  --setup-secs S         give up if setup takes longer (default 30 + N/500)\n"
@@ -143,6 +145,8 @@ static bool parse_options(int argc, char **argv)
             ok = parse_num(v, 0, 3600, &opt.warmup);
         } else if (!strcmp(a, "--ping-secs")) {
             ok = parse_num(v, 0.01, 3600, &opt.ping_secs);
+        } else if (!strcmp(a, "--ping-batch-ms")) {
+            ok = parse_num(v, 0, 60000, &opt.ping_batch_ms);
         } else if (!strcmp(a, "--group")) {
             ok = parse_num(v, 0, 1000000, &d) && ((uint32_t)d % 2 == 0); opt.group = (uint32_t)d;
         } else if (!strcmp(a, "--setup-secs")) {
@@ -1149,6 +1153,7 @@ static void start_connect(conn *c)
 static bool pwait2_missing;
 static uint32_t ping_idx;
 static uint64_t ping_due, ping_step;   /* 0: pings off */
+static uint64_t ping_batch;            /* ns; pings wait for the next multiple of it */
 static uint64_t open_k, open_start;    /* open loop: message k is due at open_start + k/rate */
 
 static uint64_t open_due(uint64_t k)
@@ -1158,7 +1163,9 @@ static uint64_t open_due(uint64_t k)
 
 static void run_timers(uint64_t now)
 {
-    while (ping_step && ping_due <= now) {
+    /* With batching, pings due in a window go out together once the window has closed. */
+    uint64_t ping_until = ping_batch ? t0 + (now - t0) / ping_batch * ping_batch - 1 : now;
+    while (ping_step && ping_due <= ping_until) {
         conn *c = &conns[ping_idx];
         if (c->phase == PH_OPEN && c->ready) {
             char msg[64];
@@ -1185,8 +1192,13 @@ static void run_once(uint64_t until)
 {
     static struct epoll_event evs[1024];
     uint64_t now = mono_ns(), wake = until;
-    if (ping_step && ping_due < wake)
-        wake = ping_due;
+    if (ping_step) {
+        uint64_t ping_wake = ping_due;
+        if (ping_batch)
+            ping_wake = t0 + ((ping_due - t0) / ping_batch + 1) * ping_batch;
+        if (ping_wake < wake)
+            wake = ping_wake;
+    }
     if (sending && opt.rate > 0 && open_due(open_k) < wake)
         wake = open_due(open_k);
     uint64_t wait = wake > now ? wake - now : 0;
@@ -1360,6 +1372,7 @@ int main(int argc, char **argv)
         if (!ping_step)
             ping_step = 1;
         ping_due = mono_ns() + ping_step;
+        ping_batch = (uint64_t)(opt.ping_batch_ms * 1e6);
     }
 
     double cpu0 = 0, cpu1 = 0, self0 = 0, self1 = 0, secs = 0;
