@@ -25,9 +25,9 @@ if [ "$#" -eq 0 ]; then
     done
 fi
 if [ -z "${DIG_RELAY_BIN:-}" ]; then
-    make -s dig-relay "$@" || exit 2
+    make -s -j2 dig-relay "$@" || exit 2
 else
-    make -s "$@" || exit 2
+    make -s -j2 "$@" || exit 2
 fi
 relay=${DIG_RELAY_BIN:-$(pwd)/dig-relay}
 [ -x "$relay" ] || { echo "valgrind.sh: $relay is missing" >&2; exit 2; }
@@ -65,11 +65,15 @@ for log in "$work"/vg.*.log; do
         fi
     fi
 done
-echo "valgrind: $runs relay runs, $bad with a report (logs in $work), $(( $(date +%s) - started ))s"
+echo "valgrind: $runs relay runs, $bad with a report, $(( $(date +%s) - started ))s"
 if [ "$runs" -eq 0 ]; then
     echo "valgrind: no relay ran under valgrind"
     status=1
 fi
 [ "$bad" -eq 0 ] || status=1
-[ "$status" -ne 0 ] || rm -rf "$work"
+if [ "$status" -eq 0 ]; then
+    rm -rf "$work"
+else
+    echo "valgrind: logs kept in $work"
+fi
 exit "$status"
