@@ -7,13 +7,14 @@
 
 /* Size classes from 512 B to 512 KiB by powers of two (a 16 KiB TLS record is a ~58 KB JSON
  * frame: it takes a 64 KiB block, not twice that). Each class keeps a free list, linked through
- * the blocks themselves, holding at most POOL_KEEP_BYTES, so a burst of in-flight messages is
- * served again without malloc while an idle relay gives the memory back. */
+ * the blocks themselves; all of them together hold at most POOL_KEEP_BYTES, so a burst of
+ * in-flight messages is served again without malloc while the memory a relay keeps in reserve
+ * stays small and fixed. */
 #define POOL_CLASSES 11
 #define POOL_MIN_SHIFT 9
 #define POOL_KEEP_BYTES ((size_t)2 << 20)
 static void *free_head[POOL_CLASSES];
-static size_t free_count[POOL_CLASSES];
+static size_t kept_bytes;
 
 static size_t class_size(int c) { return (size_t)1 << (POOL_MIN_SHIFT + c); }
 
@@ -36,7 +37,7 @@ void *pool_get(size_t *size)
     if (!p)
         return malloc(*size);
     memcpy(&free_head[c], p, sizeof(void *));
-    free_count[c]--;
+    kept_bytes -= *size;
     return p;
 }
 
@@ -45,10 +46,10 @@ void pool_put(void *p, size_t size)
     int c = class_of(size);
     if (!p)
         return;
-    if (c >= 0 && class_size(c) == size && (free_count[c] + 1) * size <= POOL_KEEP_BYTES) {
+    if (c >= 0 && class_size(c) == size && kept_bytes + size <= POOL_KEEP_BYTES) {
         memcpy(p, &free_head[c], sizeof(void *));
         free_head[c] = p;
-        free_count[c]++;
+        kept_bytes += size;
         return;
     }
     free(p);
@@ -62,8 +63,8 @@ void pool_trim(void)
             memcpy(&free_head[c], p, sizeof(void *));
             free(p);
         }
-        free_count[c] = 0;
     }
+    kept_bytes = 0;
 }
 
 static frame *frame_alloc(size_t payload_room)
