@@ -2,22 +2,27 @@
  * dozens of connections send mutated handshakes, mutated frames (bit flips, truncations, bad
  * opcodes, reserved bits, unmasked frames, huge and non-minimal length fields, odd
  * fragmentation) and mutated JSON built from real messages, at random write sizes and paces,
- * and end in random ways (close, reset, half-close, linger). Meanwhile an honest peer keeps
- * pinging and must keep getting pongs, and fresh honest peers keep registering and receiving a
- * relayed message. The relay must stay up, answer /health, exit 0 on SIGTERM and log no
- * sanitizer report (run it against the ASan build: `make SANITIZER=address test`).
+ * and end in random ways (close, reset, half-close, linger); mutated STUN Binding Requests hit
+ * the UDP listener too. Meanwhile an honest peer keeps pinging and must keep getting pongs, and
+ * fresh honest peers keep registering and receiving a relayed message, and an honest STUN
+ * client keeps getting its Binding response. The relay must stay up, answer /health, exit 0 on
+ * SIGTERM and log no sanitizer report (run it against the ASan build: `make SANITIZER=address
+ * test`).
  *
- * Fuzz connections come from random 127.1.x.y sources, so the relay's per-source limits and
- * ban list are exercised at their defaults without ever touching the honest peer's 127.0.0.1.
+ * Fuzz connections come from random 127.1.x.y sources and fuzz datagrams from 127.2.x.y, so the
+ * relay's per-source limits and ban list are exercised at their defaults without ever touching
+ * the honest peers' 127.0.0.1 and 127.0.0.3.
  * DIG_NETFUZZ_SEED repeats a run's choices (timing still varies). On failure, the bytes every
  * open and recently closed connection sent are saved under /tmp/dig-netfuzz-<seed>/ to replay
  * by hand, and the relay's log is kept. */
+#include "stun.h"
 #include "tests/harness.h"
 #include "tests/test.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +40,8 @@
 #define PING_EVERY_MS 200
 #define PONG_DEADLINE_MS 3000
 #define HONEST_ROUND_EVERY_MS 1500
+#define STUN_EVERY_MS 5            /* 200 fuzz datagrams a second: under the relay's global STUN
+                                    * limit (1000/s), so the honest STUN client is never refused */
 #define MAX_MSG 4096               /* an ordinary generated message; rare ones are far larger */
 #define ID_POOL 96                 /* fuzzers pick peer ids from a small pool so they collide */
 
@@ -595,7 +602,8 @@ typedef struct {
     char src[24];
     bytes out;                /* bytes still to send: out.p[out_off..out.len) */
     size_t out_off;
-    bytes sent;               /* transcript of what was sent, capped at TRANSCRIPT_CAP */
+    bytes sent;               /* transcript of what was sent, up to TRANSCRIPT_CAP */
+    bool sent_cut;            /* the transcript stopped at the cap */
     unsigned steps_left;
     bool reads;               /* drains what the relay sends; some never do */
     int end;
@@ -608,6 +616,7 @@ typedef struct {
     unsigned id;
     char src[24];
     bytes sent;
+    bool sent_cut;
 } closed_record;
 
 static fconn conns[FUZZ_CONNS];
@@ -625,6 +634,7 @@ static void record_closed(fconn *c)
     r->id = c->id;
     memcpy(r->src, c->src, sizeof r->src);
     r->sent = c->sent;
+    r->sent_cut = c->sent_cut;
     c->sent = (bytes){ 0 };
 }
 
@@ -664,7 +674,7 @@ static bool fconn_open(fconn *c, uint16_t port, unsigned id)
     c->next_write_ms = now;
     if (chance(95))
         gen_handshake(&c->out, port);
-    /* Most connections that got a good handshake register first, so later frames are routed. */
+    /* Most connections register first, so that the frames after it get routed. */
     if (chance(70)) {
         bytes m = { 0 };
         b_puts(&m, "{\"type\":\"register\",\"peer_id\":");
@@ -686,7 +696,9 @@ static bool fconn_write(fconn *c, uint64_t now)
     ssize_t w = send(c->fd, c->out.p + c->out_off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-    if (c->sent.len + (size_t)w <= TRANSCRIPT_CAP)
+    if (c->sent_cut || c->sent.len + (size_t)w > TRANSCRIPT_CAP)
+        c->sent_cut = true;
+    else
         b_put(&c->sent, c->out.p + c->out_off, (size_t)w);
     c->out_off += (size_t)w;
     st.bytes_sent += (unsigned long)w;
@@ -716,7 +728,7 @@ static bool fconn_read(fconn *c)
 }
 
 /* Moves a connection along: next frames, or its chosen ending. */
-static void fconn_step(fconn *c, uint64_t now)
+static void fconn_step(fconn *c)
 {
     if (c->ending || c->out_off != c->out.len)
         return;
@@ -740,7 +752,148 @@ static void fconn_step(fconn *c, uint64_t now)
         c->ending = true;
         break;
     }
-    (void)now;
+}
+
+/* ---------------------------------------------------------------- STUN datagrams */
+
+static unsigned long stun_sent;
+
+/* A UDP socket bound to src (any port); -1 on failure. */
+static int udp_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    if (fd < 0)
+        return -1;
+    if (inet_pton(AF_INET, src, &a.sin_addr) != 1 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_datagram(int fd, uint16_t port, const void *p, size_t n)
+{
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sendto(fd, p, n, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
+}
+
+static void put_be16(bytes *b, unsigned v)
+{
+    uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+    b_put(b, x, 2);
+}
+
+static void put_be32(bytes *b, uint32_t v)
+{
+    put_be16(b, v >> 16);
+    put_be16(b, v & 0xffffu);
+}
+
+/* A Binding Request with a random transaction id, some attributes and, now and then, a correct
+ * FINGERPRINT; the header's length field is fixed up at the end. */
+static void gen_binding_request(bytes *b, uint8_t txid[STUN_TRANSACTION_ID_LEN])
+{
+    put_be16(b, 0x0001);
+    put_be16(b, 0);
+    put_be32(b, STUN_MAGIC_COOKIE);
+    for (size_t i = 0; i < STUN_TRANSACTION_ID_LEN; i++)
+        txid[i] = (uint8_t)rnd();
+    b_put(b, txid, STUN_TRANSACTION_ID_LEN);
+    static const uint16_t types[] = { 0x8022, 0x0024, 0x0003, 0x0006, 0x0008, 0x8029, 0x002a,
+                                      0x0014, 0x0015, 0x001c, 0xc001 };
+    for (size_t k = below(4); k > 0; k--) {
+        size_t n = below(40);
+        put_be16(b, types[below(sizeof types / sizeof types[0])]);
+        put_be16(b, (unsigned)n);
+        for (size_t i = 0; i < (n + 3) / 4 * 4; i++) {
+            uint8_t c = i < n ? (uint8_t)('a' + below(26)) : 0;
+            b_put(b, &c, 1);
+        }
+    }
+    bool fingerprint = chance(50);
+    size_t body = b->len - STUN_HEADER_LEN + (fingerprint ? 8 : 0);
+    b->p[2] = (uint8_t)(body >> 8);
+    b->p[3] = (uint8_t)body;
+    if (fingerprint) {
+        uint32_t crc = stun_crc32(b->p, b->len) ^ 0x5354554eu;
+        put_be16(b, 0x8028);
+        put_be16(b, 4);
+        put_be32(b, crc);
+    }
+}
+
+/* One mutated datagram at the STUN port from a random 127.2.x.y source. */
+static void fuzz_stun_once(uint16_t port)
+{
+    char src[24];
+    snprintf(src, sizeof src, "127.2.%zu.%zu", below(256), 1 + below(254));
+    int fd = udp_from(src);
+    if (fd < 0)
+        return;
+    bytes b = { 0 };
+    uint8_t txid[STUN_TRANSACTION_ID_LEN];
+    gen_binding_request(&b, txid);
+    switch (below(6)) {
+    case 0: /* as built */
+        break;
+    case 1: /* bit flips */
+        for (size_t i = 1 + below(4); i > 0; i--)
+            b.p[below(b.len)] ^= (uint8_t)(1u << below(8));
+        break;
+    case 2: /* truncated */
+        b.len = below(b.len);
+        break;
+    case 3: /* a random header length field */
+        b.p[2] = (uint8_t)rnd();
+        b.p[3] = (uint8_t)rnd();
+        break;
+    case 4: /* an attribute claiming to run past the end */
+        put_be16(&b, 0x8022);
+        put_be16(&b, 0xfff0);
+        break;
+    default: { /* random bytes */
+        size_t n = below(600);
+        b.len = 0;
+        b_reserve(&b, n);
+        for (size_t i = 0; i < n; i++)
+            b.p[i] = (uint8_t)rnd();
+        b.len = n;
+        break;
+    }
+    }
+    send_datagram(fd, port, b.p, b.len);
+    stun_sent++;
+    b_free(&b);
+    close(fd);
+}
+
+/* An honest STUN client at 127.0.0.3 gets a Binding success response echoing its transaction
+ * id (three tries, as UDP may drop). */
+static bool honest_stun(uint16_t port)
+{
+    int fd = udp_from("127.0.0.3");
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        bytes b = { 0 };
+        uint8_t txid[STUN_TRANSACTION_ID_LEN], resp[512];
+        gen_binding_request(&b, txid);
+        b.len = STUN_HEADER_LEN;  /* no attributes: always a success response */
+        b.p[2] = b.p[3] = 0;
+        send_datagram(fd, port, b.p, b.len);
+        b_free(&b);
+        struct pollfd pf = { fd, POLLIN, 0 };
+        while (!ok && poll(&pf, 1, 1000) == 1) {
+            ssize_t n = recv(fd, resp, sizeof resp, 0);
+            ok = n >= STUN_HEADER_LEN && resp[0] == 0x01 && resp[1] == 0x01 &&
+                 memcmp(resp + 8, txid, STUN_TRANSACTION_ID_LEN) == 0;
+        }
+    }
+    close(fd);
+    return ok;
 }
 
 /* ---------------------------------------------------------------- failure evidence */
@@ -765,14 +918,15 @@ static void save_transcripts(uint64_t seed)
     size_t saved = 0;
     for (size_t i = 0; i < FUZZ_CONNS; i++)
         if (conns[i].fd >= 0) {
-            snprintf(name, sizeof name, "open-%u-from-%s.bin", conns[i].id, conns[i].src);
+            snprintf(name, sizeof name, "open-%u-from-%s%s.bin", conns[i].id, conns[i].src,
+                     conns[i].sent_cut ? "-cut" : "");
             save_bytes(dir, name, &conns[i].sent);
             saved++;
         }
     for (size_t i = 0; i < KEEP_CLOSED; i++)
         if (closed_ring[i].id) {
-            snprintf(name, sizeof name, "closed-%u-from-%s.bin", closed_ring[i].id,
-                     closed_ring[i].src);
+            snprintf(name, sizeof name, "closed-%u-from-%s%s.bin", closed_ring[i].id,
+                     closed_ring[i].src, closed_ring[i].sent_cut ? "-cut" : "");
             save_bytes(dir, name, &closed_ring[i].sent);
             saved++;
         }
@@ -851,10 +1005,10 @@ static void test_relay_survives_mutated_traffic(void)
     for (size_t i = 0; i < FUZZ_CONNS; i++)
         conns[i].fd = -1;
 
-    unsigned next_id = 1, pings = 0;
+    unsigned next_id = 1, pings = 0, stun_answers = 0;
     long max_rtt = 0;
     uint64_t start = h_now_ms(), end = start + secs * 1000u;
-    uint64_t next_ping = start, next_round = start + HONEST_ROUND_EVERY_MS;
+    uint64_t next_ping = start, next_round = start + HONEST_ROUND_EVERY_MS, next_stun = start;
     while (ok && h_now_ms() < end) {
         uint64_t now = h_now_ms();
         struct pollfd pfd[FUZZ_CONNS];
@@ -885,7 +1039,12 @@ static void test_relay_survives_mutated_traffic(void)
                 fconn_finish(c, false);
                 continue;
             }
-            fconn_step(c, now);
+            fconn_step(c);
+        }
+
+        if (now >= next_stun) {
+            fuzz_stun_once(r.stun_port);
+            next_stun = now + STUN_EVERY_MS;
         }
 
         if (!relay_alive(&r)) {
@@ -910,6 +1069,12 @@ static void test_relay_survives_mutated_traffic(void)
                 ok = false;
                 break;
             }
+            if (!honest_stun(r.stun_port)) {
+                printf("  the honest STUN client got no Binding response\n");
+                ok = false;
+                break;
+            }
+            stun_answers++;
             next_round = h_now_ms() + HONEST_ROUND_EVERY_MS;
         }
     }
@@ -921,8 +1086,8 @@ static void test_relay_survives_mutated_traffic(void)
     printf("  frames:");
     for (size_t k = 0; k < N_FRAME_KINDS; k++)
         printf(" %s=%lu", frame_kinds[k], frames_by_kind[k]);
-    printf("\n  honest peer: %u pongs (slowest %ld ms), %u register+relay rounds\n", pings, max_rtt,
-           honest_rounds);
+    printf("\n  %lu STUN datagrams; honest peers: %u pongs (slowest %ld ms), %u register+relay "
+           "rounds, %u STUN answers\n", stun_sent, pings, max_rtt, honest_rounds, stun_answers);
     CHECK(ok);
     CHECK(st.opened > 100);
     CHECK(pings > 0);
