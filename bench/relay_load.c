@@ -1192,6 +1192,7 @@ static void run_once(uint64_t until)
 {
     static struct epoll_event evs[1024];
     uint64_t now = mono_ns(), wake = until;
+    flush_all(now);                   /* output queued since the last pass goes out before waiting */
     if (ping_step) {
         uint64_t ping_wake = ping_due;
         if (ping_batch)
