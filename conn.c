@@ -12,7 +12,11 @@
 #include <string.h>
 
 #define ACCEPT_PER_PASS 64
-#define READ_CHUNK 16384
+/* Room asked for before each read once a connection is open, and as slack on top of a frame
+ * the decoder is waiting for: big enough that a 16 KiB record's ~58 KB frame arrives in one or
+ * two reads and the next frame's start fits too (blocks come from the pool, so an idle
+ * connection holding none between pings costs nothing). */
+#define READ_CHUNK 65536
 #define READ_BUDGET_PER_PASS (256 * 1024)
 #define WRITE_BUDGET_PER_PASS (256 * 1024)
 #define CLOSE_GRACE_MS 2000
@@ -397,7 +401,7 @@ static void process_frames(conn *c)
         ws_result r;
         size_t used = ws_parse(&c->ws, c->in + c->in_off, c->in_len - c->in_off, &r);
         if (r.kind == WS_NEED_MORE) {
-            if (!ensure_in_room(c, r.need)) {
+            if (!ensure_in_room(c, r.need + READ_CHUNK)) {
                 conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
                 return;
             }
