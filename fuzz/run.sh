@@ -8,8 +8,8 @@
 # printed at the end. The script fails when any harness crashed, leaked, hit undefined
 # behaviour, timed out on one input or ran out of memory: libFuzzer exits non-zero on each of
 # those, and the log is also searched for sanitizer reports in case one was only printed.
-# A crashing input is saved as fuzz/bin/<name>-crash-* (or -leak-, -timeout-, -oom-); minimize it with
-#   fuzz/bin/fuzz_<name> -minimize_crash=1 -runs=100000 <file>
+# A crashing input is saved as fuzz/bin/<name>-crash-* (or -leak-, -timeout-, -oom-); shrink it
+# with fuzz/bin/fuzz_<name> -minimize_crash=1 -runs=100000 <file>
 # and commit it under fuzz/regress/<name>/ once the bug is fixed (tests/test_fuzz_regress.c
 # replays that directory in `make test`).
 secs=${1:?usage: fuzz/run.sh SECONDS BIN...}
@@ -57,6 +57,8 @@ for bin in "$@"; do
 done
 wait
 
+reports='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:'
+reports="$reports|SUMMARY: UndefinedBehaviorSanitizer"
 status=0
 printf '%-8s %12s %9s %7s %8s %7s  %s\n' harness execs exec/s cov ft corpus result
 for name in $names; do
@@ -71,7 +73,7 @@ for name in $names; do
     result=ok
     if [ "$rc" -ne 0 ]; then
         result="FAIL (exit $rc)"
-    elif grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer' "$log"; then
+    elif grep -qE "$reports" "$log"; then
         result="FAIL (sanitizer report)"
     fi
     printf '%-8s %12s %9s %7s %8s %7s  %s\n' "$name" "${execs:--}" "${speed:--}" "${cov:--}" \

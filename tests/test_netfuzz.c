@@ -129,7 +129,9 @@ static void b_free(bytes *b)
 
 /* ---------------------------------------------------------------- real messages */
 
-static const char *const networks[] = { "DIG_MAINNET", "DIG_TESTNET", "", "n\\u0000x", "\xc3\xa9t\xc3\xa9" };
+static const char *const networks[] = {
+    "DIG_MAINNET", "DIG_TESTNET", "", "n\\u0000x", "\xc3\xa9t\xc3\xa9",
+};
 
 static const char *const addrs[] = {
     "203.0.113.1:9444", "[2001:db8::1]:9444", "[::]:9445", "0.0.0.0:1", "1.2.3.4:99999",
@@ -765,7 +767,8 @@ static int udp_from(const char *src)
     struct sockaddr_in a = { .sin_family = AF_INET };
     if (fd < 0)
         return -1;
-    if (inet_pton(AF_INET, src, &a.sin_addr) != 1 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (inet_pton(AF_INET, src, &a.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
     }
@@ -952,7 +955,8 @@ static bool honest_round(ws_client *a, uint16_t port)
     snprintf(msg, sizeof msg,
              "{\"type\":\"relay_message\",\"from\":\"honest-a\",\"to\":\"%s\",\"payload\":[7,8,9],"
              "\"seq\":%u}", id, honest_rounds);
-    bool ok = wsc_send_text(a, msg) && wsc_recv_type(&b, "relay_message", PONG_DEADLINE_MS) == WSC_OK;
+    bool ok = wsc_send_text(a, msg) &&
+              wsc_recv_type(&b, "relay_message", PONG_DEADLINE_MS) == WSC_OK;
     if (!ok) {
         printf("  honest peer %s did not get the message relayed to it\n", id);
     } else if (!strstr((const char *)b.msg, "\"payload\":[7,8,9]")) {

@@ -151,7 +151,8 @@ static bool payload_intact(const char *msg)
     uint64_t seq;
     const char *v;
     size_t vlen;
-    if (!hj_get_u64(msg, "seq", &seq) || !hj_get(msg, "payload", &v, &vlen) || vlen < 2 || v[0] != '[')
+    if (!hj_get_u64(msg, "seq", &seq) || !hj_get(msg, "payload", &v, &vlen) || vlen < 2 ||
+        v[0] != '[')
         return false;
     size_t want = payload_len(seq), i = 0;
     const char *p = v + 1, *end = v + vlen - 1;
@@ -264,7 +265,8 @@ static void traffic(round_stats *rs)
             continue;
         size_t t = random_neighbour(i);
         uint64_t seq = ++next_seq;
-        int n = snprintf(msg, 256, "{\"type\":\"relay_message\",\"from\":\"%s\",\"to\":\"%s\",\"payload\":[",
+        int n = snprintf(msg, 256,
+                         "{\"type\":\"relay_message\",\"from\":\"%s\",\"to\":\"%s\",\"payload\":[",
                          p->id, peers[t].id);
         size_t len = (size_t)n, plen = payload_len(seq);
         for (size_t k = 0; k < plen; k++)
@@ -274,13 +276,15 @@ static void traffic(round_stats *rs)
             rs->relay_sent++;
 
         if (below(BROADCAST_ONE_IN) == 0) {
-            snprintf(msg, 256, "{\"type\":\"broadcast\",\"from\":\"%s\",\"payload\":[1,2,3],\"exclude\":[]}",
+            snprintf(msg, 256,
+                     "{\"type\":\"broadcast\",\"from\":\"%s\",\"payload\":[1,2,3],\"exclude\":[]}",
                      p->id);
             if (wsc_send_text(&p->ws, msg))
                 rs->bcast_expected += live_in_network(network_of(i)) - 1;
         }
         if (below(GET_PEERS_ONE_IN) == 0) {
-            snprintf(msg, 256, "{\"type\":\"get_peers\",\"network_id\":\"soak-%u\"}", network_of(i));
+            snprintf(msg, 256, "{\"type\":\"get_peers\",\"network_id\":\"soak-%u\"}",
+                     network_of(i));
             if (wsc_send_text(&p->ws, msg))
                 rs->lists_asked++;
         }
@@ -316,9 +320,9 @@ static bool run_round(uint16_t port, unsigned round_no)
               rs.relay_got == rs.relay_sent && rs.bcast_got == rs.bcast_expected &&
               rs.pongs == rs.pings && rs.lists_got == rs.lists_asked;
     if (!ok)
-        printf("  round %u: %zu reconnects failed, %" PRIu64 " lost; relay_message %" PRIu64 "/%" PRIu64
-               " (%" PRIu64 " corrupt), broadcast %" PRIu64 "/%" PRIu64 ", pong %" PRIu64 "/%" PRIu64
-               ", peers %" PRIu64 "/%" PRIu64 "\n",
+        printf("  round %u: %zu reconnects failed, %" PRIu64 " lost; relay_message %" PRIu64
+               "/%" PRIu64 " (%" PRIu64 " corrupt), broadcast %" PRIu64 "/%" PRIu64
+               ", pong %" PRIu64 "/%" PRIu64 ", peers %" PRIu64 "/%" PRIu64 "\n",
                round_no, reconnect_failed, rs.lost, rs.relay_got, rs.relay_sent, rs.relay_bad,
                rs.bcast_got, rs.bcast_expected, rs.pongs, rs.pings, rs.lists_got, rs.lists_asked);
     return ok;
@@ -410,7 +414,8 @@ static void test_churn_soak(void)
     if (!raise_fd_limit(want)) {
         struct rlimit rl;
         getrlimit(RLIMIT_NOFILE, &rl);
-        printf("  need RLIMIT_NOFILE >= %llu for %zu peers; hard limit is %llu (raise it: ulimit -Hn)\n",
+        printf("  need RLIMIT_NOFILE >= %llu for %zu peers; the hard limit is %llu "
+               "(raise it: ulimit -Hn)\n",
                (unsigned long long)want, n_peers, (unsigned long long)rl.rlim_max);
         REQUIRE(false);
     }
