@@ -318,6 +318,13 @@ static bool os_random(void *buf, size_t n)
 
 #endif
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+void compat_release_free_memory(void) { malloc_trim(0); }
+#else
+void compat_release_free_memory(void) {}
+#endif
+
 void compat_random(void *buf, size_t n)
 {
     unsigned char *p = buf;

@@ -97,6 +97,10 @@ socket_t compat_shutdown_fd(void);
  * addresses only if that fails, so start-up never stops for it). */
 void compat_random(void *buf, size_t n);
 
+/* Hands free heap memory back to the OS where the C library allows it (glibc's malloc_trim),
+ * so a relay's RSS follows what it holds rather than its busiest moment. No-op elsewhere. */
+void compat_release_free_memory(void);
+
 /* Resident set size of this process in bytes, 0 where unknown (for logs and tests). */
 uint64_t compat_rss_bytes(void);
 

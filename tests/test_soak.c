@@ -1,7 +1,7 @@
 /* Churn soak: 2000 peers (DIG_SOAK_PEERS) on ten networks register, relay messages to each
  * other, broadcast, ask for peer lists and ping, while a tenth of them disconnect (unregister,
  * close frame, plain close or reset) and are replaced by new registrations every round, for a
- * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 20).
+ * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 30).
  *
  * Every round is checked exactly: each relay_message arrives once with its payload intact, each
  * broadcast reaches every other live peer of its network, each ping gets its pong and each
@@ -406,7 +406,7 @@ static void test_churn_soak(void)
 {
     n_peers = (size_t)env_u64("DIG_SOAK_PEERS", DEFAULT_PEERS);
     uint64_t secs = env_u64("DIG_SOAK_SECS", 60);
-    uint64_t warmup_secs = env_u64("DIG_SOAK_WARMUP_SECS", 20);
+    uint64_t warmup_secs = env_u64("DIG_SOAK_WARMUP_SECS", 30);
     rng_state = env_u64("DIG_SOAK_SEED", (uint64_t)time(NULL)) | 1;
     if (n_peers < 2 * NETWORKS)
         n_peers = 2 * NETWORKS;
