@@ -195,6 +195,14 @@ static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)
     frame_unref(f);
 }
 
+/* Stops reading and gives what is queued CLOSE_GRACE_MS to leave before the socket goes. */
+static void begin_closing(conn *c)
+{
+    c->state = CS_CLOSING;
+    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
+    conn_touch_deadline(c);
+}
+
 /* Pongs obey the queue caps like any message: a client that pings without reading must not
  * grow its queue (a dropped pong is harmless, the next ping gets one). */
 static void send_pong(conn *c, const uint8_t *bytes, size_t len)
@@ -214,9 +222,7 @@ void conn_close(conn *c, uint16_t code, const char *reason)
     relay_on_close(c->srv, c);
     if (c->state == CS_OPEN)
         send_raw_bypassing_limits(c, buf, ws_close_frame(buf, code, reason));
-    c->state = CS_CLOSING;
-    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
-    conn_touch_deadline(c);
+    begin_closing(c);
     mark_pending(c);
 }
 
@@ -228,9 +234,7 @@ static void http_answer_ex(conn *c, int status, const char *type, const char *ex
                                 body ? strlen(body) : 0);
     if (n > 0)
         send_raw_bypassing_limits(c, (const uint8_t *)buf, n);
-    c->state = CS_CLOSING;
-    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
-    conn_touch_deadline(c);
+    begin_closing(c);
 }
 
 static void http_answer(conn *c, int status, const char *type, const char *body)

@@ -26,7 +26,7 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-uint64_t hash_bytes(const server *s, const char *p, size_t n)
+static uint64_t hash_bytes(const server *s, const char *p, size_t n)
 {
     uint64_t h = s->seed[0] ^ (n * 0x9e3779b97f4a7c15ULL);
     while (n >= 8) {

@@ -117,6 +117,5 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len);
 void relay_on_close(server *s, conn *c);
 /* Runs the PEX engines that are due and recomputes s->pex_due_ms. */
 void relay_pex_housekeeping(server *s);
-uint64_t hash_bytes(const server *s, const char *p, size_t n);
 
 #endif
