@@ -69,6 +69,13 @@ typedef struct {
  * "unknown message type `foo`", "invalid JSON: ...") and returns false. */
 bool wire_decode(const char *buf, size_t len, wire_msg *m, char *scratch, char *err, size_t errlen);
 
+/* The payload-body checks wire_decode chooses between (the 64-bit mask loop and every vector
+ * kernel this build and CPU can run), listed so tests can hold each one to the same rule. A
+ * kernel checks the body b[0..n) of a compact payload array: n >= 32 and the three bytes before
+ * b readable; true (with the element count) when it is valid, false when not proven valid. */
+typedef bool (*wire_payload_kernel)(const char *b, size_t n, size_t *count);
+size_t wire_payload_kernels(wire_payload_kernel *out, size_t max);
+
 /* Iterators over validated raw arrays from wire_decode. `it` starts zeroed; each returns false
  * at the end of the array (or for an absent one, n == 0). Strings with escapes are decoded into
  * scratch at their offset within arr (so scratch needs arr.n bytes, and every output stays valid

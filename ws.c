@@ -259,25 +259,42 @@ static size_t fail(ws_decoder *d, ws_result *r, uint16_t code, const char *why)
     return 0;
 }
 
-/* XORs the payload with the 4-byte key, 8 bytes per step with the key doubled into a word. The
- * payload starts at key offset 0, so the word's byte order matches memory order on any host. */
-static void unmask(uint8_t *p, size_t n, const uint8_t key[4])
+/* XORs the payload with the 4-byte key a vector (or a 64-bit word) per step with the key
+ * repeated across it, and reports whether every unmasked byte is ASCII: JSON text almost always
+ * is, and then it needs no UTF-8 walk of its own. The payload starts at key offset 0, so the
+ * repeated key lines up with memory order on any host. */
+#if defined(__SSE2__) || defined(__ARM_NEON)
+typedef uint8_t mask_word __attribute__((vector_size(16)));
+#else
+typedef uint64_t mask_word;
+#endif
+
+static bool unmask_is_ascii(uint8_t *p, size_t n, const uint8_t key[4])
 {
-    uint8_t key8[8];
-    uint64_t mask;
+    uint8_t key_bytes[sizeof(mask_word)];
+    mask_word mask, seen = {0};
+    uint64_t high[sizeof(mask_word) / 8];
+    uint8_t tail = 0;
     size_t i = 0;
 
-    memcpy(key8, key, 4);
-    memcpy(key8 + 4, key, 4);
-    memcpy(&mask, key8, 8);
-    for (; n - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
+    for (size_t k = 0; k < sizeof key_bytes; k++)
+        key_bytes[k] = key[k & 3];
+    memcpy(&mask, key_bytes, sizeof mask);
+    for (; n - i >= sizeof(mask_word); i += sizeof(mask_word)) {
+        mask_word w;
+        memcpy(&w, p + i, sizeof w);
         w ^= mask;
-        memcpy(p + i, &w, 8);
+        seen |= w;
+        memcpy(p + i, &w, sizeof w);
     }
-    for (; i < n; i++)
+    for (; i < n; i++) {
         p[i] ^= key[i & 3];
+        tail |= p[i];
+    }
+    memcpy(high, &seen, sizeof high);
+    for (size_t k = 1; k < sizeof high / 8; k++)
+        high[0] |= high[k];
+    return !(high[0] & 0x8080808080808080ull) && !(tail & 0x80);
 }
 
 /* Close codes a peer may send (RFC 6455 §7.4.1, plus the IANA-registered 1012-1014). */
@@ -382,7 +399,7 @@ size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r)
 
     uint8_t *payload = buf + header_len;
     size_t n = (size_t)payload_len;
-    unmask(payload, n, buf + header_len - 4);
+    bool ascii = unmask_is_ascii(payload, n, buf + header_len - 4);
 
     switch (op) {
     case WS_OP_PING:
@@ -411,7 +428,7 @@ size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r)
     case WS_OP_TEXT:
     case WS_OP_BINARY:
         if (fin) {
-            if (op == WS_OP_TEXT && !ws_utf8_valid(payload, n))
+            if (op == WS_OP_TEXT && !ascii && !ws_utf8_valid(payload, n))
                 return fail(d, r, WS_CLOSE_BAD_DATA, "text message is not UTF-8");
             r->kind = WS_MESSAGE;
             r->data = payload;

@@ -626,6 +626,29 @@ static bool reference_body_valid(const char *b, size_t n, size_t *count)
     return true;
 }
 
+/* Every payload kernel this build and CPU has (not just the one wire_decode picks here) must
+ * give the reference's verdict and count on a compact body; a space is never "proven valid". */
+static void check_every_kernel(const char *body, size_t n, bool want, size_t want_count)
+{
+    static char framed[80000];
+    wire_payload_kernel kernels[8];
+    size_t nk = wire_payload_kernels(kernels, 8);
+    if (n < 32 || n + 3 > sizeof framed)
+        return;
+    memcpy(framed, "\":[", 3);  /* the bytes a kernel may look back on */
+    memcpy(framed + 3, body, n);
+    for (size_t k = 0; k < nk; k++) {
+        size_t count = 0;
+        bool ok = kernels[k](framed + 3, n, &count);
+        if (ok != want || (ok && count != want_count)) {
+            printf("  kernel %zu of %zu: [%.*s...] (%zu bytes) gave %d/%zu, reference %d/%zu\n", k, nk,
+                   n > 60 ? 60 : (int)n, body, n, ok, count, want, want_count);
+            test_cur_failed = 1;
+            return;
+        }
+    }
+}
+
 /* The 64-byte-at-a-time payload check must agree with the plain rule on every input: long
  * valid arrays (so several blocks and their boundaries are crossed) with one byte mutated at a
  * position that sweeps every block offset. */
@@ -650,6 +673,7 @@ static void test_payload_fast_path_agrees_with_reference(void)
         if (memchr(body, ']', n))
             continue;
         want = reference_body_valid(body, n, &want_count);
+        check_every_kernel(body, n, want, want_count);
         snprintf(doc, sizeof doc, "{\"type\":\"broadcast\",\"from\":\"a\",\"payload\":[%.*s],\"exclude\":[]}",
                  (int)n, body);
         ok = decode(doc, &m);
@@ -693,6 +717,7 @@ static void test_payload_record_sized(void)
     n += (size_t)snprintf(doc + n, sizeof doc - n, ",99],\"seq\":1}");
     REQUIRE(decode(doc, &m));
     CHECK_EQ_INT(m.payload_count, 16384);
+    check_every_kernel(m.payload.p + 1, m.payload.n - 2, true, 16384);
     /* a leading zero planted in the last element */
     char *last = strstr(doc, ",99]");
     REQUIRE(last != NULL);
@@ -707,6 +732,7 @@ static void test_payload_record_sized(void)
     snprintf(doc + n, sizeof doc - n, "]}");
     REQUIRE(decode(doc, &m));
     CHECK_EQ_INT(m.payload_count, 5000);
+    check_every_kernel(m.payload.p + 1, m.payload.n - 2, true, 5000);
 }
 
 int main(void)

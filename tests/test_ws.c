@@ -334,6 +334,36 @@ static void test_close_codes(void)
     CHECK_EQ_INT(r.len, 0);
 }
 
+/* Unmasking also tells ASCII text from the rest, so one bad byte has to be caught wherever it
+ * falls: in a vector step, in the byte tail, at either end; a well-formed two-byte character in
+ * the same places is accepted with its bytes intact. */
+static void test_utf8_in_long_text(void)
+{
+    static const size_t at[] = { 0, 7, 15, 16, 17, 63, 64, 97, 98 };
+    uint8_t text[100], f[128];
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        ws_decoder d;
+        ws_result r;
+        size_t n;
+        memset(text, 'a', sizeof text);
+        text[at[i]] = 0xff;
+        n = masked(f, 0x81, text, sizeof text);
+        ws_decoder_init(&d, 1024);
+        ws_parse(&d, f, n, &r);
+        CHECK_EQ_INT(r.kind, WS_FAIL);
+        CHECK_EQ_INT(r.close_code, 1007);
+        ws_decoder_free(&d);
+
+        memcpy(text + at[i], "\xc3\xa9", 2);
+        n = masked(f, 0x81, text, sizeof text);
+        ws_decoder_init(&d, 1024);
+        CHECK_EQ_INT(ws_parse(&d, f, n, &r), n);
+        CHECK_EQ_INT(r.kind, WS_MESSAGE);
+        CHECK(r.len == sizeof text && memcmp(r.data, text, sizeof text) == 0);
+        ws_decoder_free(&d);
+    }
+}
+
 static void test_fail_is_sticky(void)
 {
     uint8_t f[32];
@@ -763,6 +793,7 @@ int main(void)
     RUN(test_rfc_masked_hello);
     RUN(test_frame_refusals);
     RUN(test_close_codes);
+    RUN(test_utf8_in_long_text);
     RUN(test_fail_is_sticky);
     RUN(test_need_counts);
     RUN(test_length_boundaries);
