@@ -421,7 +421,10 @@ static void process_frames(conn *c)
         }
         switch (r.kind) {
         case WS_MESSAGE:
-            relay_on_message(s, c, r.data, r.len);
+            if (relay_on_message(s, c, r.data, r.len))
+                s->pass_keepalive = true;
+            else
+                s->pass_busy = true;
             break;
         case WS_PING: {
             uint8_t pong[WS_MAX_HEADER + 125];
@@ -429,12 +432,18 @@ static void process_frames(conn *c)
             memcpy(pong + WS_MAX_HEADER, r.data, r.len);
             h = ws_write_header_before(pong + WS_MAX_HEADER, WS_OP_PONG, r.len);
             send_pong(c, h, (size_t)(pong + WS_MAX_HEADER + r.len - h));
+            s->pass_keepalive = true;
             break;
         }
+        case WS_PONG:
+            s->pass_keepalive = true;
+            break;
         case WS_CLOSE:
+            s->pass_busy = true;
             conn_close(c, r.close_code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : r.close_code, "");
             break;
         case WS_FAIL:
+            s->pass_busy = true;
             log_debug("conn %llu: websocket error %u: %s", (unsigned long long)c->id, r.close_code,
                       r.reason ? r.reason : "");
             /* An oversized frame is a per-connection limit tripped, so it counts toward a ban. */
@@ -442,7 +451,8 @@ static void process_frames(conn *c)
                 abuse_strike(&s->abuse, &c->source, s->now_ms);
             conn_close(c, r.close_code, r.reason ? r.reason : "protocol error");
             break;
-        default:
+        default:   /* a fragment of a longer message */
+            s->pass_busy = true;
             break;
         }
         c->in_off += used;
@@ -457,6 +467,7 @@ static void on_conn_io(void *ctx, socket_t fd, int events)
     if (c->dead)
         return;
     if (events & LOOP_WRITE) {
+        c->srv->pass_busy = true;   /* a backlog draining is traffic, not a keepalive */
         flush_and_settle(c);
         if (c->dead)
             return;
@@ -476,6 +487,7 @@ static void on_conn_io(void *ctx, socket_t fd, int events)
         room = c->in_cap - c->in_len;
         n = compat_recv(c->fd, c->in + c->in_len, room);
         if (n == 0) {
+            c->srv->pass_busy = true;
             schedule_free(c);
             return;
         }
@@ -483,21 +495,28 @@ static void on_conn_io(void *ctx, socket_t fd, int events)
             int e = compat_sock_errno();
             if (compat_interrupted(e))
                 continue;
-            if (!compat_would_block(e))
+            if (!compat_would_block(e)) {
+                c->srv->pass_busy = true;
                 schedule_free(c);
+            }
             break;
         }
         c->in_len += (size_t)n;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        if (c->state == CS_HEAD)
+        if (c->state == CS_HEAD) {
+            c->srv->pass_busy = true;
             process_head(c);
+        }
         if (c->state == CS_OPEN)
             process_frames(c);
         if ((size_t)n < room)
             break; /* short read: the socket is drained */
     }
-    if (!c->dead)
-        release_in_if_empty(c);
+    if (c->dead)
+        return;
+    if (c->in_off < c->in_len)
+        c->srv->pass_busy = true;   /* part of a frame is on its way */
+    release_in_if_empty(c);
 }
 
 /* ---- accept ---- */
@@ -555,6 +574,7 @@ static conn *conn_new(server *s, socket_t fd, const addr_t *from, const source_k
 
 static void accept_on(server *s, socket_t lfd, enum conn_kind kind)
 {
+    s->pass_busy = true;
     for (int i = 0; i < ACCEPT_PER_PASS; i++) {
         struct sockaddr_storage ss;
         socklen_t_compat sl = (socklen_t_compat)sizeof ss;
@@ -618,6 +638,7 @@ static void on_stun(void *ctx, socket_t fd, int events)
     server *s = ctx;
     (void)fd;
     (void)events;
+    s->pass_busy = true;
     stund_on_readable(s->stun, s->now_ms);
 }
 
@@ -777,7 +798,9 @@ void server_run(server *s)
     while (!compat_shutdown_requested()) {
         int timeout = next_timeout(s);
         bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && s->now_ms - last_trim >= TRIM_EVERY_MS;
+        uint64_t wait_start = s->now_ms;
         int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);
+        bool hold;
         if (ready < 0) {
             log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
             break;
@@ -786,12 +809,20 @@ void server_run(server *s)
             compat_release_free_memory();
             last_trim = s->now_ms;
         }
+        hold = loop_should_hold(&s->coalesce, s->now_ms, s->now_ms - wait_start, ready,
+                                s->pass_busy, s->pass_keepalive);
+        s->pass_busy = s->pass_keepalive = false;
         expire(s);
         if (s->pex_due_ms <= s->now_ms)
             relay_pex_housekeeping(s);
         flush_pending(s);
         free_dead(s);
         log_counters(s);
+        if (hold) {
+            timeout = next_timeout(s);
+            compat_sleep_ms(timeout >= 0 && timeout < LOOP_HOLD_MS ? (unsigned)timeout : LOOP_HOLD_MS);
+            refresh_clock(s);
+        }
     }
 }
 

@@ -258,3 +258,15 @@ int loop_run_once(loop *l, int timeout_ms)
     return ready;
 }
 #endif
+
+bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t waited_ms, int ready, bool busy,
+                      bool keepalive)
+{
+    if (ready <= 0)
+        return false;
+    if (busy) {
+        co->last_busy_ms = now_ms;
+        return false;
+    }
+    return keepalive && waited_ms < LOOP_HOLD_MS && now_ms - co->last_busy_ms >= LOOP_HOLD_QUIET_MS;
+}

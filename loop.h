@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define LOOP_READ  0x1
 #define LOOP_WRITE 0x2
@@ -33,5 +34,24 @@ void loop_set_wake_hook(loop *l, void (*fn)(void *ctx), void *ctx);
 /* Waits up to timeout_ms (-1 forever) and dispatches ready callbacks. Returns the number of
  * ready sockets, 0 on timeout, -1 on a poll error other than an interrupt. */
 int loop_run_once(loop *l, int timeout_ms);
+
+/* Wake-up coalescing for keepalive traffic (pure: the owner passes its clock and what the pass
+ * did). Many idle clients pinging on their own clocks would wake an otherwise quiet loop once per
+ * ping, and the wake-up can cost more than the answer. After a pass that only answered
+ * keepalives, when nothing else has happened for LOOP_HOLD_QUIET_MS and the wait before the pass
+ * was shorter than LOOP_HOLD_MS (keepalives arrive faster than one per hold), the owner should
+ * sleep LOOP_HOLD_MS before waiting again, then answer everything that arrived at once. Any other
+ * work stops the holding for the next LOOP_HOLD_QUIET_MS, and a trickle of keepalives never
+ * starts it, so the only cost is that the first message after a keepalive-only spell can wait up
+ * to LOOP_HOLD_MS. */
+#define LOOP_HOLD_MS 10
+#define LOOP_HOLD_QUIET_MS 1000
+typedef struct {
+    uint64_t last_busy_ms;   /* when a pass last did more than keepalives */
+} loop_coalescer;
+/* ready: the wait's return value; busy: the pass did anything beyond keepalives; keepalive: it
+ * answered at least one; waited_ms: how long the wait blocked. Returns true to hold. */
+bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t waited_ms, int ready, bool busy,
+                      bool keepalive);
 
 #endif

@@ -487,7 +487,7 @@ static void handle_hole_punch_result(server *s, conn *c, const wire_msg *m)
     conn_send_writer(t->c);
 }
 
-void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
+bool relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
 {
     wire_msg m;
     char err[160];
@@ -499,13 +499,13 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
     if (!wire_decode((const char *)msg, len, &m, s->scratch, err, sizeof err)) {
         log_debug("conn %llu: bad message: %s", (unsigned long long)c->id, err);
         send_error(c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
-        return;
+        return false;
     }
     if (!c->reg && m.type != WT_REGISTER) {
         send_error(c, WIRE_ERR_NOT_REGISTERED,
                    m.type == WT_PEX ? "register before sending PEX (RLY-001)"
                                     : "register before sending other messages (RLY-001)");
-        return;
+        return false;
     }
     switch (m.type) {
     case WT_REGISTER: handle_register(s, c, &m); break;
@@ -516,7 +516,9 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
     case WT_PING:
         wire_write_pong(&s->jw, m.timestamp);
         conn_send_writer(c);
-        break;
+        return true;
+    case WT_PONG:
+        return true;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
     case WT_PEX:
@@ -526,8 +528,9 @@ void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
         note_pex_due(s, c->reg->net);
         break;
     default:
-        /* Server-to-client messages (acks, peer lists, pongs, errors) carry nothing for the
-         * relay to act on. */
+        /* Server-to-client messages (acks, peer lists, errors) carry nothing for the relay
+         * to act on. */
         break;
     }
+    return false;
 }

@@ -95,6 +95,10 @@ struct server {
     abuse_guard abuse;
     abuse_counters logged;    /* counters as last logged, to log only changes */
     uint64_t next_counter_log_ms;
+    /* What the current loop pass did, for keepalive coalescing (loop.h loop_should_hold). */
+    bool pass_busy;           /* anything beyond answering keepalives */
+    bool pass_keepalive;      /* answered at least one keepalive */
+    loop_coalescer coalesce;
     bool stopping;
 };
 
@@ -112,7 +116,8 @@ void conn_touch_deadline(conn *c);
 /* relay.c */
 bool relay_init(server *s, char *err, size_t errlen);
 void relay_free(server *s);
-void relay_on_message(server *s, conn *c, uint8_t *msg, size_t len);
+/* Handles one wire message; true when it was only a keepalive (a ping answered with a pong). */
+bool relay_on_message(server *s, conn *c, uint8_t *msg, size_t len);
 /* The connection is going away: remove its registration and tell its network. */
 void relay_on_close(server *s, conn *c);
 /* Runs the PEX engines that are due and recomputes s->pex_due_ms. */

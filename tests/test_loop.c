@@ -150,6 +150,31 @@ static void test_timeout_elapses(void)
     loop_free(l);
 }
 
+/* Keepalive coalescing: holds only after a keepalive-only pass that came quickly, once nothing
+ * else has happened for the quiet period; any other work, a slow trickle or an empty wait does
+ * not hold, and busy work restarts the quiet period. */
+static void test_keepalive_hold_rules(void)
+{
+    loop_coalescer co = { 0 };
+    uint64_t t = 5000;
+    /* quiet since start, pings arriving 1 ms apart: hold */
+    CHECK(loop_should_hold(&co, t, 1, 3, false, true));
+    /* a pass with no keepalive answered, a timeout, or a poll error never holds */
+    CHECK(!loop_should_hold(&co, t, 1, 1, false, false));
+    CHECK(!loop_should_hold(&co, t, 1, 0, false, false));
+    CHECK(!loop_should_hold(&co, t, 1, -1, false, true));
+    /* a trickle: the wait blocked a whole hold or more */
+    CHECK(!loop_should_hold(&co, t, LOOP_HOLD_MS, 1, false, true));
+    CHECK(loop_should_hold(&co, t, LOOP_HOLD_MS - 1, 1, false, true));
+    /* busy work (a relayed message, even with pings in the same pass) ends the holding... */
+    CHECK(!loop_should_hold(&co, t, 0, 2, true, true));
+    CHECK_EQ_INT(co.last_busy_ms, t);
+    CHECK(!loop_should_hold(&co, t + 1, 0, 1, false, true));
+    CHECK(!loop_should_hold(&co, t + LOOP_HOLD_QUIET_MS - 1, 0, 1, false, true));
+    /* ...until a quiet period has passed */
+    CHECK(loop_should_hold(&co, t + LOOP_HOLD_QUIET_MS, 0, 1, false, true));
+}
+
 int main(void)
 {
     RUN(test_read_and_write_readiness);
@@ -157,5 +182,6 @@ int main(void)
     RUN(test_capacity_is_enforced);
     RUN(test_timeout_elapses);
     RUN(test_wake_hook_runs_before_callbacks);
+    RUN(test_keepalive_hold_rules);
     return test_finish();
 }

@@ -416,6 +416,63 @@ static void test_relay_message_routing(void)
     stop_ok();
 }
 
+/* Keepalive coalescing (loop_should_hold) under real sockets: eight reservations ping back to
+ * back for over a second (a millisecond apart), JSON pings and WebSocket pings alike, so the
+ * relay is holding between passes; a relayed message sent then is still delivered, and every
+ * ping still gets its pong. */
+static void test_messages_through_keepalive_holds(void)
+{
+    REQUIRE(start(NULL));
+    ws_client a, b, p[8];
+    char msg[128];
+    uint64_t ts = 1, until;
+    int relayed = 0;
+    REQUIRE(reg(&a, "A"));
+    REQUIRE(reg(&b, "B"));
+    CHECK(expect_peer_connected(&a, "B", NULL));
+    for (int i = 0; i < 8; i++) {
+        snprintf(msg, sizeof msg, "pinger-%d", i);
+        REQUIRE(reg_net(&p[i], msg, "PINGERS"));
+    }
+    for (int i = 0; i < 8; i++)   /* the other pingers' peer_connected notices */
+        for (int k = i + 1; k < 8; k++)
+            CHECK(wsc_recv_type(&p[i], "peer_connected", WAIT) == WSC_OK);
+    until = h_now_ms() + 3600;
+    for (int round = 0; h_now_ms() < until && !test_cur_failed; round++) {
+        ws_client *c = &p[round % 8];
+        h_sleep_ms(1);   /* well under the per-connection message rate limit */
+        if (round % 3 == 0) {
+            snprintf(msg, sizeof msg, "k%d", round);
+            CHECK(wsc_send_frame(c, 0x9, true, msg, strlen(msg)));
+            int r = wsc_recv_frame(c, WAIT);
+            if (r != WSC_OK || c->msg_opcode != 0xA || c->msg_len != strlen(msg) ||
+                memcmp(c->msg, msg, c->msg_len) != 0) {
+                printf("  ws ping %s: got %d, opcode %d, %.*s\n", msg, r, c->msg_opcode,
+                       r == WSC_OK ? (int)c->msg_len : 0, (const char *)c->msg);
+                test_cur_failed = 1;
+            }
+        } else {
+            CHECK(pong_next(c, ts++));
+        }
+        /* once the relay holds (a second of keepalives only), and again once it holds again */
+        if ((relayed == 0 && h_now_ms() + 2300 >= until) || (relayed == 1 && h_now_ms() + 150 >= until)) {
+            snprintf(msg, sizeof msg, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[%d],\"seq\":%d}",
+                     relayed, relayed);
+            CHECK(sendf(&a, "%s", msg));
+            CHECK(expect(&b, msg));
+            relayed++;
+        }
+    }
+    CHECK_EQ_INT(relayed, 2);
+    CHECK(pong_next(&a, ts++));
+    CHECK(pong_next(&b, ts++));
+    for (int i = 0; i < 8; i++)
+        wsc_close(&p[i]);
+    wsc_close(&a);
+    wsc_close(&b);
+    stop_ok();
+}
+
 /* The relay's output is compact JSON like the reference's (serde re-serializes the payload), even
  * when a client puts whitespace inside the payload array. */
 static void test_forwarded_payload_is_compact(void)
@@ -1681,6 +1738,7 @@ int main(void)
     T(test_relay_message_routing);
     T(test_forwarded_payload_is_compact);
     T(test_relay_message_order_preserved);
+    T(test_messages_through_keepalive_holds);
     T(test_broadcast_with_exclude);
     T(test_get_peers);
     T(test_peer_connected_after_ack_not_to_self);
