@@ -370,6 +370,19 @@ void relay_cleanup(relay_proc *r, bool keep_log)
         unlink(r->log_path);
 }
 
+int relay_end_test(relay_proc *r, bool failed)
+{
+    int status = 0;
+    if (r->pid > 0) {
+        status = relay_stop(r, 5000);
+        if (failed)
+            relay_print_log(r, 3000);
+        relay_cleanup(r, failed);
+    }
+    memset(r, 0, sizeof *r);
+    return status;
+}
+
 /* Reads a whole small file into buf (truncated to cap-1, NUL-terminated). */
 static void slurp(const char *path, char *buf, size_t cap)
 {

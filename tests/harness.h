@@ -75,6 +75,10 @@ uint64_t relay_rss_kb(const relay_proc *r);
 void relay_print_log(const relay_proc *r, size_t max_bytes);
 /* Stops (if needed) and removes the log file unless keep_log. */
 void relay_cleanup(relay_proc *r, bool keep_log);
+/* Ends one test's relay: stops one left running (by an early return), shows the end of its log
+ * and keeps the file when the test failed, and zeroes *r for the next test. Returns the exit
+ * status relay_stop gave (0 when nothing was running). */
+int relay_end_test(relay_proc *r, bool failed);
 /* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
 char *relay_read_log(const relay_proc *r);
 

@@ -34,16 +34,10 @@ static void stop_ok(void)
 }
 
 /* Runs after every test: stops a relay left running by an early return, shows its log when the
- * test failed, and removes the log. */
+ * test failed. */
 static void after_test(void)
 {
-    if (R.pid > 0) {
-        relay_stop(&R, 5000);
-        if (test_cur_failed)
-            relay_print_log(&R, 3000);
-        relay_cleanup(&R, test_cur_failed != 0);
-    }
-    memset(&R, 0, sizeof R);
+    relay_end_test(&R, test_cur_failed != 0);
 }
 
 #define T(fn) do { RUN(fn); after_test(); } while (0)

@@ -36,17 +36,10 @@
 
 static relay_proc R;
 
-/* ---------------------------------------------------------------- relay life cycle */
-
+/* Runs after every test: the relay must have exited cleanly; its log is shown on failure. */
 static void after_test(void)
 {
-    if (R.pid > 0) {
-        CHECK_EQ_INT(relay_stop(&R, 5000), 0);
-        if (test_cur_failed)
-            relay_print_log(&R, 3000);
-        relay_cleanup(&R, test_cur_failed != 0);
-    }
-    memset(&R, 0, sizeof R);
+    CHECK_EQ_INT(relay_end_test(&R, test_cur_failed != 0), 0);
 }
 
 #define T(fn) do { RUN(fn); after_test(); } while (0)
