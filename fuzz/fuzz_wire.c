@@ -10,7 +10,8 @@
  * the text up to its first NUL), pong (from ping), hole_punch_coordinate (from a hole punch
  * request), hole_punch_result, peer_disconnected and peer_connected (from register). Every frame
  * written must decode back to the same fields, and where the writer and wire_encode write the
- * same message, to the same bytes. */
+ * same message, to the same bytes. Every payload-body kernel wire_decode can pick must agree
+ * with the others on the input taken as a payload body. */
 #include "wire.h"
 
 #include <stdlib.h>
@@ -255,6 +256,43 @@ static void wf_notices(const wire_msg *m)
     }
 }
 
+/* Every payload-body kernel must give the same verdict and count on the input taken as a body
+ * (after `":[`, as wire_decode hands it over), and a valid body repeated past 8 KiB (where the
+ * vector kernels fold their lane counters) must pass every kernel with the summed count. */
+static void wf_kernels(const uint8_t *data, size_t size)
+{
+    wire_payload_kernel k[8];
+    size_t nk = wire_payload_kernels(k, sizeof k / sizeof k[0]), c0 = 0, c;
+    if (size < 32 || nk == 0)
+        return;
+    char *b = malloc(size + 3);
+    if (!b)
+        return;
+    memcpy(b, "\":[", 3);
+    memcpy(b + 3, data, size);
+    bool ok = k[0](b + 3, size, &c0);
+    for (size_t i = 1; i < nk; i++)
+        if (k[i](b + 3, size, &c) != ok || (ok && c != c0))
+            abort();
+    free(b);
+    if (!ok)
+        return;
+    size_t copies = 8300 / (size + 1) + 2, n = copies * (size + 1) - 1;
+    b = malloc(n + 3);
+    if (!b)
+        return;
+    memcpy(b, "\":[", 3);
+    for (size_t i = 0; i < copies; i++) {
+        memcpy(b + 3 + i * (size + 1), data, size);
+        if (i + 1 < copies)
+            b[3 + i * (size + 1) + size] = ',';
+    }
+    for (size_t i = 0; i < nk; i++)
+        if (!k[i](b + 3, n, &c) || c != copies * c0)
+            abort();
+    free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -264,6 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_writer w1, w2;
     if (!scratch || !scratch2)
         goto out;
+    wf_kernels(data, size);
     if (!wire_decode(buf, size, &m, scratch, err, sizeof err)) {
         if (!err[0])
             abort();
