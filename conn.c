@@ -179,8 +179,7 @@ void conn_send_writer(conn *c)
             frame_unref(f);
         }
     }
-    w->len = 0;
-    w->failed = false;
+    jw_clear(w);
 }
 
 static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)

@@ -269,23 +269,35 @@ bool json_object_begin(json_reader *r)
 /* Whether this is the first member/element is read from the byte just before pos: every reader
  * call consumes only leading whitespace, so right after '{' or '[' that byte is the bracket,
  * while after a value it is the value's last byte, which is never '{' or '['. */
-bool json_object_next(json_reader *r, json_span *key_raw)
+/* The step object and array iteration share: at the container's closing byte, consumes it and
+ * returns false; otherwise consumes the ',' that must come before any member but the first and
+ * leaves the next member's first byte (or -1 at the end of input) in *next. */
+static bool container_step(json_reader *r, char open, char close, const char *expected_sep, int *next)
 {
     if (r->err)
         return false;
-    bool first = r->pos > 0 && r->buf[r->pos - 1] == '{';
+    bool first = r->pos > 0 && r->buf[r->pos - 1] == open;
     int c = next_byte(r);
-    if (c == '}') {
+    if (c == close) {
         r->pos++;
         r->depth--;
         return false;
     }
     if (!first) {
         if (c != ',')
-            return fail(r, c < 0 ? "unexpected end of input" : "expected ',' or '}'");
+            return fail(r, c < 0 ? "unexpected end of input" : expected_sep);
         r->pos++;
         c = next_byte(r);
     }
+    *next = c;
+    return true;
+}
+
+bool json_object_next(json_reader *r, json_span *key_raw)
+{
+    int c;
+    if (!container_step(r, '{', '}', "expected ',' or '}'", &c))
+        return false;
     if (c != '"')
         return fail(r, c < 0 ? "unexpected end of input" : "expected string key");
     if (!scan_string(r, key_raw))
@@ -309,25 +321,13 @@ bool json_array_begin(json_reader *r)
 
 bool json_array_next(json_reader *r)
 {
-    if (r->err)
+    int c;
+    if (!container_step(r, '[', ']', "expected ',' or ']'", &c))
         return false;
-    bool first = r->pos > 0 && r->buf[r->pos - 1] == '[';
-    int c = next_byte(r);
-    if (c == ']') {
-        r->pos++;
-        r->depth--;
-        return false;
-    }
-    if (!first) {
-        if (c != ',')
-            return fail(r, c < 0 ? "unexpected end of input" : "expected ',' or ']'");
-        r->pos++;
-        c = next_byte(r);
-        if (c < 0 || c == ']')
-            return fail(r, c < 0 ? "unexpected end of input" : "expected value");
-    }
     if (c < 0)
         return fail(r, "unexpected end of input");
+    if (c == ']')   /* only reachable after a ',': the first ']' closed the array above */
+        return fail(r, "expected value");
     return true;
 }
 
@@ -641,6 +641,12 @@ void jw_free(json_writer *w)
     w->p = NULL;
     w->len = 0;
     w->cap = 0;
+    w->failed = false;
+}
+
+void jw_clear(json_writer *w)
+{
+    w->len = 0;
     w->failed = false;
 }
 

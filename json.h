@@ -96,6 +96,9 @@ void jw_free(json_writer *w);
 /* A writer over a caller-owned buffer of cap bytes: it never reallocates and sets failed
  * instead of growing past cap (jw_free must not be called on it). */
 void jw_init_fixed(json_writer *w, char *buf, size_t cap);
+/* Empties a writer started without a reserve for its next text, keeping its buffer, and clears
+ * failed. */
+void jw_clear(json_writer *w);
 void jw_raw(json_writer *w, const char *s, size_t n);
 void jw_lit(json_writer *w, const char *s);            /* NUL-terminated raw text */
 void jw_string(json_writer *w, const char *s, size_t n); /* quoted and escaped like serde_json */

@@ -534,7 +534,7 @@ static void writer_reset(json_writer *w)
         jw_free(w);
         jw_init(w, 0, WRITER_MAX);
     } else {
-        w->len = 0;
+        jw_clear(w);
     }
 }
 

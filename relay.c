@@ -191,12 +191,6 @@ static void peer_info_of(const reg *r, wire_peer_info *p)
     memcpy(p->addresses, r->addrs, r->n_addrs * sizeof r->addrs[0]);
 }
 
-static void jw_reset(json_writer *w)
-{
-    w->len = 0;
-    w->failed = false;
-}
-
 /* Queues a reference to f on every same-network peer except `skip` and those whose
  * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. */
 static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f)
@@ -212,7 +206,7 @@ static void fan_out(server *s, network *net, const reg *skip, uint64_t mark)
     frame *f = NULL;
     if (!s->jw.failed && net->count > 0)
         f = frame_text(s->jw.p, s->jw.len);
-    jw_reset(&s->jw);
+    jw_clear(&s->jw);
     if (f) {
         fan_out_frame(net, skip, mark, f);
         frame_unref(f);
