@@ -488,18 +488,15 @@ static void idle_unlink(pex_engine *e, pex_link *l)
     l->idle_prev = l->idle_next = NULL;
 }
 
-/* Files a link under its next allowed send: in the heap while that is ahead, idle once passed. */
-static void schedule(pex_engine *e, pex_link *l, uint64_t now_ms)
+/* Files a link in the heap under its next allowed send. That time is always ahead: every caller
+ * has just sent, or (backing off) is within the arrival floor of its last send, which is shorter
+ * than any interval. */
+static void schedule(pex_engine *e, pex_link *l)
 {
     if (l->heap_idx != SIZE_MAX)
         heap_remove(e, l);
-    if (l->idle)
-        idle_unlink(e, l);
     l->due_ms = l->last_send_ms + effective_ms(l) + l->jitter_ms;
-    if (l->due_ms > now_ms)
-        heap_push(e, l);
-    else
-        idle_push(e, l);
+    heap_push(e, l);
 }
 
 /* A data message just went out: the next may follow after the effective interval plus a fresh
@@ -509,7 +506,7 @@ static void sent_data(pex_engine *e, pex_link *l, uint64_t now_ms)
     l->last_send_ms = now_ms;
     uint64_t span = effective_ms(l) / 10;
     l->jitter_ms = rng_next(e) % (span + 1);
-    schedule(e, l, now_ms);
+    schedule(e, l);
 }
 
 /* Entries silent for longer than PEX_MAX_ENTRY_AGE leave the advertisable set. */
@@ -1275,7 +1272,7 @@ static void back_off(pex_engine *e, pex_link *l, uint64_t now_ms)
     l->has_backoff = true;
     l->last_backoff_ms = now_ms;
     l->self_interval = clamp_interval((uint64_t)l->self_interval * 2);
-    schedule(e, l, now_ms);
+    schedule(e, l);
 }
 
 static int on_message(pex_engine *e, pex_link *l, int type, pex_msg *m, size_t len, pex_time now)
