@@ -797,7 +797,7 @@ void server_run(server *s)
     while (!compat_shutdown_requested()) {
         int timeout = next_timeout(s);
         bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && s->now_ms - last_trim >= TRIM_EVERY_MS;
-        uint64_t wait_start = s->now_ms;
+        uint64_t last_wake_ms = s->now_ms;   /* the clock is read once per wake-up */
         int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);
         bool hold;
         if (ready < 0) {
@@ -808,7 +808,7 @@ void server_run(server *s)
             compat_release_free_memory();
             last_trim = s->now_ms;
         }
-        hold = loop_should_hold(&s->coalesce, s->now_ms, s->now_ms - wait_start, ready,
+        hold = loop_should_hold(&s->coalesce, s->now_ms, s->now_ms - last_wake_ms, ready,
                                 s->pass_busy, s->pass_keepalive);
         s->pass_busy = s->pass_keepalive = false;
         expire(s);

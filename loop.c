@@ -259,8 +259,8 @@ int loop_run_once(loop *l, int timeout_ms)
 }
 #endif
 
-bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t waited_ms, int ready, bool busy,
-                      bool keepalive)
+bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t since_wake_ms, int ready,
+                      bool busy, bool keepalive)
 {
     if (ready <= 0)
         return false;
@@ -268,5 +268,5 @@ bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t waited_ms, i
         co->last_busy_ms = now_ms;
         return false;
     }
-    return keepalive && waited_ms < LOOP_HOLD_MS && now_ms - co->last_busy_ms >= LOOP_HOLD_QUIET_MS;
+    return keepalive && since_wake_ms < LOOP_HOLD_MS && now_ms - co->last_busy_ms >= LOOP_HOLD_QUIET_MS;
 }

@@ -38,8 +38,8 @@ int loop_run_once(loop *l, int timeout_ms);
 /* Wake-up coalescing for keepalive traffic (pure: the owner passes its clock and what the pass
  * did). Many idle clients pinging on their own clocks would wake an otherwise quiet loop once per
  * ping, and the wake-up can cost more than the answer. After a pass that only answered
- * keepalives, when nothing else has happened for LOOP_HOLD_QUIET_MS and the wait before the pass
- * was shorter than LOOP_HOLD_MS (keepalives arrive faster than one per hold), the owner should
+ * keepalives, when nothing else has happened for LOOP_HOLD_QUIET_MS and the previous wake-up was
+ * less than LOOP_HOLD_MS ago (keepalives arrive faster than one per hold), the owner should
  * sleep LOOP_HOLD_MS before waiting again, then answer everything that arrived at once. Any other
  * work stops the holding for the next LOOP_HOLD_QUIET_MS, and a trickle of keepalives never
  * starts it, so the only cost is that the first message after a keepalive-only spell can wait up
@@ -50,8 +50,9 @@ typedef struct {
     uint64_t last_busy_ms;   /* when a pass last did more than keepalives */
 } loop_coalescer;
 /* ready: the wait's return value; busy: the pass did anything beyond keepalives; keepalive: it
- * answered at least one; waited_ms: how long the wait blocked. Returns true to hold. */
-bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t waited_ms, int ready, bool busy,
-                      bool keepalive);
+ * answered at least one; since_wake_ms: time from the previous wake-up to this one (the pass
+ * before the wait, then the wait). Returns true to hold. */
+bool loop_should_hold(loop_coalescer *co, uint64_t now_ms, uint64_t since_wake_ms, int ready,
+                      bool busy, bool keepalive);
 
 #endif
