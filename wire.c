@@ -300,16 +300,22 @@ static wire_payload_kernel pick_payload_kernel(void)
 }
 #endif
 
-/* Checks a compact payload body: the widest vector kernel the CPU runs when the body is long
- * enough, the 64-bit mask loop otherwise. The kernel is picked on first use. */
-static bool payload_body_check(const char *b, size_t n, size_t at, size_t *count)
+/* The widest vector kernel this CPU runs, picked on first use. */
+static wire_payload_kernel chosen_kernel(void)
 {
     static wire_payload_kernel kernel;
-    if (n < 32 || at < 3)   /* the widest kernel reads 32 bytes and the 3 before them */
-        return payload_body_fast(b, n, count);
     if (!kernel)
         kernel = pick_payload_kernel();
-    return kernel(b, n, count);
+    return kernel;
+}
+
+/* Checks a compact payload body: the chosen kernel when the body is long enough, the 64-bit
+ * mask loop otherwise. */
+static bool payload_body_check(const char *b, size_t n, size_t at, size_t *count)
+{
+    if (n < 32 || at < 3)   /* the widest kernel reads 32 bytes and the 3 before them */
+        return payload_body_fast(b, n, count);
+    return chosen_kernel()(b, n, count);
 }
 
 size_t wire_payload_kernels(wire_payload_kernel *out, size_t max)
@@ -320,8 +326,8 @@ size_t wire_payload_kernels(wire_payload_kernel *out, size_t max)
 #if defined(__SSE2__) || defined(__ARM_NEON)
     all[n++] = payload_body_vec16;
 #endif
-    if (pick_payload_kernel() != all[n - 1])
-        all[n++] = pick_payload_kernel();
+    if (chosen_kernel() != all[n - 1])
+        all[n++] = chosen_kernel();
     for (i = 0; i < n && i < max; i++)
         out[i] = all[i];
     return i;
