@@ -47,7 +47,9 @@ static int ms_left(uint64_t deadline)
     return d > 1000000u ? 1000000 : (int)d;
 }
 
-uint16_t h_free_port(const char *kind)
+/* Binds a socket of the given kind to port (0 = let the kernel pick) and returns the bound
+ * port, or 0 when the bind fails. The socket is closed again before returning. */
+static uint16_t try_bind_port(const char *kind, uint16_t port)
 {
     bool udp = strncmp(kind, "udp", 3) == 0;
     bool v6 = strstr(kind, "6") != NULL;
@@ -63,18 +65,69 @@ uint16_t h_free_port(const char *kind)
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         a->sin6_family = AF_INET6;
         a->sin6_addr = in6addr_any;
+        a->sin6_port = htons(port);
         sl = sizeof *a;
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         a->sin_family = AF_INET;
         a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a->sin_port = htons(port);
         sl = sizeof *a;
     }
-    uint16_t port = 0;
+    uint16_t bound = 0;
     if (bind(fd, (struct sockaddr *)&ss, sl) == 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+        bound = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     close(fd);
-    return port;
+    return bound;
+}
+
+/* The kernel's ephemeral range, from which every outgoing connection takes its source port. */
+static void ephemeral_range(unsigned *lo, unsigned *hi)
+{
+    *lo = 32768;
+    *hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        unsigned a, b;
+        if (fscanf(f, "%u %u", &a, &b) == 2 && a <= b) {
+            *lo = a;
+            *hi = b;
+        }
+        fclose(f);
+    }
+}
+
+/* A port handed out by the kernel for bind(0) lies in the ephemeral range, where the tests'
+ * own outgoing connections (thousands of them, some lingering in TIME_WAIT) take source
+ * ports too: between the probe and the relay's bind, one of them can land on it. So ports are
+ * drawn at random from below that range, where only listeners live, and a port is never
+ * handed out twice by one test process (four are drawn per relay, each probe closed before
+ * the next). Falls back to bind(0) when no port below the range is free. */
+uint16_t h_free_port(const char *kind)
+{
+    enum { PORT_FLOOR = 10000, RECENT = 256 };
+    static uint16_t recent[RECENT];
+    static unsigned recent_next;
+    static uint32_t rng;
+    unsigned lo, hi;
+    ephemeral_range(&lo, &hi);
+    if (!rng)
+        rng = ((uint32_t)getpid() * 2654435761u ^ (uint32_t)h_now_ms()) | 1u;
+    unsigned span = lo > PORT_FLOOR + 1000 ? lo - PORT_FLOOR : 0;
+    for (unsigned attempt = 0; span && attempt < 200; attempt++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        uint16_t candidate = (uint16_t)(PORT_FLOOR + rng % span);
+        bool seen = false;
+        for (unsigned i = 0; i < RECENT && !seen; i++)
+            seen = recent[i] == candidate;
+        if (seen || try_bind_port(kind, candidate) != candidate)
+            continue;
+        recent[recent_next++ % RECENT] = candidate;
+        return candidate;
+    }
+    return try_bind_port(kind, 0);
 }
 
 /* ================================================================ the relay process */
@@ -178,11 +231,12 @@ static bool wire_accepts(const relay_proc *r)
     return true;
 }
 
-bool relay_start(relay_proc *r, const relay_opts *o)
+typedef enum { START_OK, START_FAILED, START_PORT_TAKEN } start_result;
+
+/* One start attempt on freshly drawn ports. START_PORT_TAKEN: the relay exited at start-up
+ * because another process bound one of its ports between the probe and the relay's bind. */
+static start_result relay_start_once(relay_proc *r, const relay_opts *o, bool last_attempt)
 {
-    static const relay_opts none;
-    if (!o)
-        o = &none;
     memset(r, 0, sizeof *r);
     snprintf(r->listen_host, sizeof r->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
     bool dual = strchr(r->listen_host, ':') != NULL;
@@ -193,7 +247,7 @@ bool relay_start(relay_proc *r, const relay_opts *o)
     r->dashboard_port = h_free_port("tcp4");
     if (!r->port || !r->health_port || !r->stun_port || !r->dashboard_port) {
         printf("  relay_start: could not find free ports\n");
-        return false;
+        return START_FAILED;
     }
     snprintf(r->log_path, sizeof r->log_path, "/tmp/dig-relay-test.%ld.%u.log", (long)getpid(), log_counter++);
 
@@ -226,7 +280,7 @@ bool relay_start(relay_proc *r, const relay_opts *o)
     pid_t pid = fork();
     if (pid < 0) {
         printf("  relay_start: fork: %s\n", strerror(errno));
-        return false;
+        return START_FAILED;
     }
     if (pid == 0) {
         int logfd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -250,24 +304,43 @@ bool relay_start(relay_proc *r, const relay_opts *o)
     uint64_t deadline = h_now_ms() + 10000, wire_seen_at = 0;
     while (h_now_ms() < deadline) {
         if (!relay_alive(r)) {
+            char *log = relay_read_log(r);
+            bool port_taken = log && strstr(log, "already in use") != NULL;
+            free(log);
+            if (port_taken && !last_attempt) {
+                printf("  note: a port drawn for the relay was taken before it bound; new ports\n");
+                unlink(r->log_path);
+                return START_PORT_TAKEN;
+            }
             printf("  relay_start: %s exited with %d during start-up\n", argv[0], r->exit_code);
             relay_print_log(r, 2000);
-            return false;
+            return START_FAILED;
         }
         if (health_answers(r))
-            return true;
+            return START_OK;
         if (!wire_seen_at && wire_accepts(r))
             wire_seen_at = h_now_ms();
         if (wire_seen_at && h_now_ms() - wire_seen_at > 1000) {
             printf("  note: /health on 127.0.0.1:%u never answered; using the wire port anyway\n", r->health_port);
-            return true;
+            return START_OK;
         }
         h_sleep_ms(20);
     }
     printf("  relay_start: relay not ready after 10 s\n");
     relay_print_log(r, 2000);
     relay_stop(r, 1000);
-    return false;
+    return START_FAILED;
+}
+
+bool relay_start(relay_proc *r, const relay_opts *o)
+{
+    static const relay_opts none;
+    enum { START_ATTEMPTS = 3 };
+    for (unsigned attempt = 1;; attempt++) {
+        start_result res = relay_start_once(r, o ? o : &none, attempt == START_ATTEMPTS);
+        if (res != START_PORT_TAKEN)
+            return res == START_OK;
+    }
 }
 
 bool relay_start_args(relay_proc *r, const char *const *args)

@@ -25,9 +25,9 @@
 uint64_t h_now_ms(void);                 /* monotonic */
 void h_sleep_ms(unsigned ms);
 
-/* A currently free loopback port: bind port 0, read it back, close. "tcp4"/"udp4" bind
- * 127.0.0.1; "tcp6dual" binds [::] with IPV6_V6ONLY cleared so the port is free on both
- * families. Returns 0 on failure. */
+/* A currently free port for a listener, below the kernel's ephemeral range and not handed
+ * out before by this process. "tcp4"/"udp4" probe 127.0.0.1; "tcp6dual" probes [::] with
+ * IPV6_V6ONLY cleared so the port is free on both families. Returns 0 on failure. */
 uint16_t h_free_port(const char *kind);
 
 /* ---------------------------------------------------------------- the relay process */
