@@ -54,6 +54,7 @@ typedef struct {
     const char *host;
     uint16_t port;
     long server_pid;
+    long rx_pid;
     uint32_t conns, pairs, window, group;
     size_t size;
     double rate, duration, warmup, ping_secs, setup_secs, ping_batch_ms;
@@ -63,7 +64,7 @@ typedef struct {
 } options;
 
 static options opt = {
-    .mode = MODE_RELAY, .host = "127.0.0.1", .port = 0, .server_pid = 0, .conns = 0,
+    .mode = MODE_RELAY, .host = "127.0.0.1", .port = 0, .server_pid = 0, .rx_pid = 0, .conns = 0,
     .pairs = 1, .window = 16, .group = 0, .size = 64, .rate = 0, .duration = 5, .warmup = 1,
     .ping_secs = 30, .ping_batch_ms = 0, .setup_secs = 0, .connect_burst = 256, .spread = false, .quiet = false,
 };
@@ -76,6 +77,9 @@ static void usage(FILE *f)
         "  --host ADDR            server IPv4 address (default 127.0.0.1)\n"
         "  --port P               server port (required)\n"
         "  --server-pid PID       process to sample CPU seconds and RSS from /proc\n"
+        "  --rx-pid PID           a second process whose CPU is sampled over the same window and\n"
+        "                         printed apart (rx_cpu_pct): the kernel thread doing the server's\n"
+        "                         network receive when that runs in a NAPI thread\n"
         "  --conns N              reservations to hold (relay mode; default 2 x pairs)\n"
         "  --pairs M              sender->target pairs; 0 = idle reservations only (default 1)\n"
         "  --size BYTES           payload bytes per message, >= %d (default 64)\n"
@@ -129,6 +133,8 @@ static bool parse_options(int argc, char **argv)
             ok = parse_num(v, 1, 65535, &d); opt.port = (uint16_t)d;
         } else if (!strcmp(a, "--server-pid")) {
             ok = parse_num(v, 1, 4194304, &d); opt.server_pid = (long)d;
+        } else if (!strcmp(a, "--rx-pid")) {
+            ok = parse_num(v, 1, 4194304, &d); opt.rx_pid = (long)d;
         } else if (!strcmp(a, "--conns")) {
             ok = parse_num(v, 1, 1000000, &d); opt.conns = (uint32_t)d;
         } else if (!strcmp(a, "--pairs")) {
@@ -1376,7 +1382,7 @@ int main(int argc, char **argv)
         ping_batch = (uint64_t)(opt.ping_batch_ms * 1e6);
     }
 
-    double cpu0 = 0, cpu1 = 0, self0 = 0, self1 = 0, secs = 0;
+    double cpu0 = 0, cpu1 = 0, rx0 = 0, rx1 = 0, self0 = 0, self1 = 0, secs = 0;
     uint64_t lost = 0;
     if (ok) {
         if (opt.pairs) {
@@ -1388,6 +1394,7 @@ int main(int argc, char **argv)
         }
         st.measuring = true;
         cpu0 = pid ? proc_cpu_secs(pid) : 0;
+        rx0 = opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0;
         self0 = self_cpu_secs();
         uint64_t m0 = mono_ns();
         run_for(opt.duration);
@@ -1395,6 +1402,7 @@ int main(int argc, char **argv)
         sending = false;
         secs = (double)(mono_ns() - m0) / 1e9;
         cpu1 = pid ? proc_cpu_secs(pid) : 0;
+        rx1 = opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0;
         self1 = self_cpu_secs();
         /* Drain what is in flight so losses can be told from latency. */
         uint64_t drain_until = mono_ns() + 3000000000ull;
@@ -1420,7 +1428,7 @@ int main(int argc, char **argv)
            "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%llu ooo=%llu errors=%llu "
            "bad=%llu conn_lost=%u stalls=%llu pings=%llu pongs=%llu "
            "server_cpu_s=%.3f server_cpu_pct=%.2f server_rss_base_kb=%llu server_rss_ready_kb=%llu "
-           "server_rss_kb=%llu rss_per_conn_b=%.0f tool_cpu_pct=%.1f\n",
+           "server_rss_kb=%llu rss_per_conn_b=%.0f tool_cpu_pct=%.1f rx_cpu_pct=%.2f\n",
            opt.mode == MODE_RELAY ? "relay" : "redis", opt.conns, opt.pairs, opt.size, opt.window,
            opt.rate, secs, setup_s, (unsigned long long)st.delivered, mps,
            secs > 0 ? (double)st.payload_bytes / secs / 1e6 : 0,
@@ -1431,7 +1439,8 @@ int main(int argc, char **argv)
            (unsigned long long)st.window_stalls, (unsigned long long)st.pings_sent,
            (unsigned long long)st.pongs, cpu, secs > 0 ? 100.0 * cpu / secs : 0,
            (unsigned long long)rss_base, (unsigned long long)rss_ready, (unsigned long long)rss_end,
-           per_conn, secs > 0 ? 100.0 * (self1 - self0) / secs : 0);
+           per_conn, secs > 0 ? 100.0 * (self1 - self0) / secs : 0,
+           secs > 0 ? 100.0 * (rx1 - rx0) / secs : 0);
     fflush(stdout);
     bool clean = ok && !lost && !ooo && !st.errors && !st.bad_frames && !st.failed && !st.closed;
     return clean ? 0 : 1;

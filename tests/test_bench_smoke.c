@@ -196,15 +196,21 @@ static void test_relay_idle_pings(void)
     char port[16], pid[16], out[2048];
     snprintf(port, sizeof port, "%u", r.port);
     snprintf(pid, sizeof pid, "%ld", (long)r.pid);
-    const char *args[] = { "--port", port, "--server-pid", pid, "--conns", "40", "--pairs", "0",
-                           "--group", "10", "--spread", "--ping-secs", "0.5", "--duration", "1.5",
-                           "--quiet", NULL };
+    /* --rx-pid samples a second process over the same window; given the relay itself, it must
+     * read what the server figure reads. */
+    const char *args[] = { "--port", port, "--server-pid", pid, "--rx-pid", pid, "--conns", "40",
+                           "--pairs", "0", "--group", "10", "--spread", "--ping-secs", "0.5",
+                           "--duration", "1.5", "--quiet", NULL };
     int rc = run_load(args, out, sizeof out, 30000, false);
     check_clean(out, rc);
     CHECK(field(out, "conns") == 40);
     CHECK(field(out, "pings") >= 40);
     CHECK(field(out, "pongs") >= 40);
     CHECK(field(out, "server_rss_ready_kb") > 0);
+    double server = field(out, "server_cpu_pct"), rx = field(out, "rx_cpu_pct");
+    if (!(rx >= 0 && rx - server < 1.5 && server - rx < 1.5))
+        printf("  server_cpu_pct %.2f, rx_cpu_pct %.2f for the same process\n", server, rx);
+    CHECK(rx >= 0 && rx - server < 1.5 && server - rx < 1.5);
     relay_cleanup(&r, false);
 }
 
