@@ -131,27 +131,60 @@ typedef struct {
     uint64_t digit, comma, zero, two, five, over2, over5;
 } payload_masks;
 
+/* Eight bytes at a time in a plain 64-bit word (SWAR): the targets that use the mask loop for
+ * whole payloads have no vector registers, and a branch per byte class is what made it slow. */
+#define EVERY_BYTE(c) ((uint64_t)(c) * 0x0101010101010101ULL)
 
-static void masks_scalar(const char *b, size_t len, payload_masks *m)
+static inline uint64_t load_le64(const char *p)
 {
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);   /* byte 0 in the low bits, as the masks number them */
+#endif
+    return w;
+}
+
+/* The top bit of each byte set where that byte is above k (k < 0x80; bytes >= 0x80 count as
+ * above). The 7-bit sums stay below 0x100, so no carry crosses into the next byte. */
+static inline uint64_t bytes_above(uint64_t w, unsigned k)
+{
+    return (((w & EVERY_BYTE(0x7f)) + EVERY_BYTE(0x7f - k)) | w) & EVERY_BYTE(0x80);
+}
+
+/* The top bit of each byte set where that byte equals c (exact: no borrow between bytes). */
+static inline uint64_t bytes_equal(uint64_t w, unsigned c)
+{
+    uint64_t t = w ^ EVERY_BYTE(c);
+    return ~(((t & EVERY_BYTE(0x7f)) + EVERY_BYTE(0x7f)) | t) & EVERY_BYTE(0x80);
+}
+
+/* The eight top bits gathered into bits 0..7, byte 0 first: every partial product of the
+ * multiply lands on its own bit, so none carries. */
+static inline uint64_t top_bits(uint64_t hi)
+{
+    return ((hi >> 7) * 0x0102040810204080ULL) >> 56;
+}
+
+static void payload_masks_of(const char *b, size_t len, payload_masks *m)
+{
+    char tail[64];
+    if (len < 64) {   /* zero bytes are no class at all, so padding changes no mask */
+        memset(tail, 0, sizeof tail);
+        memcpy(tail, b, len);
+        b = tail;
+    }
     memset(m, 0, sizeof *m);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char x = (unsigned char)b[i];
-        uint64_t bit = (uint64_t)1 << i;
-        if (x >= '0' && x <= '9')
-            m->digit |= bit;
-        if (x == ',')
-            m->comma |= bit;
-        if (x == '0')
-            m->zero |= bit;
-        if (x == '2')
-            m->two |= bit;
-        if (x == '5')
-            m->five |= bit;
-        if (x > '2')
-            m->over2 |= bit;
-        if (x > '5')
-            m->over5 |= bit;
+    for (unsigned j = 0; j < 8; j++) {
+        uint64_t w = load_le64(b + 8 * j);
+        unsigned at = 8 * j;
+        m->digit |= top_bits(bytes_above(w, '0' - 1) & ~bytes_above(w, '9')) << at;
+        m->comma |= top_bits(bytes_equal(w, ',')) << at;
+        m->zero |= top_bits(bytes_equal(w, '0')) << at;
+        m->two |= top_bits(bytes_equal(w, '2')) << at;
+        m->five |= top_bits(bytes_equal(w, '5')) << at;
+        m->over2 |= top_bits(bytes_above(w, '2')) << at;
+        m->over5 |= top_bits(bytes_above(w, '5')) << at;
     }
 }
 
@@ -182,7 +215,7 @@ static bool payload_body_fast(const char *b, size_t n, size_t *count)
         size_t len = n - k < 64 ? n - k : 64;
         uint64_t valid = len == 64 ? ~(uint64_t)0 : (((uint64_t)1 << len) - 1);
         uint64_t d1, d2, d3, z1, two2, over22, five1, over51;
-        masks_scalar(b + k, len, &m);
+        payload_masks_of(b + k, len, &m);
         d1 = (m.digit << 1) | (prev.digit >> 63);
         d2 = (m.digit << 2) | (prev.digit >> 62);
         d3 = (m.digit << 3) | (prev.digit >> 61);
