@@ -56,7 +56,7 @@ static const option_def options[] = {
     {"outbound-queue-bytes", "DIG_RELAY_OUTBOUND_QUEUE_BYTES", VALUE_NUMBER,
      FIELD(outbound_queue_bytes), SIZE_MAX, NO_SET},
     {"max-message-bytes", "DIG_RELAY_MAX_MESSAGE_BYTES", VALUE_NUMBER, FIELD(max_message_bytes),
-     SIZE_MAX, NO_SET},
+     SIZE_MAX - 1, NO_SET},   /* the decoder's scratch copy adds one byte */
     {"register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", VALUE_NUMBER,
      FIELD(register_timeout_secs), SECS_MAX, NO_SET},
     {"health-check-interval-secs", "DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", VALUE_NUMBER,

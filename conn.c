@@ -162,7 +162,11 @@ void conn_send(conn *c, frame *f)
         return;
     /* A full queue drops the message: a reader that stopped draining never stalls the sender,
      * the loop or any other peer. */
-    if (!outq_push(&c->out, f, (uint32_t)cfg->outbound_queue_capacity, cfg->outbound_queue_bytes)) {
+    /* config.c caps the byte limit at SIZE_MAX; a message count past 2^32 means "no count cap" */
+    uint32_t max_msgs = cfg->outbound_queue_capacity > UINT32_MAX
+                            ? UINT32_MAX
+                            : (uint32_t)cfg->outbound_queue_capacity;
+    if (!outq_push(&c->out, f, max_msgs, (size_t)cfg->outbound_queue_bytes)) {
         log_debug("conn %llu: outbound queue full, message dropped", (unsigned long long)c->id);
         return;
     }
@@ -359,7 +363,7 @@ static void wire_request(conn *c, const http_request *req)
     case WS_UPGRADE_OK:
         send_raw_bypassing_limits(c, (const uint8_t *)resp, n);
         c->state = CS_OPEN;
-        ws_decoder_init(&c->ws, c->srv->cfg.max_message_bytes);
+        ws_decoder_init(&c->ws, (size_t)c->srv->cfg.max_message_bytes);   /* <= SIZE_MAX - 1 */
         break;
     case WS_UPGRADE_NOT_WEBSOCKET:
         http_answer(c, 404, "text/plain", "not found\n");
@@ -403,7 +407,8 @@ static void process_frames(conn *c)
         ws_result r;
         size_t used = ws_parse(&c->ws, c->in + c->in_off, c->in_len - c->in_off, &r);
         if (r.kind == WS_NEED_MORE) {
-            if (!ensure_in_room(c, r.need * 2)) {
+            /* saturating: a need past SIZE_MAX / 2 fails in the allocator, not by wrapping */
+            if (!ensure_in_room(c, r.need > SIZE_MAX / 2 ? r.need : r.need * 2)) {
                 conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
                 return;
             }
@@ -701,7 +706,9 @@ static void expire(server *s)
 bool server_init(server *s, char *err, size_t errlen)
 {
     const relay_config *cfg = &s->cfg;
-    size_t max_fds = (size_t)cfg->max_connections + MAX_HEALTH_CONNS + 8;
+    size_t spare = MAX_HEALTH_CONNS + 8;
+    size_t max_fds = cfg->max_connections > SIZE_MAX - spare ? SIZE_MAX   /* fails to allocate */
+                                                             : (size_t)cfg->max_connections + spare;
     s->now_ms = s->start_ms = compat_monotonic_ms();
     s->now_wall = compat_wall_secs();
     s->wire_fd = s->health_fd = SOCKET_INVALID;
@@ -711,8 +718,13 @@ bool server_init(server *s, char *err, size_t errlen)
         return false;
     /* Remember at least every possible open source twice over, so live entries are rarely the
      * least recently seen when churn evicts. */
-    if (!abuse_init(&s->abuse, cfg, (uint32_t)(cfg->max_connections * 2 + 1024), s->seed)) {
-        snprintf(err, errlen, "out of memory for the per-source limit table");
+    uint64_t sources = cfg->max_connections > (UINT32_MAX - 1024) / 2
+                           ? UINT32_MAX
+                           : cfg->max_connections * 2 + 1024;
+    if (!abuse_init(&s->abuse, cfg, (uint32_t)sources, s->seed)) {
+        snprintf(err, errlen,
+                 "out of memory for the per-source limit table of %llu connections (--max-connections)",
+                 (unsigned long long)cfg->max_connections);
         return false;
     }
     s->lp = loop_new(max_fds);

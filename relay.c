@@ -52,10 +52,17 @@ bool relay_init(server *s, char *err, size_t errlen)
     s->table_mask = size - 1;
     s->ids = calloc(size, sizeof *s->ids);
     s->nets = calloc(size, sizeof *s->nets);
-    s->scratch = malloc(s->cfg.max_message_bytes + 1);
-    if (!s->ids || !s->nets || !s->scratch) {
-        snprintf(err, errlen, "out of memory sizing the registry for %llu connections",
+    if (!s->ids || !s->nets) {
+        snprintf(err, errlen,
+                 "out of memory sizing the registry for %llu connections (--max-connections)",
                  (unsigned long long)s->cfg.max_connections);
+        return false;
+    }
+    /* config.c caps max_message_bytes below SIZE_MAX, so the +1 cannot wrap */
+    s->scratch = malloc((size_t)s->cfg.max_message_bytes + 1);
+    if (!s->scratch) {
+        snprintf(err, errlen, "out of memory for a %llu-byte message buffer (--max-message-bytes)",
+                 (unsigned long long)s->cfg.max_message_bytes);
         return false;
     }
     /* Outgoing messages are bounded by what one peer list can hold. */
@@ -144,7 +151,8 @@ static network *find_network(server *s, const char *id, size_t n, bool create)
     memcpy(net->id, id, n);
     net->id_len = n;
     net->hash = h;
-    net->pex = pex_engine_new(id, n, s->cfg.max_connections, mix(h ^ s->seed[1]), pex_send, s);
+    net->pex = pex_engine_new(id, n, (size_t)s->cfg.max_connections, mix(h ^ s->seed[1]),
+                              pex_send, s);
     if (!net->pex) {
         free(net->id);
         free(net);
