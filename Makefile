@@ -4,6 +4,7 @@
 #   make test                  unit + integration tests, ends with "N passed, N failed"
 #   make SANITIZER=address     ASan + UBSan build (use a clean tree: make clean first)
 #   make windows               cross-compile dig-relay.exe with mingw-w64
+#   make test-mips             the relay on 32-bit big-endian MIPS under qemu-user (tests/mips.sh)
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
 #   make bench                 benchmarks (bench/README.md)
 
@@ -40,6 +41,11 @@ tests/test_%: tests/test_%.c $(TEST_SUPPORT) $(LIB_OBJ)
 test: dig-relay $(TEST_BIN)
 	@sh tests/run.sh $(TEST_BIN)
 
+# 32-bit big-endian: the relay and its unit tests cross-built for MIPS and run under qemu-user,
+# then the integration suite against the MIPS relay (tests/mips.sh; skips without the tools).
+test-mips:
+	VERSION=$(VERSION) sh tests/mips.sh
+
 # Windows: compile everything with mingw-w64; compat/ carries every Winsock difference.
 MINGW ?= x86_64-w64-mingw32-gcc
 windows: dig-relay.exe
@@ -53,7 +59,7 @@ clean:
 
 -include $(wildcard *.d compat/*.d tests/*.d)
 
-.PHONY: all test windows clean
+.PHONY: all test test-mips windows clean
 
 # libFuzzer harnesses: one per decoder, fuzz/fuzz_<name>.c with fuzz/<name>.dict and a seed
 # corpus in fuzz/corpus/<name>/. Built with clang; runs each for FUZZ_SECONDS.
