@@ -410,6 +410,25 @@ static void test_relay_message_routing(void)
     stop_ok();
 }
 
+/* Queue limits past 32 bits are "no practical limit", not truncated: a message count of 2^32
+ * once became a queue of zero messages that dropped everything. */
+static void test_queue_limits_past_32_bits(void)
+{
+    const char *const args[] = { "--outbound-queue-capacity", "4294967296",
+                                 "--outbound-queue-bytes", "18446744073709551615", NULL };
+    REQUIRE(start(args));
+    ws_client a, b;
+    REQUIRE(reg(&a, "A"));
+    REQUIRE(reg(&b, "B"));
+    CHECK(expect_peer_connected(&a, "B", NULL));
+    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[4,2],\"seq\":1}"));
+    CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[4,2],\"seq\":1}"));
+    CHECK(pong_next(&a, 2));
+    wsc_close(&a);
+    wsc_close(&b);
+    stop_ok();
+}
+
 /* Keepalive coalescing (loop_should_hold) under real sockets: eight reservations ping back to
  * back for over a second (a millisecond apart), JSON pings and WebSocket pings alike, so the
  * relay is holding between passes; a relayed message sent then is still delivered, and every
@@ -1499,6 +1518,7 @@ static void test_cli_unknown_flag_and_bad_values(void)
         (const char *const[]){ "--idle-timeout-secs", "0", NULL },
         (const char *const[]){ "--register-timeout-secs", "-1", NULL },
         (const char *const[]){ "--max-message-bytes", "0", NULL },
+        (const char *const[]){ "--max-message-bytes", "18446744073709551615", NULL },   /* + 1 wraps */
         (const char *const[]){ "--outbound-queue-capacity", "0", NULL },
         (const char *const[]){ "--listen", "not-an-address", NULL },
         (const char *const[]){ "--listen", NULL },
@@ -1730,6 +1750,7 @@ int main(void)
     T(test_unregister_notifies_and_closes);
     T(test_dropped_connection_notifies_peers);
     T(test_relay_message_routing);
+    T(test_queue_limits_past_32_bits);
     T(test_forwarded_payload_is_compact);
     T(test_relay_message_order_preserved);
     T(test_messages_through_keepalive_holds);
