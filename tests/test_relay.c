@@ -411,12 +411,23 @@ static void test_relay_message_routing(void)
 }
 
 /* Queue limits past 32 bits are "no practical limit", not truncated: a message count of 2^32
- * once became a queue of zero messages that dropped everything. */
+ * once became a queue of zero messages that dropped everything. A relay built for a 32-bit
+ * target (make test-mips runs this suite against one) refuses such values instead, naming the
+ * flag; either answer is right, a silent truncation is not. */
 static void test_queue_limits_past_32_bits(void)
 {
     const char *const args[] = { "--outbound-queue-capacity", "4294967296",
                                  "--outbound-queue-bytes", "18446744073709551615", NULL };
-    REQUIRE(start(args));
+    if (!start(args)) {
+        char *log = relay_read_log(&R);
+        bool refused = R.exited && R.exit_code == 2 && log &&
+                       strstr(log, "--outbound-queue-capacity") && strstr(log, "at most 4294967295");
+        free(log);
+        CHECK(refused);
+        if (refused)
+            printf("  info: the relay is 32-bit: it refuses a queue of 2^32 messages, naming the flag\n");
+        return;
+    }
     ws_client a, b;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
