@@ -476,6 +476,10 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--outbound-queue-capacity must be at least 1");
         return 2;
     }
+    /* Queues count messages in 32 bits; more than that is no count limit at all, so clamp
+     * rather than refuse a value the Rust server takes. */
+    if (c->outbound_queue_capacity > UINT32_MAX)
+        c->outbound_queue_capacity = UINT32_MAX;
     if (c->outbound_queue_bytes < 1) {
         snprintf(err, errlen, "--outbound-queue-bytes must be at least 1");
         return 2;

@@ -26,7 +26,7 @@ typedef struct {
     uint64_t max_connections;           /* 4096, >= 1 */
     uint64_t idle_timeout_secs;         /* 120, > 0 */
     uint64_t register_timeout_secs;     /* 10, > 0 */
-    uint64_t outbound_queue_capacity;   /* 1024, >= 1 (messages) */
+    uint64_t outbound_queue_capacity;   /* 1024, >= 1 (messages), clamped to UINT32_MAX */
     uint64_t outbound_queue_bytes;      /* 8 MiB, >= 1 (ours) */
     uint64_t max_message_bytes;         /* 262144, >= 1 */
 

@@ -162,11 +162,9 @@ void conn_send(conn *c, frame *f)
         return;
     /* A full queue drops the message: a reader that stopped draining never stalls the sender,
      * the loop or any other peer. */
-    /* config.c caps the byte limit at SIZE_MAX; a message count past 2^32 means "no count cap" */
-    uint32_t max_msgs = cfg->outbound_queue_capacity > UINT32_MAX
-                            ? UINT32_MAX
-                            : (uint32_t)cfg->outbound_queue_capacity;
-    if (!outq_push(&c->out, f, max_msgs, (size_t)cfg->outbound_queue_bytes)) {
+    /* config.c keeps the count within 32 bits and the byte limit within SIZE_MAX */
+    if (!outq_push(&c->out, f, (uint32_t)cfg->outbound_queue_capacity,
+                   (size_t)cfg->outbound_queue_bytes)) {
         log_debug("conn %llu: outbound queue full, message dropped", (unsigned long long)c->id);
         return;
     }

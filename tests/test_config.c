@@ -466,6 +466,11 @@ static void test_defaults_are_clamped(void)
     c.liveness_deadline_secs = 50;
     c.set_liveness_deadline = true;
     CHECK_EQ_INT(config_validate(&c, err, sizeof err), 2);
+    /* a message count past 32 bits means no count limit: clamped, never truncated */
+    config_defaults(&c);
+    c.outbound_queue_capacity = ((uint64_t)1 << 32) + 5;
+    CHECK_EQ_INT(config_validate(&c, err, sizeof err), 0);
+    CHECK(c.outbound_queue_capacity == UINT32_MAX);
 }
 
 static void test_log_level_words_and_filters(void)
