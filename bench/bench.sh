@@ -80,14 +80,15 @@ wait_listening() {
     echo "bench: server on port $1 did not come up" >&2; exit 1
 }
 
+# Every per-IP and per-connection abuse limit off: all load comes from a few addresses.
+LIMITS_OFF=(--max-connections-per-ip 0 --registrations-per-ip-per-sec 0 --max-registrations-per-ip 0
+    --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 --max-relayed-bytes-per-conn 0
+    --ban-threshold 0 --log-level error)
 start_relay() {   # max_connections
     PORT=$(free_ports)
     ${PRIO[@]+"${PRIO[@]}"} "$RELAY_BIN" --listen 127.0.0.1:$PORT --health-listen 127.0.0.1:$((PORT + 1)) \
         --stun-listen 127.0.0.1:$((PORT + 2)) --dashboard-listen 127.0.0.1:$((PORT + 3)) \
-        --max-connections "$1" --max-connections-per-ip 0 --registrations-per-ip-per-sec 0 \
-        --max-registrations-per-ip 0 --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 \
-        --max-relayed-bytes-per-conn 0 --ban-threshold 0 --log-level error \
-        2>>bench/bin/relay-stderr.txt &
+        --max-connections "$1" "${LIMITS_OFF[@]}" 2>>bench/bin/relay-stderr.txt &
     SERVER_PID=$!
     wait_listening "$PORT"
 }
@@ -126,8 +127,9 @@ done
 BACKENDS=epoll
 [ -x "$RELAY_POLL" ] && BACKENDS="epoll poll"
 bin_of() { if [ "$1" = poll ]; then echo "$RELAY_POLL"; else echo "$RELAY"; fi; }
-lat_conns=$LAT_CONNS
-[ "$lat_conns" -le $((FD_MAX - 200)) ] || lat_conns=$((FD_MAX - 200))
+# How many of n reservations the descriptor limit lets the relay and the tool hold.
+held_for() { if [ "$1" -le $((FD_MAX - 200)) ]; then echo "$1"; else echo $((FD_MAX - 200)); fi; }
+lat_conns=$(held_for "$LAT_CONNS")
 for b in $BACKENDS; do
     RELAY_BIN=$(bin_of $b) CONNS_NEEDED=$lat_conns run "lat_relay_$b" relay --conns "$lat_conns" \
         --group 100 --spread --pairs "$LAT_PAIRS" --rate "$LAT_RATE" --window 256 \
@@ -137,8 +139,7 @@ run lat_redis redis --pairs "$LAT_PAIRS" --rate "$LAT_RATE" --window 256 --size 
     --duration "$SECS" --warmup "$WARMUP"
 IDLE_LABELS=
 for n in $IDLE_CONNS; do
-    use=$n
-    [ "$use" -le $((FD_MAX - 200)) ] || use=$((FD_MAX - 200))
+    use=$(held_for "$n")
     # When the descriptor limit caps the count, the reservations held ping faster so the relay
     # still answers n reservations' worth of pings per second.
     ping=$(calc %.3f "30 * $use / $n")
@@ -187,16 +188,13 @@ if [ -z "$VETH_SKIP" ] && [ -n "$VETH_N" ]; then
     nsr=digbench-relay-$$ nsc=digbench-clients-$$ vr=dbr$$ vc=dbc$$
     if veth_setup "$nsr" "$nsc" "$vr" "$vc"; then
         napi=$(pgrep "^napi/$vr-" | head -n 1)
-        use=$VETH_N
-        [ "$use" -le $((FD_MAX - 200)) ] || use=$((FD_MAX - 200))
+        use=$(held_for "$VETH_N")
         ping=$(calc %.3f "30 * $use / $VETH_N")
         vport=7000
         ip netns exec "$nsr" ${PRIO[@]+"${PRIO[@]}"} "$RELAY" --listen 10.255.0.1:$vport \
             --health-listen 127.0.0.1:$((vport + 1)) --stun-listen 127.0.0.1:$((vport + 2)) \
             --dashboard-listen 127.0.0.1:$((vport + 3)) --max-connections $((use + 64)) \
-            --max-connections-per-ip 0 --registrations-per-ip-per-sec 0 --max-registrations-per-ip 0 \
-            --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 --max-relayed-bytes-per-conn 0 \
-            --ban-threshold 0 --log-level error 2>>bench/bin/relay-stderr.txt &
+            "${LIMITS_OFF[@]}" 2>>bench/bin/relay-stderr.txt &
         SERVER_PID=$!
         for _ in $(seq 200); do
             ip netns exec "$nsr" bash -c "exec 3<>/dev/tcp/10.255.0.1/$vport" 2>/dev/null && break
