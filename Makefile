@@ -1,8 +1,11 @@
 # dig-relay build. Plain make; every top-level *.c except the entry point is library code
 # shared by the binary, the unit tests and the fuzzers, so adding a file needs no edit here.
-#   make                       build ./dig-relay
+# Objects, test programs and the binary of each compiler/sanitizer pair live apart under
+# build/<cc>[-<sanitizer>]/, so switching between builds never needs a `make clean`.
+#   make                       build ./dig-relay (a copy of build/<cc>/dig-relay)
 #   make test                  unit + integration tests, ends with "N passed, N failed"
-#   make SANITIZER=address     ASan + UBSan build (use a clean tree: make clean first)
+#   make SANITIZER=address     ASan + UBSan build (in build/<cc>-address/; `make ... test` tests it)
+#   make builddir              print this configuration's build directory (for scripts)
 #   make windows               cross-compile dig-relay.exe with mingw-w64
 #   make test-mips             the relay on 32-bit big-endian MIPS under qemu-user (tests/mips.sh)
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
@@ -20,26 +23,43 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))
 LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c)
-LIB_OBJ  := $(LIB_SRC:.c=.o)
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:.c=)
-TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_BIN := $(patsubst %.c,$(B)/%,$(TEST_SRC))
+TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
 
 all: dig-relay
 
-dig-relay: dig-relay.o $(LIB_OBJ)
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/dig-relay: $(B)/dig-relay.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Copied only when it differs, so the top-level binary follows whichever build was made last.
+dig-relay: $(B)/dig-relay FORCE
+	@cmp -s $< $@ || cp $< $@
+
+builddir:
+	@echo $(B)
 
 # The portable poll() backend, also built on Linux so CI runs the integration suite against it.
 dig-relay-poll: dig-relay.c $(LIB_SRC) $(wildcard *.h compat/*.h)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -DLOOP_USE_POLL $(LDFLAGS) -o $@ dig-relay.c $(LIB_SRC) $(LDLIBS)
 
-tests/test_%: tests/test_%.c $(TEST_SUPPORT) $(LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(LIB_OBJ) $(LDLIBS)
+$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test: dig-relay $(TEST_BIN)
-	@sh tests/run.sh $(TEST_BIN)
+# `make tests/test_relay` builds that one test program of this configuration.
+tests/test_%: $(B)/tests/test_% ;
+
+test-bins: $(B)/dig-relay $(TEST_BIN)
+
+test: test-bins
+	@DIG_RELAY_BIN=$${DIG_RELAY_BIN:-$(B)/dig-relay} sh tests/run.sh $(TEST_BIN)
 
 # 32-bit big-endian: the relay and its unit tests cross-built for MIPS and run under qemu-user,
 # then the integration suite against the MIPS relay (tests/mips.sh; skips without the tools).
@@ -54,12 +74,17 @@ dig-relay.exe: dig-relay.c $(LIB_SRC) $(wildcard *.h compat/*.h)
 		-o $@ dig-relay.c $(LIB_SRC) -lws2_32
 
 clean:
-	rm -f dig-relay dig-relay-poll dig-relay.exe *.o *.d compat/*.o compat/*.d tests/*.o tests/*.d $(TEST_BIN)
-	rm -rf fuzz/bin bench/bin
+	rm -f dig-relay dig-relay-poll dig-relay.exe
+	rm -rf build fuzz/bin bench/bin
 
--include $(wildcard *.d compat/*.d tests/*.d)
+-include $(wildcard $(B)/*.d $(B)/compat/*.d $(B)/tests/*.d)
 
-.PHONY: all test test-mips windows clean
+FORCE:
+
+# Keep the objects of test programs between builds (they are intermediates of a pattern chain).
+.SECONDARY:
+
+.PHONY: all test test-bins test-mips windows clean builddir FORCE
 
 # libFuzzer harnesses: one per decoder, fuzz/fuzz_<name>.c with fuzz/<name>.dict and a seed
 # corpus in fuzz/corpus/<name>/. Built with clang; runs each for FUZZ_SECONDS.

@@ -70,7 +70,7 @@ if [ -x "$out/dig-relay" ]; then
     printf '#!/bin/sh\nexec %s %s "$@"\n' "$QEMU" "$out/dig-relay" >"$out/relay.sh"
     chmod +x "$out/relay.sh"
     if make -s tests/test_relay >/dev/null &&
-        DIG_RELAY_BIN="$out/relay.sh" ./tests/test_relay >"$out/test_relay.log" 2>&1 &&
+        DIG_RELAY_BIN="$out/relay.sh" "$(make -s builddir)/tests/test_relay" >"$out/test_relay.log" 2>&1 &&
         grep -q '^RESULT [0-9]* 0 ' "$out/test_relay.log"; then
         pass "tests/test_relay against the MIPS relay under $QEMU"
     else

@@ -8,8 +8,9 @@
 # bounds are not measured against each other's load; the long, idle ones (BACKGROUND: a PEX
 # delta is due only after 60 s) start first and wait alongside everything else. Output is
 # printed in argument order either way.
-SERIAL="tests/test_attack tests/test_soak tests/test_netfuzz tests/test_bench_smoke"
-BACKGROUND="tests/test_pex_relay"
+# Test programs are named by path (build/<cc>/tests/test_x); these lists by program name.
+SERIAL="test_attack test_soak test_netfuzz test_bench_smoke"
+BACKGROUND="test_pex_relay"
 jobs=${TEST_JOBS:-4}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dig-tests.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
@@ -21,12 +22,12 @@ run_one() {
 }
 
 is_serial() {
-    for s in $SERIAL; do [ "$s" = "$1" ] && return 0; done
+    for s in $SERIAL; do [ "$s" = "${1##*/}" ] && return 0; done
     return 1
 }
 
 is_background() {
-    for s in $BACKGROUND; do [ "$s" = "$1" ] && return 0; done
+    for s in $BACKGROUND; do [ "$s" = "${1##*/}" ] && return 0; done
     return 1
 }
 

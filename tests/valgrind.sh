@@ -17,26 +17,23 @@ command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind is not installed
 
 # Load and timing-bound tests: valgrind slows the relay 20-50 times, which they are not for.
 SKIP="test_soak test_netfuzz test_attack test_bench_smoke"
+B=$(make -s builddir)
 if [ "$#" -eq 0 ]; then
     for src in $(grep -l 'relay_start' tests/test_*.c); do
         name=$(basename "$src" .c)
         case " $SKIP " in *" $name "*) continue ;; esac
-        set -- "$@" "tests/$name"
+        set -- "$@" "$B/tests/$name"
     done
 fi
-if [ -z "${DIG_RELAY_BIN:-}" ]; then
-    make -s -j2 dig-relay "$@" || exit 2
-else
-    make -s -j2 "$@" || exit 2
-fi
-relay=${DIG_RELAY_BIN:-$(pwd)/dig-relay}
+make -s -j2 test-bins || exit 2
+relay=${DIG_RELAY_BIN:-$(pwd)/$B/dig-relay}
 [ -x "$relay" ] || { echo "valgrind.sh: $relay is missing" >&2; exit 2; }
 if ASAN_OPTIONS=help=1 "$relay" --version 2>&1 | grep -q AddressSanitizer; then
-    echo "valgrind.sh: $relay is an ASan build; rebuild it plain (make clean && make)" >&2
+    echo "valgrind.sh: $relay is an ASan build; point DIG_RELAY_BIN at a plain one" >&2
     exit 2
 fi
 for t in "$@"; do
-    [ -x "$t" ] || { echo "valgrind.sh: $t is not built (make $t)" >&2; exit 2; }
+    [ -x "$t" ] || { echo "valgrind.sh: $t is not built" >&2; exit 2; }
 done
 
 work=$(mktemp -d /tmp/dig-valgrind.XXXXXX)
