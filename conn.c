@@ -788,11 +788,10 @@ static int next_timeout(const server *s)
     return d > 60000 ? 60000 : (int)d;
 }
 
-static void refresh_clock(void *ctx)
+static void refresh_clock(server *s)
 {
-    server *s = ctx;
-    s->now_ms = compat_monotonic_ms();
-    s->now_wall = compat_wall_secs();
+    s->now_ms = loop_now_ms(s->lp);
+    s->now_wall = loop_wall_secs(s->lp);
 }
 
 /* After a burst, once the loop has nothing to do, free heap is handed back to the OS (at most
@@ -803,13 +802,13 @@ static void refresh_clock(void *ctx)
 void server_run(server *s)
 {
     uint64_t last_trim = 0;
-    loop_set_wake_hook(s->lp, refresh_clock, s);
     while (!compat_shutdown_requested()) {
         int timeout = next_timeout(s);
         bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && s->now_ms - last_trim >= TRIM_EVERY_MS;
         uint64_t last_wake_ms = s->now_ms;   /* the clock is read once per wake-up */
         int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);
         bool hold;
+        refresh_clock(s);
         if (ready < 0) {
             log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
             break;
@@ -830,6 +829,7 @@ void server_run(server *s)
         if (hold) {
             timeout = next_timeout(s);
             compat_sleep_ms(timeout >= 0 && timeout < LOOP_HOLD_MS ? (unsigned)timeout : LOOP_HOLD_MS);
+            loop_refresh_clock(s->lp);
             refresh_clock(s);
         }
     }

@@ -1,4 +1,4 @@
-/* The readiness loop of loop.h. The backend is chosen here, at compile time, in one place:
+/* The readiness loop of loop.h, its clock and its timer heap. The backend is chosen here, at compile time, in one place:
  * epoll on Linux (cost proportional to ready sockets, which is what keeps tens of thousands of
  * idle reservations cheap), poll()/WSAPoll everywhere else (and on Linux with -DLOOP_USE_POLL,
  * for comparison). Slots are small integers owned by the caller; a slot's generation travels
@@ -28,8 +28,9 @@ struct loop {
     struct slot *slots;
     int *free_ids;
     size_t n_free, count, max;
-    void (*wake)(void *ctx);
-    void *wake_ctx;
+    uint64_t now_ms, wall_secs;
+    loop_timer **heap;        /* min-heap of armed timers by due_ms */
+    size_t heap_len, heap_cap;
 #ifdef LOOP_EPOLL
     int epfd;
 #else
@@ -62,6 +63,7 @@ loop *loop_new(size_t max_fds)
         l->free_ids[i] = (int)(max_fds - 1 - i);
     }
     l->n_free = max_fds;
+    loop_refresh_clock(l);
     return l;
 }
 
@@ -78,6 +80,7 @@ void loop_free(loop *l)
 #endif
     free(l->slots);
     free(l->free_ids);
+    free(l->heap);
     free(l);
 }
 
@@ -187,16 +190,126 @@ void loop_del(loop *l, int slot)
 
 size_t loop_count(const loop *l) { return l->count; }
 
-void loop_set_wake_hook(loop *l, void (*fn)(void *ctx), void *ctx)
+/* ---- clock ---- */
+
+void loop_refresh_clock(loop *l)
 {
-    l->wake = fn;
-    l->wake_ctx = ctx;
+    l->now_ms = compat_monotonic_ms();
+    l->wall_secs = compat_wall_secs();
 }
 
-static void woke(loop *l)
+uint64_t loop_now_ms(const loop *l) { return l->now_ms; }
+uint64_t loop_wall_secs(const loop *l) { return l->wall_secs; }
+
+static void woke(loop *l) { loop_refresh_clock(l); }
+
+/* ---- timers ---- */
+
+static void heap_place(loop *l, size_t i, loop_timer *t)
 {
-    if (l->wake)
-        l->wake(l->wake_ctx);
+    l->heap[i] = t;
+    t->heap_idx = i;
+}
+
+static void heap_up(loop *l, size_t i)
+{
+    loop_timer *t = l->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (l->heap[p]->due_ms <= t->due_ms)
+            break;
+        heap_place(l, i, l->heap[p]);
+        i = p;
+    }
+    heap_place(l, i, t);
+}
+
+static void heap_down(loop *l, size_t i)
+{
+    loop_timer *t = l->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= l->heap_len)
+            break;
+        if (c + 1 < l->heap_len && l->heap[c + 1]->due_ms < l->heap[c]->due_ms)
+            c++;
+        if (t->due_ms <= l->heap[c]->due_ms)
+            break;
+        heap_place(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_place(l, i, t);
+}
+
+void loop_timer_init(loop_timer *t, void (*fn)(void *ctx), void *ctx)
+{
+    t->due_ms = 0;
+    t->heap_idx = SIZE_MAX;
+    t->fn = fn;
+    t->ctx = ctx;
+}
+
+void loop_timer_stop(loop *l, loop_timer *t)
+{
+    size_t i = t->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    t->heap_idx = SIZE_MAX;
+    l->heap_len--;
+    if (i != l->heap_len) {
+        loop_timer *moved = l->heap[l->heap_len];
+        heap_place(l, i, moved);
+        heap_down(l, i);
+        heap_up(l, moved->heap_idx);
+    }
+}
+
+bool loop_timer_set(loop *l, loop_timer *t, uint64_t due_ms)
+{
+    if (t->heap_idx != SIZE_MAX) {
+        uint64_t old = t->due_ms;
+        t->due_ms = due_ms;
+        if (due_ms < old)
+            heap_up(l, t->heap_idx);
+        else if (due_ms > old)
+            heap_down(l, t->heap_idx);
+        return true;
+    }
+    if (l->heap_len == l->heap_cap) {
+        size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
+        loop_timer **nh = realloc(l->heap, cap * sizeof *nh);
+        if (!nh)
+            return false;
+        l->heap = nh;
+        l->heap_cap = cap;
+    }
+    t->due_ms = due_ms;
+    heap_place(l, l->heap_len++, t);
+    heap_up(l, t->heap_idx);
+    return true;
+}
+
+void loop_run_timers(loop *l)
+{
+    while (l->heap_len > 0 && l->heap[0]->due_ms <= l->now_ms) {
+        loop_timer *t = l->heap[0];
+        loop_timer_stop(l, t);
+        t->fn(t->ctx);
+    }
+}
+
+int loop_next_timeout(const loop *l, int cap_ms)
+{
+    uint64_t due;
+    if (l->heap_len == 0)
+        return cap_ms;
+    due = l->heap[0]->due_ms;
+    if (due <= l->now_ms)
+        return 0;
+    due -= l->now_ms;
+    if (cap_ms >= 0 && due > (uint64_t)cap_ms)
+        return cap_ms;
+    return due > INT32_MAX ? INT32_MAX : (int)due;
 }
 
 #ifdef LOOP_EPOLL

@@ -1,7 +1,8 @@
-/* The readiness loop: one small API over poll()/WSAPoll (a later epoll/kqueue backend is a
- * drop-in behind the same calls). Each registered socket gets a slot and a callback; the caller
- * keeps the slot number for O(1) updates and removal. The loop never decides timeouts itself:
- * loop_run_once() waits at most timeout_ms, which the caller derives from its nearest deadline. */
+/* The readiness loop: one small API over epoll / poll() / WSAPoll, plus the process's timers and
+ * its notion of "now". Each registered socket gets a slot and a callback; the caller keeps the
+ * slot number for O(1) updates and removal. Timers (connection deadlines, the PEX schedule,
+ * periodic jobs) live on one min-heap; the wait lasts until the nearest one is due, so an idle
+ * relay sleeps until it has something to do. */
 #ifndef DIG_LOOP_H
 #define DIG_LOOP_H
 
@@ -28,12 +29,41 @@ int loop_events(const loop *l, int slot);
 /* Removes the slot; safe from inside a callback (the removed slot is not dispatched again). */
 void loop_del(loop *l, int slot);
 size_t loop_count(const loop *l);
-/* Called once each time the wait returns, before any callback runs: where the owner refreshes
- * its notion of "now", so the first event after a long sleep is not handled with stale time. */
-void loop_set_wake_hook(loop *l, void (*fn)(void *ctx), void *ctx);
-/* Waits up to timeout_ms (-1 forever) and dispatches ready callbacks. Returns the number of
- * ready sockets, 0 on timeout, -1 on a poll error other than an interrupt. */
+/* Waits up to timeout_ms (-1 forever), refreshes the clock, and dispatches ready callbacks (so
+ * the first event after a long sleep is never handled with stale time). Timers do not run here:
+ * see loop_run_timers. Returns the number of ready sockets, 0 on timeout, -1 on a poll error
+ * other than an interrupt. */
 int loop_run_once(loop *l, int timeout_ms);
+
+/* ---- clock ---- */
+/* Monotonic milliseconds and wall-clock seconds as of the latest wake-up (or refresh). Every
+ * deadline uses the first; the second is for wire timestamps only. */
+uint64_t loop_now_ms(const loop *l);
+uint64_t loop_wall_secs(const loop *l);
+/* Reads the clocks again (after the owner slept outside loop_run_once). */
+void loop_refresh_clock(loop *l);
+
+/* ---- timers ---- */
+/* A timer lives inside its owner's struct; the loop files it on its heap while armed. A fired
+ * timer is disarmed before its callback runs, and the callback may arm it again. */
+typedef struct loop_timer {
+    uint64_t due_ms;          /* absolute, on loop_now_ms's clock */
+    size_t heap_idx;          /* position on the heap; SIZE_MAX while disarmed */
+    void (*fn)(void *ctx);
+    void *ctx;
+} loop_timer;
+
+void loop_timer_init(loop_timer *t, void (*fn)(void *ctx), void *ctx);
+/* Arms t for due_ms, or moves it there when already armed. False only when the heap could not
+ * grow (out of memory); t is then disarmed. */
+bool loop_timer_set(loop *l, loop_timer *t, uint64_t due_ms);
+void loop_timer_stop(loop *l, loop_timer *t);
+static inline bool loop_timer_armed(const loop_timer *t) { return t->heap_idx != SIZE_MAX; }
+/* Runs every timer due at the current loop_now_ms, earliest first. */
+void loop_run_timers(loop *l);
+/* Milliseconds until the nearest timer, at most cap_ms; -1 when no timer is armed and cap_ms is
+ * negative. */
+int loop_next_timeout(const loop *l, int cap_ms);
 
 /* Wake-up coalescing for keepalive traffic (pure: the owner passes its clock and what the pass
  * did). Many idle clients pinging on their own clocks would wake an otherwise quiet loop once per

@@ -1,5 +1,6 @@
 /* Unit tests for loop.c over socket pairs: readiness dispatch, interest changes, removal from
- * inside a callback (including a slot reused in the same pass), and the timeout. Run against
+ * inside a callback (including a slot reused in the same pass), the timeout, the clock and the
+ * timer heap. Run against
  * whichever backend the build selected (epoll on Linux, poll with -DLOOP_USE_POLL). */
 #include "loop.h"
 #include "test.h"
@@ -103,41 +104,135 @@ static void test_capacity_is_enforced(void)
     close(sv[1]);
 }
 
-static int wakes, wakes_seen_by_callback;
+static uint64_t now_seen_by_callback;
 
-static void count_wake(void *ctx)
-{
-    (void)ctx;
-    wakes++;
-}
-
-static void note_wakes(void *ctx, socket_t fd, int events)
+static void note_now(void *ctx, socket_t fd, int events)
 {
     char b;
-    (void)ctx;
     (void)events;
-    wakes_seen_by_callback = wakes;
+    now_seen_by_callback = loop_now_ms(ctx);
     CHECK(read(fd, &b, 1) == 1);
 }
 
-/* The wake hook runs after every wait and before the callbacks of that pass, so a callback
+/* The clock is read after every wait and before the callbacks of that pass, so a callback
  * always sees time refreshed after the sleep. */
-static void test_wake_hook_runs_before_callbacks(void)
+static void test_clock_refreshed_before_callbacks(void)
 {
     int sv[2];
     loop *l = loop_new(2);
+    uint64_t before;
     REQUIRE(l && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    loop_set_wake_hook(l, count_wake, NULL);
-    REQUIRE(loop_add(l, sv[0], LOOP_READ, note_wakes, NULL) >= 0);
-    CHECK_EQ_INT(loop_run_once(l, 10), 0);
-    CHECK_EQ_INT(wakes, 1);
+    REQUIRE(loop_add(l, sv[0], LOOP_READ, note_now, l) >= 0);
+    before = loop_now_ms(l);
+    CHECK_EQ_INT(loop_run_once(l, 30), 0);
+    CHECK(loop_now_ms(l) >= before + 25);
     CHECK(write(sv[1], "x", 1) == 1);
     CHECK_EQ_INT(loop_run_once(l, 1000), 1);
-    CHECK_EQ_INT(wakes, 2);
-    CHECK_EQ_INT(wakes_seen_by_callback, 2);
+    CHECK_EQ_INT(now_seen_by_callback, loop_now_ms(l));
+    CHECK(loop_wall_secs(l) > 1700000000u);
     loop_free(l);
     close(sv[0]);
     close(sv[1]);
+}
+
+/* ---- timers ---- */
+
+#define N_TIMERS 200
+
+struct tick {
+    loop *l;
+    loop_timer t;
+    int id, fired;
+    int *order, *n_order;
+    struct tick *stop_other;   /* disarmed by this one's callback */
+    uint64_t rearm_ms;         /* re-armed by its own callback once, this far ahead */
+};
+
+static void on_tick(void *ctx)
+{
+    struct tick *k = ctx;
+    k->fired++;
+    k->order[(*k->n_order)++] = k->id;
+    if (k->stop_other)
+        loop_timer_stop(k->l, &k->stop_other->t);
+    if (k->rearm_ms && k->fired == 1)
+        CHECK(loop_timer_set(k->l, &k->t, loop_now_ms(k->l) + k->rearm_ms));
+}
+
+/* Timers fire earliest first, whatever order they were armed, moved or stopped in; a fired timer
+ * is disarmed; a callback can stop another due timer and re-arm itself; the wait is the distance
+ * to the nearest one. */
+static void test_timers_fire_in_due_order(void)
+{
+    static struct tick ticks[N_TIMERS];
+    int order[3 * N_TIMERS], n_order = 0;
+    loop *l = loop_new(1);
+    uint64_t base;
+    REQUIRE(l);
+    base = loop_now_ms(l);
+    CHECK_EQ_INT(loop_next_timeout(l, -1), -1);
+    CHECK_EQ_INT(loop_next_timeout(l, 500), 500);
+    for (int i = 0; i < N_TIMERS; i++) {
+        struct tick *k = &ticks[i];
+        memset(k, 0, sizeof *k);
+        k->l = l;
+        k->id = i;
+        k->order = order;
+        k->n_order = &n_order;
+        loop_timer_init(&k->t, on_tick, k);
+        CHECK(!loop_timer_armed(&k->t));
+        /* a scrambled arming order: due times i*7 mod N_TIMERS, all in the past once we wait */
+        CHECK(loop_timer_set(l, &k->t, base + 1000000 + (uint64_t)((i * 7) % N_TIMERS)));
+        CHECK(loop_timer_armed(&k->t));
+    }
+    /* move every timer to due = base - (N - id): now ordered by id, all already due */
+    for (int i = N_TIMERS - 1; i >= 0; i -= 2)
+        CHECK(loop_timer_set(l, &ticks[i].t, base - (uint64_t)(N_TIMERS - i)));
+    for (int i = 0; i < N_TIMERS; i += 2)
+        CHECK(loop_timer_set(l, &ticks[i].t, base - (uint64_t)(N_TIMERS - i)));
+    loop_timer_stop(l, &ticks[5].t);                 /* stopped: never fires */
+    loop_timer_stop(l, &ticks[5].t);                 /* stopping twice is harmless */
+    ticks[10].stop_other = &ticks[11];               /* a due timer stopped by an earlier one */
+    ticks[20].rearm_ms = 1000000;                    /* re-arms itself far ahead */
+    CHECK_EQ_INT(loop_next_timeout(l, 500), 0);
+    loop_run_timers(l);
+    CHECK_EQ_INT(n_order, N_TIMERS - 2);
+    for (int i = 1; i < n_order; i++)
+        CHECK(order[i - 1] < order[i]);
+    CHECK_EQ_INT(ticks[5].fired, 0);
+    CHECK_EQ_INT(ticks[11].fired, 0);
+    CHECK(!loop_timer_armed(&ticks[0].t));
+    CHECK(loop_timer_armed(&ticks[20].t));
+    CHECK_EQ_INT(loop_next_timeout(l, 500), 500);
+    CHECK(loop_next_timeout(l, -1) > 900000);
+    loop_timer_stop(l, &ticks[20].t);
+    CHECK_EQ_INT(loop_next_timeout(l, -1), -1);
+    loop_free(l);
+}
+
+/* A timer due shortly makes loop_next_timeout short, and it runs once the clock has passed it. */
+static void test_timer_runs_when_due(void)
+{
+    int order[4], n_order = 0;
+    struct tick k = { 0 };
+    loop *l = loop_new(1);
+    REQUIRE(l);
+    k.l = l;
+    k.order = order;
+    k.n_order = &n_order;
+    loop_timer_init(&k.t, on_tick, &k);
+    CHECK(loop_timer_set(l, &k.t, loop_now_ms(l) + 30));
+    CHECK(loop_next_timeout(l, 1000) <= 30);
+    loop_run_timers(l);
+    CHECK_EQ_INT(k.fired, 0);                        /* not yet due */
+    uint64_t give_up = loop_now_ms(l) + 5000;
+    while (k.fired == 0 && loop_now_ms(l) < give_up) {
+        CHECK(loop_run_once(l, loop_next_timeout(l, 1000)) >= 0);
+        loop_run_timers(l);
+    }
+    CHECK_EQ_INT(k.fired, 1);
+    CHECK_EQ_INT(loop_next_timeout(l, -1), -1);
+    loop_free(l);
 }
 
 static void test_timeout_elapses(void)
@@ -181,7 +276,9 @@ int main(void)
     RUN(test_removal_and_reuse_inside_a_pass);
     RUN(test_capacity_is_enforced);
     RUN(test_timeout_elapses);
-    RUN(test_wake_hook_runs_before_callbacks);
+    RUN(test_clock_refreshed_before_callbacks);
+    RUN(test_timers_fire_in_due_order);
+    RUN(test_timer_runs_when_due);
     RUN(test_keepalive_hold_rules);
     return test_finish();
 }
