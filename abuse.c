@@ -142,8 +142,8 @@ const char *abuse_reason(enum abuse_verdict v)
     case ABUSE_OK: return "ok";
     case ABUSE_BANNED: return "source is temporarily banned";
     case ABUSE_TOO_MANY_CONNS: return "too many open connections from this source";
-    case ABUSE_REGISTER_RATE: return "too many registrations from this source, slow down";
-    case ABUSE_TOO_MANY_REGS: return "too many live registrations from this source";
+    case ABUSE_REGISTER_RATE: return "registration rate limit exceeded for your address";
+    case ABUSE_TOO_MANY_REGS: return "too many concurrent registrations from your address";
     case ABUSE_MESSAGE_RATE: return "inbound message rate limit exceeded";
     case ABUSE_BYTE_RATE: return "inbound byte rate limit exceeded";
     case ABUSE_LIFETIME_BYTES: return "connection relayed byte limit reached";

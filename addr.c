@@ -206,6 +206,23 @@ bool addr_parse(const char *s, size_t n, addr_t *out)
     return true;
 }
 
+bool addr_parse_ip(const char *s, size_t n, addr_t *out)
+{
+    cursor c = {s, s + n};
+    addr_t a;
+    memset(&a, 0, sizeof a);
+    if (read_ipv4(&c, a.ip))
+        a.family = 4;
+    else if (read_ipv6(&c, a.ip))
+        a.family = 6;
+    else
+        return false;
+    if (c.p != c.end)
+        return false;
+    *out = a;
+    return true;
+}
+
 /* ---- formatting ------------------------------------------------------------------------- */
 
 static bool is_mapped(const addr_t *a)

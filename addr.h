@@ -22,6 +22,9 @@ typedef struct {
 
 /* Parses a SocketAddr text (no surrounding whitespace); false when malformed. */
 bool addr_parse(const char *s, size_t n, addr_t *out);
+/* Parses a bare IP ("1.2.3.4", "2001:db8::1": no brackets, port or scope) with the same grammar;
+ * the port is left 0. */
+bool addr_parse_ip(const char *s, size_t n, addr_t *out);
 /* Writes the canonical text; returns its length (< ADDR_STRLEN). */
 size_t addr_format(const addr_t *a, char out[ADDR_STRLEN]);
 /* Writes only the IP (no brackets, no port); returns its length. */

@@ -104,14 +104,23 @@ frame *frame_text(const char *json, size_t len)
     return f;
 }
 
-frame *frame_raw(const uint8_t *bytes, size_t len)
+frame *frame_begin_raw(size_t len, uint8_t **room)
 {
     frame *f = frame_alloc(len);
     if (!f)
         return NULL;
     f->data = (uint8_t *)(f + 1);
-    memcpy(f->data, bytes, len);
     f->len = (uint32_t)len;
+    *room = f->data;
+    return f;
+}
+
+frame *frame_raw(const uint8_t *bytes, size_t len)
+{
+    uint8_t *room;
+    frame *f = frame_begin_raw(len, &room);
+    if (f)
+        memcpy(room, bytes, len);
     return f;
 }
 

@@ -31,8 +31,10 @@ frame *frame_text(const char *json, size_t len);
  * front of them. Saves the copy frame_text makes when the size is known up front. */
 frame *frame_begin_text(size_t max_len, char **payload);
 void frame_end_text(frame *f, size_t len);
-/* A frame of raw, already-encoded bytes (close frames). */
+/* A frame of raw, already-encoded bytes (close frames, HTTP answers). */
 frame *frame_raw(const uint8_t *bytes, size_t len);
+/* A frame of len raw bytes that the caller writes at *room before queueing it. */
+frame *frame_begin_raw(size_t len, uint8_t **room);
 static inline frame *frame_ref(frame *f) { f->refs++; return f; }
 void frame_unref(frame *f);
 

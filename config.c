@@ -19,6 +19,7 @@ enum value_kind {
     VALUE_ADDR,    /* SocketAddr text */
     VALUE_NUMBER,  /* non-negative decimal integer, at most `max` */
     VALUE_PATH,    /* any non-empty text */
+    VALUE_CIDRS,   /* comma-separated IP networks, possibly none */
     VALUE_LEVEL,   /* --log-level word or filter */
     VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
     VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
@@ -83,6 +84,8 @@ static const option_def options[] = {
      FIELD(ban_strike_window_secs), SECS_MAX, NO_SET},
     {"tls-cert", "DIG_RELAY_TLS_CERT_PATH", VALUE_PATH, FIELD(tls_cert_path), 0, NO_SET},
     {"tls-key", "DIG_RELAY_TLS_KEY_PATH", VALUE_PATH, FIELD(tls_key_path), 0, NO_SET},
+    {"trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS", VALUE_CIDRS, FIELD(trusted_proxies),
+     0, NO_SET},
     {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
     {"scope", NULL, VALUE_SCOPE, 0, 0, NO_SET},
     {"json", NULL, VALUE_SWITCH, 0, 0, NO_SET},
@@ -299,6 +302,14 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
         }
         memcpy(base + o->offset, &value, sizeof value);
         break;
+    case VALUE_CIDRS: {
+        char why[160];
+        if (!cidr_list_parse(value, (cidr_list *)(void *)(base + o->offset), why, sizeof why)) {
+            snprintf(err, errlen, "invalid value for %s: %s", source, why);
+            return 2;
+        }
+        break;
+    }
     case VALUE_LEVEL: {
         enum log_level level;
         if (!config_parse_log_level(value, &level)) {
@@ -593,11 +604,13 @@ const char *config_usage(void)
         "\n"
         "Listeners ([::] is dual-stack: it accepts IPv6 and IPv4; an IPv4 address binds IPv4 only):\n"
         "  --listen ADDR                      DIG_RELAY_LISTEN                 default [::]:9450\n"
-        "      Relay WebSocket listener (JSON messages over WebSocket).\n"
+        "      Relay WebSocket listener (JSON messages over WebSocket); other HTTP requests\n"
+        "      get GET /health and the pages of the HTTP routes.\n"
         "  --health-listen ADDR               DIG_RELAY_HEALTH_LISTEN          default [::]:9451\n"
         "      HTTP GET /health listener for load-balancer checks.\n"
         "  --dashboard-listen ADDR            DIG_RELAY_DASHBOARD_LISTEN       default [::]:8080\n"
-        "      Plain-HTTP dashboard listener.\n"
+        "      Plain-HTTP listener that redirects every request to https:// (301). Failing\n"
+        "      to bind it is a warning, not fatal.\n"
         "  --stun-listen ADDR                 DIG_RELAY_STUN_LISTEN            default [::]:3478\n"
         "      STUN (RFC 5389) Binding responder, UDP.\n"
         "\n"
@@ -646,6 +659,12 @@ const char *config_usage(void)
         "      STUN responses per second to one source IP.\n"
         "  --stun-global-rps N                DIG_RELAY_STUN_GLOBAL_RPS        default 1000\n"
         "      STUN responses per second in total.\n"
+        "\n"
+        "Load balancers:\n"
+        "  --trusted-proxy-cidrs LIST         DIG_RELAY_TRUSTED_PROXY_CIDRS    default empty\n"
+        "      Comma-separated IPs or CIDR networks (IPv4 or IPv6) of proxies whose PROXY\n"
+        "      protocol header (v2, or v1) gives a connection's real source address. Empty: no\n"
+        "      header is ever read; a header from any other source is a malformed request.\n"
         "\n"
         "TLS (both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"

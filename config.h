@@ -6,6 +6,7 @@
 #define DIG_CONFIG_H
 
 #include "addr.h"
+#include "cidr.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +48,8 @@ typedef struct {
 
     const char *tls_cert_path;  /* --tls-cert / DIG_RELAY_TLS_CERT_PATH, NULL when unset */
     const char *tls_key_path;   /* --tls-key  / DIG_RELAY_TLS_KEY_PATH */
+
+    cidr_list trusted_proxies;  /* --trusted-proxy-cidrs: sources whose PROXY preface is read */
 
     enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
 

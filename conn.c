@@ -1,17 +1,19 @@
-/* One connection's life and the server's I/O: accept, read, HTTP head, WebSocket upgrade,
- * frames, messages handed to relay.c, bounded output flushed with gathered writes, and
- * deadlines kept in one min-heap so the loop sleeps exactly until the next one is due. */
+/* One connection's life (see conn.h): the PROXY preface from trusted proxies, per-source
+ * accounting on the observed source, the transport, the HTTP head, then WebSocket frames for the
+ * relay or one answer from the listener's route table; bounded output flushed with gathered
+ * writes; one deadline per connection on the loop's timer heap. */
+#include "conn.h"
+
 #include "http.h"
 #include "log.h"
-#include "net.h"
-#include "server.h"
-#include "stund.h"
+#include "proxy.h"
+#include "relay.h"
+#include "ws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ACCEPT_PER_PASS 64
 /* Room asked for before each read once a connection is open. A frame that needs more gets
  * twice its size in one step (see process_frames), so a 16 KiB record's ~58 KB frame takes one
  * larger block instead of climbing through three, while small frames keep small buffers. */
@@ -19,129 +21,121 @@
 #define READ_BUDGET_PER_PASS (256 * 1024)
 #define WRITE_BUDGET_PER_PASS (256 * 1024)
 #define CLOSE_GRACE_MS 2000
-#define MAX_HEALTH_CONNS 64
 #define WRITE_IOVS 64
 
-/* ---- deadline heap ---- */
+enum conn_state { CS_PROXY, CS_HEAD, CS_OPEN, CS_CLOSING };
+
+struct conn {
+    conn_listener *ls;
+    conn_hub *hub;
+    xport *x;                 /* NULL while the PROXY preface is read */
+    socket_t fd;
+    int slot;
+    uint8_t state;
+    bool in_pending;          /* on the hub's flush list */
+    bool in_again;            /* on the hub's list of buffered input */
+    bool dead;                /* on the hub's free list: no more I/O */
+    bool source_counted;      /* abuse_accept counted it: abuse_conn_closed when it goes */
+    addr_t peer;              /* observed source, IPv4-mapped shown as IPv4 */
+    source_key source;        /* what per-source limits count against */
+    abuse_meter meter;        /* this connection's inbound rate limits */
+    uint8_t *in;              /* input bytes in[in_off .. in_len) */
+    size_t in_off, in_len, in_cap;
+    ws_decoder ws;
+    outq out;
+    uint64_t accepted_ms, last_in_ms, close_deadline_ms;
+    loop_timer deadline;
+    void *registration;       /* the relay's, NULL until registered */
+    conn *next_pending, *next_dead, *next_again;
+    conn *all_prev, *all_next;
+    uint64_t id;              /* for logs */
+};
+
+static void on_deadline(void *ctx);
+
+/* ---- the relay's view ---- */
+
+const addr_t *conn_source(const conn *c) { return &c->peer; }
+const source_key *conn_source_key(const conn *c) { return &c->source; }
+uint64_t conn_id(const conn *c) { return c->id; }
+const char *conn_identity(const conn *c) { return c->x ? xport_peer_identity(c->x) : NULL; }
+void *conn_registration(const conn *c) { return c->registration; }
+
+/* ---- deadlines ---- */
 
 static uint64_t deadline_of(const conn *c)
 {
-    const relay_config *cfg = &c->srv->cfg;
+    const relay_config *cfg = c->hub->cfg;
     if (c->state == CS_CLOSING)
         return c->close_deadline_ms;
-    if (c->reg) {
+    if (c->registration) {
         /* Registered: the liveness sweep, which runs on a fixed grid of health-check ticks,
          * prunes at the first tick past the liveness deadline; the idle timeout backs it up. */
         uint64_t idle = c->last_in_ms + cfg->idle_timeout_secs * 1000u;
         uint64_t live = c->last_in_ms + cfg->liveness_deadline_secs * 1000u;
         uint64_t step = cfg->health_check_interval_secs * 1000u;
-        uint64_t start = c->srv->start_ms;
+        uint64_t start = c->hub->start_ms;
         if (step > 0 && live > start)
             live = start + (live - start + step - 1) / step * step;
         return live < idle ? live : idle;
     }
-    /* Absolute from accept: a socket that never sends a byte is reaped as surely as one that
-     * upgrades and never registers. */
+    /* Absolute from accept: a socket that never sends a byte (or never finishes its PROXY
+     * preface or TLS handshake) is reaped as surely as one that upgrades and never registers. */
     return c->accepted_ms + cfg->register_timeout_secs * 1000u;
 }
 
-static void heap_swap(server *s, size_t a, size_t b)
+/* Files the deadline anew. Inbound activity only moves it later, which is left to be noticed
+ * when the timer fires; a state change calls this. */
+static void rearm_deadline(conn *c)
 {
-    conn *t = s->heap[a];
-    s->heap[a] = s->heap[b];
-    s->heap[b] = t;
-    s->heap[a]->heap_idx = a;
-    s->heap[b]->heap_idx = b;
+    if (!loop_timer_set(c->hub->lp, &c->deadline, deadline_of(c)))
+        log_warn("conn %llu: out of memory arming its deadline", (unsigned long long)c->id);
 }
 
-static void heap_up(server *s, size_t i)
+void conn_set_registration(conn *c, void *registration)
 {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (s->heap[p]->heap_key <= s->heap[i]->heap_key)
-            break;
-        heap_swap(s, p, i);
-        i = p;
-    }
+    c->registration = registration;
+    if (!c->dead && c->state != CS_CLOSING)
+        rearm_deadline(c);
 }
 
-static void heap_down(server *s, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->heap_len && s->heap[l]->heap_key < s->heap[m]->heap_key)
-            m = l;
-        if (r < s->heap_len && s->heap[r]->heap_key < s->heap[m]->heap_key)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(s, i, m);
-        i = m;
-    }
-}
-
-static void heap_remove(server *s, conn *c)
-{
-    size_t i = c->heap_idx;
-    s->heap_len--;
-    if (i != s->heap_len) {
-        s->heap[i] = s->heap[s->heap_len];
-        s->heap[i]->heap_idx = i;
-        heap_down(s, i);
-        heap_up(s, i);
-    }
-}
-
-/* Re-files the connection when its deadline moved earlier (registration, closing). A deadline
- * that only moves later (inbound activity) is left alone and corrected lazily when it fires. */
-void conn_touch_deadline(conn *c)
-{
-    server *s = c->srv;
-    uint64_t d = deadline_of(c);
-    if (d != c->heap_key) {
-        c->heap_key = d;
-        heap_down(s, c->heap_idx);
-        heap_up(s, c->heap_idx);
-    }
-}
-
-/* ---- connection teardown ---- */
+/* ---- teardown ---- */
 
 static void schedule_free(conn *c)
 {
+    conn_hub *hub = c->hub;
     if (c->dead)
         return;
     c->dead = true;
-    relay_on_close(c->srv, c);
-    c->next_dead = c->srv->dead;
-    c->srv->dead = c;
+    if (c->registration)
+        relay_on_close(hub->relay, c);
+    c->next_dead = hub->dead;
+    hub->dead = c;
 }
 
-static void free_conn(server *s, conn *c)
+static void free_conn(conn *c)
 {
-    loop_del(s->lp, c->slot);
-    compat_close(c->fd);
-    heap_remove(s, c);
+    conn_hub *hub = c->hub;
+    loop_del(hub->lp, c->slot);
+    loop_timer_stop(hub->lp, &c->deadline);
+    if (c->x)
+        xport_close(c->x);
+    else
+        compat_close(c->fd);
     outq_clear(&c->out);
     ws_decoder_free(&c->ws);
     if (c->in)
         pool_put(c->in, c->in_cap);
-    if (c->kind == CONN_WIRE) {
-        s->n_wire--;
-        abuse_conn_closed(&s->abuse, &c->source);
-    } else {
-        s->n_health--;
-    }
+    c->ls->open--;
+    if (c->source_counted)
+        abuse_conn_closed(hub->abuse, &c->source);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        hub->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
     free(c);
-}
-
-static void free_dead(server *s)
-{
-    while (s->dead) {
-        conn *c = s->dead;
-        s->dead = c->next_dead;
-        free_conn(s, c);
-    }
 }
 
 /* ---- output ---- */
@@ -150,14 +144,14 @@ static void mark_pending(conn *c)
 {
     if (!c->in_pending && !c->dead) {
         c->in_pending = true;
-        c->next_pending = c->srv->pending;
-        c->srv->pending = c;
+        c->next_pending = c->hub->pending;
+        c->hub->pending = c;
     }
 }
 
 void conn_send(conn *c, frame *f)
 {
-    const relay_config *cfg = &c->srv->cfg;
+    const relay_config *cfg = c->hub->cfg;
     if (c->dead || c->state == CS_CLOSING)
         return;
     /* A full queue drops the message: a reader that stopped draining never stalls the sender,
@@ -171,26 +165,12 @@ void conn_send(conn *c, frame *f)
     mark_pending(c);
 }
 
-void conn_send_writer(conn *c)
+/* One-off answers (the 101, an HTTP response, the close frame: at most one of each per
+ * connection) must go out even past the message caps. */
+static void send_bypassing_limits(conn *c, frame *f)
 {
-    json_writer *w = &c->srv->jw;
-    if (!w->failed) {
-        frame *f = frame_text(w->p, w->len);
-        if (f) {
-            conn_send(c, f);
-            frame_unref(f);
-        }
-    }
-    jw_clear(w);
-}
-
-static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)
-{
-    frame *f = frame_raw(bytes, len);
     if (!f)
         return;
-    /* One-off answers (the 101, an HTTP response, the close frame: at most one of each per
-     * connection) must go out even past the message caps. */
     if (outq_push(&c->out, f, UINT32_MAX, SIZE_MAX))
         mark_pending(c);
     frame_unref(f);
@@ -200,8 +180,9 @@ static void send_raw_bypassing_limits(conn *c, const uint8_t *bytes, size_t len)
 static void begin_closing(conn *c)
 {
     c->state = CS_CLOSING;
-    c->close_deadline_ms = c->srv->now_ms + CLOSE_GRACE_MS;
-    conn_touch_deadline(c);
+    c->close_deadline_ms = loop_now_ms(c->hub->lp) + CLOSE_GRACE_MS;
+    rearm_deadline(c);
+    mark_pending(c);
 }
 
 /* Pongs obey the queue caps like any message: a client that pings without reading must not
@@ -220,58 +201,58 @@ void conn_close(conn *c, uint16_t code, const char *reason)
     uint8_t buf[WS_MAX_HEADER + 2 + 123];
     if (c->dead || c->state == CS_CLOSING)
         return;
-    relay_on_close(c->srv, c);
+    if (c->registration)
+        relay_on_close(c->hub->relay, c);
     if (c->state == CS_OPEN)
-        send_raw_bypassing_limits(c, buf, ws_close_frame(buf, code, reason));
+        send_bypassing_limits(c, frame_raw(buf, ws_close_frame(buf, code, reason)));
     begin_closing(c);
-    mark_pending(c);
 }
 
-static void http_answer_ex(conn *c, int status, const char *type, const char *extra_headers,
-                           const char *body)
+/* Answers the request with a short text response and closes. */
+static void http_answer(conn *c, int status, const char *extra_headers, const char *body)
 {
     char buf[1024];
-    size_t n = http_response_ex(buf, sizeof buf, status, type, extra_headers, body,
-                                body ? strlen(body) : 0);
+    size_t n = http_response_ex(buf, sizeof buf, status, "text/plain; charset=utf-8", extra_headers,
+                                body, strlen(body));
     if (n > 0)
-        send_raw_bypassing_limits(c, (const uint8_t *)buf, n);
+        send_bypassing_limits(c, frame_raw((const uint8_t *)buf, n));
     begin_closing(c);
 }
 
-static void http_answer(conn *c, int status, const char *type, const char *body)
-{
-    http_answer_ex(c, status, type, NULL, body);
-}
-
-/* Writes queued frames with gathered sends, at most WRITE_BUDGET_PER_PASS bytes so one fast
- * reader cannot starve the rest. Returns false when the connection failed. */
+/* Writes queued frames with gathered writes, at most WRITE_BUDGET_PER_PASS bytes so one fast
+ * reader cannot starve the rest, then lets the transport push what it holds. Returns false
+ * when the connection failed. */
 static bool flush(conn *c)
 {
     size_t budget = WRITE_BUDGET_PER_PASS;
+    if (!c->x)
+        return true;
     while (!outq_empty(&c->out) && budget > 0) {
         const void *bases[WRITE_IOVS];
         size_t lens[WRITE_IOVS];
         struct compat_iov iov[WRITE_IOVS];
         int n = outq_peek(&c->out, bases, lens, WRITE_IOVS);
-        ssize_compat_t w;
+        long w;
         for (int i = 0; i < n; i++) {
             iov[i].base = bases[i];
             iov[i].len = lens[i];
         }
-        w = compat_sendv(c->fd, iov, n);
+        w = xport_writev(c->x, iov, n);
+        if (w == XPORT_AGAIN)
+            break;
         if (w < 0) {
-            int e = compat_sock_errno();
-            if (compat_would_block(e))
-                break;
-            if (compat_interrupted(e))
-                continue;
-            log_debug("conn %llu: write failed: %s", (unsigned long long)c->id, compat_strerror(e));
+            log_debug("conn %llu: write failed", (unsigned long long)c->id);
             return false;
         }
         outq_consume(&c->out, (size_t)w);
         budget = (size_t)w >= budget ? 0 : budget - (size_t)w;
     }
-    return true;
+    return xport_flush(c->x) != XPORT_ERROR;
+}
+
+static bool all_sent(const conn *c)
+{
+    return outq_empty(&c->out) && (!c->x || (xport_wants(c->x) & LOOP_WRITE) == 0);
 }
 
 static void update_interest(conn *c)
@@ -279,8 +260,10 @@ static void update_interest(conn *c)
     int ev = c->state == CS_CLOSING ? 0 : LOOP_READ;
     if (!outq_empty(&c->out))
         ev |= LOOP_WRITE;
-    if (loop_events(c->srv->lp, c->slot) != ev)
-        loop_set_events(c->srv->lp, c->slot, ev);
+    if (c->x)
+        ev |= xport_wants(c->x);
+    if (loop_events(c->hub->lp, c->slot) != ev)
+        loop_set_events(c->hub->lp, c->slot, ev);
 }
 
 static void flush_and_settle(conn *c)
@@ -291,7 +274,7 @@ static void flush_and_settle(conn *c)
         schedule_free(c);
         return;
     }
-    if (c->state == CS_CLOSING && outq_empty(&c->out)) {
+    if (c->state == CS_CLOSING && all_sent(c)) {
         schedule_free(c);
         return;
     }
@@ -335,22 +318,70 @@ static void release_in_if_empty(conn *c)
     }
 }
 
-static void health_request(conn *c, const http_request *req)
+/* Per-source limits count the connection once its observed source is known: at accept, or after
+ * a trusted proxy's preface. False when the source is refused (banned, or over its cap). */
+static bool count_source(conn *c)
 {
-    server *s = c->srv;
-    if (http_path_is(req, "/health")) {
-        char body[256];
-        if (!http_method_is(req, "GET")) {
-            http_answer_ex(c, 405, "text/plain", "Allow: GET\r\n", "method not allowed\n");
+    source_key_make(&c->source, &c->peer, SOURCE_IPV6_64);
+    if (!c->ls->per_source_limits)
+        return true;
+    enum abuse_verdict v = abuse_accept(c->hub->abuse, &c->source, loop_now_ms(c->hub->lp));
+    if (v != ABUSE_OK) {
+        log_debug("conn %llu: refused: %s", (unsigned long long)c->id, abuse_reason(v));
+        return false;
+    }
+    c->source_counted = true;
+    return true;
+}
+
+static bool open_transport(conn *c, const void *prefix, size_t prefix_len)
+{
+    c->x = c->ls->transport.open(c->ls->transport.ctx, c->fd, prefix, prefix_len);
+    if (!c->x) {
+        log_warn("conn %llu: could not set up its transport", (unsigned long long)c->id);
+        return false;
+    }
+    c->state = CS_HEAD;
+    return true;
+}
+
+/* The bytes so far may hold a PROXY preface; once it is complete (or known to be absent) the
+ * observed source is settled and the rest of the bytes go to the transport. */
+static void process_proxy(conn *c)
+{
+    proxy_result pr;
+    long n = proxy_parse(c->in + c->in_off, c->in_len - c->in_off, &pr);
+    bool ok;
+    if (n == PROXY_NEED_MORE) {
+        if (c->in_len - c->in_off < PROXY_MAX_HEADER)
             return;
-        }
-        snprintf(body, sizeof body,
-                 "{\"status\":\"ok\",\"connected_peers\":%zu,\"uptime_secs\":%llu,\"version\":\"%s\"}",
-                 s->n_regs, (unsigned long long)((s->now_ms - s->start_ms) / 1000u), DIG_RELAY_VERSION);
-        http_answer(c, 200, "application/json", body);
+        n = PROXY_INVALID;
+    }
+    if (n == PROXY_INVALID) {
+        log_debug("conn %llu: unreadable PROXY preface from a trusted proxy, closing",
+                  (unsigned long long)c->id);
+        schedule_free(c);
         return;
     }
-    http_answer(c, 404, "text/plain", "not found\n");
+    if (n > 0) {
+        if (pr.has_source) {
+            c->peer = pr.source;
+            addr_unmap(&c->peer);
+        } else {
+            log_debug("conn %llu: PROXY v%d preface ignored (%s), keeping the socket address",
+                      (unsigned long long)c->id, pr.version, pr.ignored);
+        }
+        c->in_off += (size_t)n;
+    }
+    if (LOG_ENABLED(LOG_DEBUG) && n > 0 && pr.has_source) {
+        char text[ADDR_STRLEN];
+        addr_format(&c->peer, text);
+        log_debug("conn %llu: PROXY v%d source %s", (unsigned long long)c->id, pr.version, text);
+    }
+    ok = count_source(c) && open_transport(c, c->in + c->in_off, c->in_len - c->in_off);
+    c->in_off = c->in_len;
+    if (!ok)
+        schedule_free(c);
 }
 
 static void wire_request(conn *c, const http_request *req)
@@ -359,19 +390,19 @@ static void wire_request(conn *c, const http_request *req)
     size_t n = 0;
     switch (ws_upgrade(req, resp, sizeof resp, &n)) {
     case WS_UPGRADE_OK:
-        send_raw_bypassing_limits(c, (const uint8_t *)resp, n);
+        send_bypassing_limits(c, frame_raw((const uint8_t *)resp, n));
         c->state = CS_OPEN;
-        ws_decoder_init(&c->ws, (size_t)c->srv->cfg.max_message_bytes);   /* <= SIZE_MAX - 1 */
+        ws_decoder_init(&c->ws, (size_t)c->hub->cfg->max_message_bytes);   /* <= SIZE_MAX - 1 */
         break;
     case WS_UPGRADE_NOT_WEBSOCKET:
-        http_answer(c, 404, "text/plain", "not found\n");
+        send_bypassing_limits(c, routes_answer(c->ls->routes, req));
+        begin_closing(c);
         break;
     case WS_UPGRADE_BAD_VERSION:
-        http_answer_ex(c, 426, "text/plain", "Sec-WebSocket-Version: 13\r\n",
-                       "websocket version 13 required\n");
+        http_answer(c, 426, "Sec-WebSocket-Version: 13\r\n", "websocket version 13 required\n");
         break;
     default:
-        http_answer(c, 400, "text/plain", "bad websocket upgrade request\n");
+        http_answer(c, 400, NULL, "bad websocket upgrade request\n");
         break;
     }
 }
@@ -381,40 +412,42 @@ static void process_head(conn *c)
     http_request req;
     long n = http_parse_request((const char *)c->in + c->in_off, c->in_len - c->in_off,
                                 HTTP_MAX_HEAD, &req);
+    c->hub->pass_busy = true;
     if (n == HTTP_NEED_MORE)
         return;
     if (n == HTTP_BAD) {
-        http_answer(c, 400, "text/plain", "malformed request\n");
+        http_answer(c, 400, NULL, "malformed request\n");
         return;
     }
     if (n == HTTP_TOO_LARGE) {
-        http_answer(c, 431, "text/plain", "request head too large\n");
+        http_answer(c, 431, NULL, "request head too large\n");
         return;
     }
-    if (c->kind == CONN_HEALTH)
-        health_request(c, &req);
-    else
+    if (c->ls->websocket) {
         wire_request(c, &req);
+    } else {
+        send_bypassing_limits(c, routes_answer(c->ls->routes, &req));
+        begin_closing(c);
+    }
     c->in_off += (size_t)n;
 }
 
 static void process_frames(conn *c)
 {
-    server *s = c->srv;
+    conn_hub *hub = c->hub;
     while (c->state == CS_OPEN && !c->dead) {
         ws_result r;
+        uint64_t now = loop_now_ms(hub->lp);
         size_t used = ws_parse(&c->ws, c->in + c->in_off, c->in_len - c->in_off, &r);
         if (r.kind == WS_NEED_MORE) {
             /* saturating: a need past SIZE_MAX / 2 fails in the allocator, not by wrapping */
-            if (!ensure_in_room(c, r.need > SIZE_MAX / 2 ? r.need : r.need * 2)) {
+            if (!ensure_in_room(c, r.need > SIZE_MAX / 2 ? r.need : r.need * 2))
                 conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
-                return;
-            }
             return;
         }
-        c->last_in_ms = s->now_ms;
+        c->last_in_ms = now;
         if (r.kind != WS_FAIL) {
-            enum abuse_verdict v = abuse_frame(&s->abuse, &c->meter, &c->source, used, s->now_ms);
+            enum abuse_verdict v = abuse_frame(hub->abuse, &c->meter, &c->source, used, now);
             if (v != ABUSE_OK) {
                 log_debug("conn %llu: %s, disconnecting", (unsigned long long)c->id, abuse_reason(v));
                 conn_close(c, WS_CLOSE_POLICY, abuse_reason(v));
@@ -423,10 +456,10 @@ static void process_frames(conn *c)
         }
         switch (r.kind) {
         case WS_MESSAGE:
-            if (relay_on_message(s, c, r.data, r.len))
-                s->pass_keepalive = true;
+            if (relay_on_message(hub->relay, c, r.data, r.len))
+                hub->pass_keepalive = true;
             else
-                s->pass_busy = true;
+                hub->pass_busy = true;
             break;
         case WS_PING: {
             uint8_t pong[WS_MAX_HEADER + 125];
@@ -434,441 +467,232 @@ static void process_frames(conn *c)
             memcpy(pong + WS_MAX_HEADER, r.data, r.len);
             h = ws_write_header_before(pong + WS_MAX_HEADER, WS_OP_PONG, r.len);
             send_pong(c, h, (size_t)(pong + WS_MAX_HEADER + r.len - h));
-            s->pass_keepalive = true;
+            hub->pass_keepalive = true;
             break;
         }
         case WS_PONG:
-            s->pass_keepalive = true;
+            hub->pass_keepalive = true;
             break;
         case WS_CLOSE:
-            s->pass_busy = true;
+            hub->pass_busy = true;
             conn_close(c, r.close_code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : r.close_code, "");
             break;
         case WS_FAIL:
-            s->pass_busy = true;
+            hub->pass_busy = true;
             log_debug("conn %llu: websocket error %u: %s", (unsigned long long)c->id, r.close_code,
                       r.reason ? r.reason : "");
             /* An oversized frame is a per-connection limit tripped, so it counts toward a ban. */
             if (r.close_code == WS_CLOSE_TOO_BIG)
-                abuse_strike(&s->abuse, &c->source, s->now_ms);
+                abuse_strike(hub->abuse, &c->source, now);
             conn_close(c, r.close_code, r.reason ? r.reason : "protocol error");
             break;
         default:   /* a fragment of a longer message */
-            s->pass_busy = true;
+            hub->pass_busy = true;
             break;
         }
         c->in_off += used;
     }
 }
 
-static void on_conn_io(void *ctx, socket_t fd, int events)
+static void mark_again(conn *c)
 {
-    conn *c = ctx;
-    size_t budget = READ_BUDGET_PER_PASS;
-    (void)fd;
-    if (c->dead)
-        return;
-    if (events & LOOP_WRITE) {
-        c->srv->pass_busy = true;   /* a backlog draining is traffic, not a keepalive */
-        flush_and_settle(c);
-        if (c->dead)
-            return;
+    if (!c->in_again) {
+        c->in_again = true;
+        c->next_again = c->hub->again;
+        c->hub->again = c;
     }
-    if (!(events & LOOP_READ) || c->state == CS_CLOSING)
-        return;
+}
+
+/* Reads what the socket (or the transport's buffer) holds, up to the pass's budget, handing
+ * each chunk to the current layer. */
+static void read_input(conn *c)
+{
+    size_t budget = READ_BUDGET_PER_PASS;
     while (budget > 0 && !c->dead && c->state != CS_CLOSING) {
-        size_t want = c->state == CS_HEAD ? 2048 : READ_CHUNK;
+        size_t want = c->state == CS_OPEN ? READ_CHUNK : 2048;
         size_t room;
-        ssize_compat_t n;
+        long n;
         if (c->state == CS_HEAD && c->in_len - c->in_off > HTTP_MAX_HEAD) {
-            http_answer(c, 431, "text/plain", "request head too large\n");
+            http_answer(c, 431, NULL, "request head too large\n");
             break;
         }
         if (!ensure_in_room(c, (c->in_len - c->in_off) + want))
             break;
         room = c->in_cap - c->in_len;
-        n = compat_recv(c->fd, c->in + c->in_len, room);
-        if (n == 0) {
-            c->srv->pass_busy = true;
+        if (c->state == CS_PROXY && room > PROXY_MAX_HEADER - (c->in_len - c->in_off))
+            room = PROXY_MAX_HEADER - (c->in_len - c->in_off);
+        n = c->x ? xport_read(c->x, c->in + c->in_len, room) : xport_recv(c->fd, c->in + c->in_len, room);
+        if (n == XPORT_AGAIN)
+            break;
+        if (n <= 0) {
+            c->hub->pass_busy = true;
             schedule_free(c);
             return;
         }
-        if (n < 0) {
-            int e = compat_sock_errno();
-            if (compat_interrupted(e))
-                continue;
-            if (!compat_would_block(e)) {
-                c->srv->pass_busy = true;
-                schedule_free(c);
-            }
-            break;
-        }
         c->in_len += (size_t)n;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        if (c->state == CS_HEAD) {
-            c->srv->pass_busy = true;
-            process_head(c);
+        if (c->state == CS_PROXY) {
+            c->hub->pass_busy = true;
+            process_proxy(c);
         }
+        if (c->state == CS_HEAD && c->in_off < c->in_len)
+            process_head(c);
         if (c->state == CS_OPEN)
             process_frames(c);
-        if ((size_t)n < room)
-            break; /* short read: the socket is drained */
+        if ((size_t)n < room && !(c->x && xport_has_buffered_input(c->x)))
+            break; /* short read and nothing held back: the socket is drained */
     }
     if (c->dead)
         return;
     if (c->in_off < c->in_len)
-        c->srv->pass_busy = true;   /* part of a frame is on its way */
+        c->hub->pass_busy = true;   /* part of a frame is on its way */
+    /* A transport holding input the budget left unread gets another turn before the next wait:
+     * no readiness event would announce it. */
+    if (c->state != CS_CLOSING && c->x && xport_has_buffered_input(c->x))
+        mark_again(c);
     release_in_if_empty(c);
+}
+
+static void on_conn_io(void *ctx, socket_t fd, int events)
+{
+    conn *c = ctx;
+    (void)fd;
+    if (c->dead)
+        return;
+    if (events & LOOP_WRITE) {
+        c->hub->pass_busy = true;   /* a backlog draining is traffic, not a keepalive */
+        flush_and_settle(c);
+        if (c->dead)
+            return;
+    }
+    if ((events & (LOOP_READ | LOOP_ERROR)) && c->state != CS_CLOSING)
+        read_input(c);
+    /* A transport may need the socket for its own progress (a handshake answer to send). */
+    if (!c->dead && c->x && (xport_wants(c->x) & ~loop_events(c->hub->lp, c->slot)))
+        mark_pending(c);
 }
 
 /* ---- accept ---- */
 
-static bool heap_reserve(server *s)
+bool conn_accept(conn_listener *ls, socket_t fd, const addr_t *from)
 {
-    size_t ncap;
-    conn **nh;
-    if (s->heap_len < s->heap_cap)
-        return true;
-    ncap = s->heap_cap ? s->heap_cap * 2 : 64;
-    nh = realloc(s->heap, ncap * sizeof *nh);
-    if (!nh)
-        return false;
-    s->heap = nh;
-    s->heap_cap = ncap;
-    return true;
-}
-
-/* Sets up a connection for an accepted socket; NULL (socket left to the caller) on failure. */
-static conn *conn_new(server *s, socket_t fd, const addr_t *from, const source_key *key,
-                      enum conn_kind kind)
-{
+    conn_hub *hub = ls->hub;
+    bool trusted;
     conn *c;
-    if (!heap_reserve(s) || !compat_set_nonblocking(fd))
-        return NULL;
-    c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->slot = loop_add(s->lp, fd, LOOP_READ, on_conn_io, c);
+    if (!compat_set_nonblocking(fd) || !(c = calloc(1, sizeof *c))) {
+        compat_close(fd);
+        return false;
+    }
+    c->slot = loop_add(hub->lp, fd, LOOP_READ, on_conn_io, c);
     if (c->slot < 0) {
         free(c);
-        return NULL;
+        compat_close(fd);
+        return false;
     }
     compat_set_nodelay(fd);
-    c->srv = s;
+    c->ls = ls;
+    c->hub = hub;
     c->fd = fd;
-    c->kind = (uint8_t)kind;
-    c->state = CS_HEAD;
-    c->id = ++s->next_conn_id;
-    c->accepted_ms = c->last_in_ms = s->now_ms;
+    c->id = ++hub->next_id;
+    c->accepted_ms = c->last_in_ms = loop_now_ms(hub->lp);
     c->peer = *from;
     addr_unmap(&c->peer);
-    c->source = *key;
-    c->heap_idx = s->heap_len;
-    s->heap[s->heap_len++] = c;
-    c->heap_key = deadline_of(c);
-    heap_up(s, c->heap_idx);
-    if (kind == CONN_WIRE)
-        s->n_wire++;
-    else
-        s->n_health++;
-    return c;
-}
-
-static void accept_on(server *s, socket_t lfd, enum conn_kind kind)
-{
-    s->pass_busy = true;
-    for (int i = 0; i < ACCEPT_PER_PASS; i++) {
-        struct sockaddr_storage ss;
-        socklen_t_compat sl = (socklen_t_compat)sizeof ss;
-        socket_t fd = accept(lfd, (struct sockaddr *)&ss, &sl);
-        addr_t from;
-        source_key key;
-        conn *c;
-        if (fd == SOCKET_INVALID) {
-            int e = compat_sock_errno();
-            if (!compat_would_block(e) && !compat_interrupted(e))
-                log_warn("accept failed: %s", compat_strerror(e));
-            return;
-        }
-        if ((kind == CONN_WIRE && s->n_wire >= s->cfg.max_connections) ||
-            (kind == CONN_HEALTH && s->n_health >= MAX_HEALTH_CONNS)) {
-            log_warn("refusing connection: at the open-connection cap (%llu)",
-                     (unsigned long long)s->cfg.max_connections);
-            compat_close(fd);
-            continue;
-        }
-        addr_from_sockaddr(&ss, (size_t)sl, &from);
-        source_key_make(&key, &from, SOURCE_IPV6_64);
-        if (kind == CONN_WIRE) {
-            enum abuse_verdict v = abuse_accept(&s->abuse, &key, s->now_ms);
-            if (v != ABUSE_OK) {
-                log_debug("refusing connection: %s", abuse_reason(v));
-                compat_close(fd);
-                continue;
-            }
-        }
-        c = conn_new(s, fd, &from, &key, kind);
-        if (!c) {
-            log_warn("dropping an accepted connection: out of memory");
-            if (kind == CONN_WIRE)
-                abuse_conn_closed(&s->abuse, &key);
-            compat_close(fd);
-            continue;
-        }
-        if (LOG_ENABLED(LOG_DEBUG)) {
-            char text[ADDR_STRLEN];
-            addr_format(&c->peer, text);
-            log_debug("conn %llu accepted from %s", (unsigned long long)c->id, text);
-        }
-    }
-}
-
-static void on_wire_listener(void *ctx, socket_t fd, int events)
-{
-    (void)events;
-    accept_on(ctx, fd, CONN_WIRE);
-}
-
-static void on_health_listener(void *ctx, socket_t fd, int events)
-{
-    (void)events;
-    accept_on(ctx, fd, CONN_HEALTH);
-}
-
-static void on_stun(void *ctx, socket_t fd, int events)
-{
-    server *s = ctx;
-    (void)fd;
-    (void)events;
-    s->pass_busy = true;
-    stund_on_readable(s->stun, s->now_ms);
-}
-
-static void on_shutdown_signal(void *ctx, socket_t fd, int events)
-{
-    char drain[64];
-    (void)ctx;
-    (void)events;
-    while (compat_recv(fd, drain, sizeof drain) > 0) {
-    }
-}
-
-/* ---- timers ---- */
-
-static void expire(server *s)
-{
-    while (s->heap_len > 0 && s->heap[0]->heap_key <= s->now_ms) {
-        conn *c = s->heap[0];
-        uint64_t d = deadline_of(c);
-        if (d > s->now_ms) {
-            /* Activity pushed the deadline out since it was filed: re-file, nothing expired. */
-            c->heap_key = d;
-            heap_down(s, 0);
-            continue;
-        }
-        if (c->dead) {
-            c->heap_key = UINT64_MAX;
-            heap_down(s, 0);
-            continue;
-        }
-        if (c->state == CS_CLOSING) {
-            schedule_free(c);
-        } else if (c->reg) {
-            uint64_t silent = (s->now_ms - c->last_in_ms) / 1000u;
-            if (silent >= s->cfg.idle_timeout_secs) {
-                log_info("conn %llu: idle for %llus, closing", (unsigned long long)c->id,
-                         (unsigned long long)silent);
-                conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
-            } else {
-                s->abuse.counters.prunes++;
-                log_info("liveness sweep: pruning %.*s, silent for %llus", (int)c->reg->peer_id_len,
-                         c->reg->peer_id, (unsigned long long)silent);
-                conn_close(c, WS_CLOSE_GOING_AWAY, "liveness deadline passed");
-            }
-        } else if (c->state == CS_OPEN) {
-            log_debug("conn %llu: not registered in time, closing", (unsigned long long)c->id);
-            conn_close(c, WS_CLOSE_POLICY, "register timeout");
-        } else {
-            log_debug("conn %llu: no request in time, closing", (unsigned long long)c->id);
-            schedule_free(c);
-        }
-        if (c->dead) {
-            c->heap_key = UINT64_MAX;
-            heap_down(s, 0);
-        }
-    }
-}
-
-/* ---- server ---- */
-
-bool server_init(server *s, char *err, size_t errlen)
-{
-    const relay_config *cfg = &s->cfg;
-    size_t spare = MAX_HEALTH_CONNS + 8;
-    size_t max_fds = cfg->max_connections > SIZE_MAX - spare ? SIZE_MAX   /* fails to allocate */
-                                                             : (size_t)cfg->max_connections + spare;
-    s->now_ms = s->start_ms = compat_monotonic_ms();
-    s->now_wall = compat_wall_secs();
-    s->wire_fd = s->health_fd = SOCKET_INVALID;
-    s->pex_due_ms = UINT64_MAX;
-    compat_random(s->seed, sizeof s->seed);
-    if (!relay_init(s, err, errlen))
-        return false;
-    /* Remember at least every possible open source twice over, so live entries are rarely the
-     * least recently seen when churn evicts. */
-    uint64_t sources = cfg->max_connections > (UINT32_MAX - 1024) / 2
-                           ? UINT32_MAX
-                           : cfg->max_connections * 2 + 1024;
-    if (!abuse_init(&s->abuse, cfg, (uint32_t)sources, s->seed)) {
-        snprintf(err, errlen,
-                 "out of memory for the per-source limit table of %llu connections (--max-connections)",
-                 (unsigned long long)cfg->max_connections);
+    loop_timer_init(&c->deadline, on_deadline, c);
+    c->all_next = hub->all;
+    if (hub->all)
+        hub->all->all_prev = c;
+    hub->all = c;
+    ls->open++;
+    trusted = ls->trusted_proxies && cidr_list_contains(ls->trusted_proxies, &c->peer);
+    if (trusted) {
+        c->state = CS_PROXY;
+    } else if (!count_source(c) || !open_transport(c, NULL, 0)) {
+        c->dead = true;
+        free_conn(c);
         return false;
     }
-    s->lp = loop_new(max_fds);
-    if (!s->lp) {
-        snprintf(err, errlen, "out of memory for %zu sockets", max_fds);
-        return false;
+    rearm_deadline(c);
+    if (LOG_ENABLED(LOG_DEBUG)) {
+        char text[ADDR_STRLEN];
+        addr_format(&c->peer, text);
+        log_debug("conn %llu accepted on the %s listener from %s%s", (unsigned long long)c->id,
+                  ls->name, text, trusted ? " (a trusted proxy)" : "");
     }
-    s->wire_fd = net_listen_tcp(&cfg->listen, 1024, err, errlen);
-    if (s->wire_fd == SOCKET_INVALID)
-        return false;
-    s->health_fd = net_listen_tcp(&cfg->health_listen, 64, err, errlen);
-    if (s->health_fd == SOCKET_INVALID)
-        return false;
-    s->stun = stund_open(&cfg->stun_listen, cfg->stun_per_ip_rps, cfg->stun_global_rps, err, errlen);
-    if (!s->stun)
-        return false;
-    loop_add(s->lp, s->wire_fd, LOOP_READ, on_wire_listener, s);
-    loop_add(s->lp, s->health_fd, LOOP_READ, on_health_listener, s);
-    loop_add(s->lp, stund_fd(s->stun), LOOP_READ, on_stun, s);
-    if (compat_shutdown_fd() != SOCKET_INVALID)
-        loop_add(s->lp, compat_shutdown_fd(), LOOP_READ, on_shutdown_signal, s);
     return true;
 }
 
-static void flush_pending(server *s)
+/* ---- deadlines firing ---- */
+
+static void on_deadline(void *ctx)
 {
-    while (s->pending) {
-        conn *c = s->pending;
-        s->pending = c->next_pending;
+    conn *c = ctx;
+    conn_hub *hub = c->hub;
+    uint64_t now = loop_now_ms(hub->lp);
+    uint64_t d = deadline_of(c);
+    if (c->dead)
+        return;
+    if (d > now) {
+        /* Activity pushed the deadline out since it was filed: re-file, nothing expired. */
+        rearm_deadline(c);
+        return;
+    }
+    if (c->state == CS_CLOSING) {
+        schedule_free(c);
+    } else if (c->registration) {
+        uint64_t silent = (now - c->last_in_ms) / 1000u;
+        relay_on_silence(hub->relay, c, silent, silent >= hub->cfg->idle_timeout_secs);
+    } else if (c->state == CS_OPEN) {
+        log_debug("conn %llu: not registered in time, closing", (unsigned long long)c->id);
+        conn_close(c, WS_CLOSE_POLICY, "register timeout");
+    } else {
+        log_debug("conn %llu: no request in time, closing", (unsigned long long)c->id);
+        schedule_free(c);
+    }
+}
+
+/* ---- end of pass and shutdown ---- */
+
+bool conn_hub_has_buffered_input(const conn_hub *hub) { return hub->again != NULL; }
+
+void conn_end_of_pass(conn_hub *hub)
+{
+    conn *again = hub->again;
+    hub->again = NULL;
+    while (again) {
+        conn *c = again;
+        again = c->next_again;
+        c->in_again = false;
+        if (!c->dead && c->state != CS_CLOSING)
+            read_input(c);
+    }
+    while (hub->pending) {
+        conn *c = hub->pending;
+        hub->pending = c->next_pending;
         c->in_pending = false;
         flush_and_settle(c);
     }
-}
-
-/* Logs the abuse counters at info when they changed, at most once per health-check interval. */
-static void log_counters(server *s)
-{
-    const abuse_counters *now = &s->abuse.counters;
-    if (s->now_ms < s->next_counter_log_ms || memcmp(now, &s->logged, sizeof *now) == 0)
-        return;
-    log_info("abuse counters: refused_connections=%llu refused_registrations=%llu "
-             "disconnects=%llu strikes=%llu bans=%llu liveness_prunes=%llu",
-             (unsigned long long)now->refused_conns, (unsigned long long)now->refused_regs,
-             (unsigned long long)now->disconnects, (unsigned long long)now->strikes,
-             (unsigned long long)now->bans, (unsigned long long)now->prunes);
-    s->logged = *now;
-    s->next_counter_log_ms = s->now_ms + s->cfg.health_check_interval_secs * 1000u;
-}
-
-static int next_timeout(const server *s)
-{
-    uint64_t d = s->pex_due_ms;
-    /* A changed counter is logged on time even when nothing else wakes the loop. */
-    if (memcmp(&s->abuse.counters, &s->logged, sizeof s->logged) != 0 && s->next_counter_log_ms < d)
-        d = s->next_counter_log_ms;
-    if (s->heap_len > 0 && s->heap[0]->heap_key < d)
-        d = s->heap[0]->heap_key;
-    if (d == UINT64_MAX)
-        return -1;
-    if (d <= s->now_ms)
-        return 0;
-    d -= s->now_ms;
-    return d > 60000 ? 60000 : (int)d;
-}
-
-static void refresh_clock(server *s)
-{
-    s->now_ms = loop_now_ms(s->lp);
-    s->now_wall = loop_wall_secs(s->lp);
-}
-
-/* After a burst, once the loop has nothing to do, free heap is handed back to the OS (at most
- * once a second, and never while busy: it walks the heap). */
-#define TRIM_IDLE_MS 100
-#define TRIM_EVERY_MS 1000
-
-void server_run(server *s)
-{
-    uint64_t last_trim = 0;
-    while (!compat_shutdown_requested()) {
-        int timeout = next_timeout(s);
-        bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && s->now_ms - last_trim >= TRIM_EVERY_MS;
-        uint64_t last_wake_ms = s->now_ms;   /* the clock is read once per wake-up */
-        int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);
-        bool hold;
-        refresh_clock(s);
-        if (ready < 0) {
-            log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
-            break;
-        }
-        if (may_trim && ready == 0) {
-            compat_release_free_memory();
-            last_trim = s->now_ms;
-        }
-        hold = loop_should_hold(&s->coalesce, s->now_ms, s->now_ms - last_wake_ms, ready,
-                                s->pass_busy, s->pass_keepalive);
-        s->pass_busy = s->pass_keepalive = false;
-        expire(s);
-        if (s->pex_due_ms <= s->now_ms)
-            relay_pex_housekeeping(s);
-        flush_pending(s);
-        free_dead(s);
-        log_counters(s);
-        if (hold) {
-            timeout = next_timeout(s);
-            compat_sleep_ms(timeout >= 0 && timeout < LOOP_HOLD_MS ? (unsigned)timeout : LOOP_HOLD_MS);
-            loop_refresh_clock(s->lp);
-            refresh_clock(s);
-        }
+    while (hub->dead) {
+        conn *c = hub->dead;
+        hub->dead = c->next_dead;
+        free_conn(c);
     }
 }
 
-void server_shutdown(server *s)
+void conn_close_all(conn_hub *hub, const char *reason)
 {
-    /* Tell every peer we are going away, give the close frames a short moment to leave, then
-     * release everything. */
-    uint64_t until;
-    s->stopping = true;
-    for (size_t i = 0; i < s->heap_len; i++) {
-        conn *c = s->heap[i];
+    for (conn *c = hub->all; c; c = c->all_next) {
         if (c->state == CS_OPEN)
-            conn_close(c, WS_CLOSE_GOING_AWAY, "relay shutting down");
-        else if (c->state == CS_HEAD)
+            conn_close(c, WS_CLOSE_GOING_AWAY, reason);
+        else if (c->state != CS_CLOSING)
             schedule_free(c);
     }
-    flush_pending(s);
-    free_dead(s);
-    until = compat_monotonic_ms() + 500;
-    while (s->heap_len > 0 && compat_monotonic_ms() < until) {
-        loop_run_once(s->lp, 50);
-        flush_pending(s);
-        free_dead(s);
-    }
-    while (s->heap_len > 0) {
-        schedule_free(s->heap[0]);
-        free_dead(s);
-    }
-    if (s->stun)
-        stund_close(s->stun);
-    if (s->wire_fd != SOCKET_INVALID)
-        compat_close(s->wire_fd);
-    if (s->health_fd != SOCKET_INVALID)
-        compat_close(s->health_fd);
-    loop_free(s->lp);
-    free(s->heap);
-    relay_free(s);
-    abuse_free(&s->abuse);
-    pool_trim();
 }
+
+void conn_drop_all(conn_hub *hub)
+{
+    for (conn *c = hub->all; c; c = c->all_next)
+        schedule_free(c);
+    conn_end_of_pass(hub);
+}
+
+bool conn_hub_empty(const conn_hub *hub) { return hub->all == NULL; }

@@ -189,6 +189,7 @@ static const char *reason_phrase(int status)
     switch (status) {
     case 101: return "Switching Protocols";
     case 200: return "OK";
+    case 301: return "Moved Permanently";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
@@ -229,8 +230,8 @@ static void put_uint(char *out, size_t cap, size_t *pos, size_t v)
     put(out, cap, pos, digits + n, sizeof digits - n);
 }
 
-size_t http_response_ex(char *out, size_t cap, int status, const char *content_type,
-                        const char *extra_headers, const char *body, size_t body_len)
+size_t http_response_head(char *out, size_t cap, int status, const char *content_type,
+                          const char *extra_headers, size_t body_len)
 {
     size_t pos = 0;
 
@@ -251,6 +252,15 @@ size_t http_response_ex(char *out, size_t cap, int status, const char *content_t
     put_str(out, cap, &pos, "Content-Length: ");
     put_uint(out, cap, &pos, body_len);
     put_str(out, cap, &pos, "\r\nConnection: close\r\n\r\n");
+    return pos > cap ? 0 : pos;
+}
+
+size_t http_response_ex(char *out, size_t cap, int status, const char *content_type,
+                        const char *extra_headers, const char *body, size_t body_len)
+{
+    size_t pos = http_response_head(out, cap, status, content_type, extra_headers, body_len);
+    if (pos == 0)
+        return 0;
     if (body_len)
         put(out, cap, &pos, body, body_len);
     return pos > cap ? 0 : pos;

@@ -1,5 +1,5 @@
-/* HTTP/1.1 request-head parser and the few small answers the relay gives (health JSON, 400,
- * 404, 405, 426, 431, 503). Pure: bytes in, parsed head or answer bytes out. */
+/* HTTP/1.1 request-head parser and response formatting (every answer is one response with
+ * Content-Length and Connection: close). Pure: bytes in, parsed head or answer bytes out. */
 #ifndef DIG_HTTP_H
 #define DIG_HTTP_H
 
@@ -41,6 +41,10 @@ bool http_header_has_token(const http_header *h, const char *token);
 bool http_method_is(const http_request *req, const char *method);
 bool http_path_is(const http_request *req, const char *path);
 
+/* Formats a response head (status line, Content-Type when given, extra header lines, Content-Length
+ * of body_len, Connection: close, blank line); returns its length, or 0 if it does not fit. */
+size_t http_response_head(char *out, size_t cap, int status, const char *content_type,
+                          const char *extra_headers, size_t body_len);
 /* Formats a complete response with Content-Length and Connection: close into out; returns its
  * length, or 0 if it does not fit. */
 size_t http_response(char *out, size_t cap, int status, const char *content_type,

@@ -1,14 +1,64 @@
-/* The meaning of the relay wire (RLY-001..007): registration, the peer registry, routing of
- * relay_message and broadcast, peer notifications, keepalive and hole-punch signalling.
- * Works on decoded messages and connection queues only; conn.c does the I/O. */
+/* The meaning of the relay wire (see relay.h): the registry of peers and networks, the message
+ * handlers, and the PEX engines it mirrors registrations into. Works on decoded messages and
+ * connection queues only; conn.c does the I/O. */
+#include "relay.h"
+
+#include "conn.h"
+#include "json.h"
 #include "log.h"
 #include "pex.h"
-#include "server.h"
 #include "wire.h"
+#include "ws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct reg reg;
+typedef struct network network;
+
+/* One registered peer. */
+struct reg {
+    char *peer_id;
+    size_t peer_id_len;
+    uint64_t hash;
+    network *net;
+    conn *c;
+    uint64_t protocol_version, connected_at, last_seen;
+    addr_t addrs[ADDR_MAX_DIALABLE];
+    uint8_t n_addrs;
+    uint64_t exclude_mark;    /* broadcast generation that excluded this peer */
+    reg *hnext;               /* id hash chain */
+    reg *nprev, *nnext;       /* network member list */
+};
+
+/* The peers registered under one network id. */
+struct network {
+    char *id;
+    size_t id_len;
+    uint64_t hash;
+    reg *head;
+    size_t count;
+    network *hnext;           /* id hash chain */
+    network *all_prev, *all_next;  /* every network, for PEX housekeeping */
+    struct pex_engine *pex;   /* this network's Peer Exchange engine */
+};
+
+struct relay {
+    const relay_config *cfg;
+    loop *lp;
+    abuse_guard *abuse;
+    uint64_t start_ms;
+    reg **ids;                /* peer id -> registration, chained, fixed size */
+    network **nets;           /* network id -> network */
+    network *all_nets;
+    size_t table_mask, n_regs;
+    uint64_t seed[2];
+    uint64_t exclude_gen;
+    json_writer jw;           /* reused for every outgoing message */
+    char *scratch;            /* decoded strings, max_message_bytes long */
+    loop_timer pex_timer;     /* the earliest time any PEX engine has work */
+};
 
 /* Longest peer or network id accepted. Real ids are 64 hex characters; the bound keeps the
  * registry's memory per connection small whatever a client sends. */
@@ -26,7 +76,7 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-static uint64_t hash_bytes(const server *s, const char *p, size_t n)
+static uint64_t hash_bytes(const relay *s, const char *p, size_t n)
 {
     uint64_t h = s->seed[0] ^ (n * 0x9e3779b97f4a7c15ULL);
     while (n >= 8) {
@@ -44,10 +94,25 @@ static uint64_t hash_bytes(const server *s, const char *p, size_t n)
     return mix(h);
 }
 
-bool relay_init(server *s, char *err, size_t errlen)
+static void pex_housekeeping(void *ctx);
+
+relay *relay_new(const relay_config *cfg, loop *lp, abuse_guard *abuse, const uint64_t seed[2],
+                 char *err, size_t errlen)
 {
     size_t size = 16;
-    while (size < s->cfg.max_connections && size < ((size_t)1 << 30))
+    relay *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->lp = lp;
+    s->abuse = abuse;
+    s->start_ms = loop_now_ms(lp);
+    s->seed[0] = seed[0];
+    s->seed[1] = seed[1];
+    loop_timer_init(&s->pex_timer, pex_housekeeping, s);
+    while (size < cfg->max_connections && size < ((size_t)1 << 30))
         size <<= 1;
     s->table_mask = size - 1;
     s->ids = calloc(size, sizeof *s->ids);
@@ -55,24 +120,29 @@ bool relay_init(server *s, char *err, size_t errlen)
     if (!s->ids || !s->nets) {
         snprintf(err, errlen,
                  "out of memory sizing the registry for %llu connections (--max-connections)",
-                 (unsigned long long)s->cfg.max_connections);
-        return false;
+                 (unsigned long long)cfg->max_connections);
+        relay_free(s);
+        return NULL;
     }
     /* config.c caps max_message_bytes below SIZE_MAX, so the +1 cannot wrap */
-    s->scratch = malloc((size_t)s->cfg.max_message_bytes + 1);
+    s->scratch = malloc((size_t)cfg->max_message_bytes + 1);
     if (!s->scratch) {
         snprintf(err, errlen, "out of memory for a %llu-byte message buffer (--max-message-bytes)",
-                 (unsigned long long)s->cfg.max_message_bytes);
-        return false;
+                 (unsigned long long)cfg->max_message_bytes);
+        relay_free(s);
+        return NULL;
     }
     /* Outgoing messages are bounded by what one peer list can hold. */
     jw_init(&s->jw, 0, (size_t)1 << 30);
-    return true;
+    return s;
 }
 
-void relay_free(server *s)
+void relay_free(relay *s)
 {
-    for (size_t i = 0; i <= s->table_mask; i++) {
+    if (!s)
+        return;
+    loop_timer_stop(s->lp, &s->pex_timer);
+    for (size_t i = 0; s->nets && i <= s->table_mask; i++) {
         while (s->nets[i]) {
             network *n = s->nets[i];
             s->nets[i] = n->hnext;
@@ -85,9 +155,13 @@ void relay_free(server *s)
     free(s->nets);
     free(s->scratch);
     jw_free(&s->jw);
+    free(s);
 }
 
-static reg *find_reg(server *s, const char *id, size_t n)
+size_t relay_peer_count(const relay *r) { return r->n_regs; }
+uint64_t relay_uptime_secs(const relay *r) { return (loop_now_ms(r->lp) - r->start_ms) / 1000u; }
+
+static reg *find_reg(relay *s, const char *id, size_t n)
 {
     uint64_t h = hash_bytes(s, id, n);
     for (reg *r = s->ids[h & s->table_mask]; r; r = r->hnext)
@@ -111,26 +185,33 @@ static void pex_send(void *ctx, uint64_t id, const char *json, size_t len)
     }
 }
 
-static pex_time pex_now(const server *s) { return (pex_time){ s->now_ms, s->now_wall }; }
+static pex_time pex_now(const relay *s) { return (pex_time){ loop_now_ms(s->lp), loop_wall_secs(s->lp) }; }
 
-static void note_pex_due(server *s, const network *net)
+/* Brings the PEX timer forward when this network's engine has work sooner. */
+static void note_pex_due(relay *s, const network *net)
 {
     uint64_t due = pex_next_due(net->pex);
-    if (due < s->pex_due_ms)
-        s->pex_due_ms = due;
+    if (due == UINT64_MAX)
+        return;
+    if (!loop_timer_armed(&s->pex_timer) || due < s->pex_timer.due_ms) {
+        if (!loop_timer_set(s->lp, &s->pex_timer, due))
+            log_warn("PEX: out of memory arming the housekeeping timer");
+    }
 }
 
-void relay_pex_housekeeping(server *s)
+/* Runs the engines that are due; the timer is then re-armed for the earliest next one. */
+static void pex_housekeeping(void *ctx)
 {
-    s->pex_due_ms = UINT64_MAX;
+    relay *s = ctx;
+    uint64_t now = loop_now_ms(s->lp);
     for (network *net = s->all_nets; net; net = net->all_next) {
-        if (pex_next_due(net->pex) <= s->now_ms)
+        if (pex_next_due(net->pex) <= now)
             pex_tick(net->pex, pex_now(s));
         note_pex_due(s, net);
     }
 }
 
-static network *find_network(server *s, const char *id, size_t n, bool create)
+static network *find_network(relay *s, const char *id, size_t n, bool create)
 {
     uint64_t h = hash_bytes(s, id, n);
     network **slot = &s->nets[h & s->table_mask];
@@ -151,7 +232,7 @@ static network *find_network(server *s, const char *id, size_t n, bool create)
     memcpy(net->id, id, n);
     net->id_len = n;
     net->hash = h;
-    net->pex = pex_engine_new(id, n, (size_t)s->cfg.max_connections, mix(h ^ s->seed[1]),
+    net->pex = pex_engine_new(id, n, (size_t)s->cfg->max_connections, mix(h ^ s->seed[1]),
                               pex_send, s);
     if (!net->pex) {
         free(net->id);
@@ -167,7 +248,7 @@ static network *find_network(server *s, const char *id, size_t n, bool create)
     return net;
 }
 
-static void drop_network_if_empty(server *s, network *net)
+static void drop_network_if_empty(relay *s, network *net)
 {
     network **pp = &s->nets[net->hash & s->table_mask];
     if (net->count > 0)
@@ -185,6 +266,8 @@ static void drop_network_if_empty(server *s, network *net)
     free(net->id);
     free(net);
 }
+
+static reg *reg_of(const conn *c) { return conn_registration(c); }
 
 static wire_str reg_id(const reg *r) { return (wire_str){ r->peer_id, r->peer_id_len }; }
 
@@ -209,7 +292,7 @@ static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f
 }
 
 /* Fans out what s->jw holds and empties the writer. */
-static void fan_out(server *s, network *net, const reg *skip, uint64_t mark)
+static void fan_out(relay *s, network *net, const reg *skip, uint64_t mark)
 {
     frame *f = NULL;
     if (!s->jw.failed && net->count > 0)
@@ -246,21 +329,34 @@ static frame *end_frame(frame *f, const json_writer *w)
     return f;
 }
 
-static void send_error(conn *c, uint64_t code, const char *message)
+/* Sends what s->jw holds as a text frame to c, then empties the writer. */
+static void send_writer(relay *s, conn *c)
 {
-    wire_write_error(&c->srv->jw, code, message);
-    conn_send_writer(c);
+    if (!s->jw.failed) {
+        frame *f = frame_text(s->jw.p, s->jw.len);
+        if (f) {
+            conn_send(c, f);
+            frame_unref(f);
+        }
+    }
+    jw_clear(&s->jw);
 }
 
-static void refuse_register(server *s, conn *c, uint64_t code, const char *message)
+static void send_error(relay *s, conn *c, uint64_t code, const char *message)
+{
+    wire_write_error(&s->jw, code, message);
+    send_writer(s, c);
+}
+
+static void refuse_register(relay *s, conn *c, uint64_t code, const char *message)
 {
     wire_write_register_ack(&s->jw, false, message, s->n_regs);
-    conn_send_writer(c);
-    send_error(c, code, message);
+    send_writer(s, c);
+    send_error(s, c, code, message);
     conn_close(c, WS_CLOSE_POLICY, message);
 }
 
-static void handle_register(server *s, conn *c, const wire_msg *m)
+static void handle_register(relay *s, conn *c, const wire_msg *m)
 {
     addr_t advertised[ADDR_MAX_DIALABLE * 4];
     size_t n_adv = 0;
@@ -271,24 +367,24 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
     wire_peer_info info;
     enum abuse_verdict verdict;
 
-    if (c->reg) {
-        send_error(c, WIRE_ERR_BAD_MESSAGE, "connection is already registered");
+    if (reg_of(c)) {
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "connection is already registered");
         return;
     }
     if (m->peer_id.n == 0 || m->peer_id.n > ID_MAX || m->network_id.n > ID_MAX) {
-        send_error(c, WIRE_ERR_BAD_MESSAGE, "peer_id must be 1..256 bytes and network_id at most 256");
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "peer_id must be 1..256 bytes and network_id at most 256");
         return;
     }
     /* Order of refusals as the reference: source rate, source cap, identity, capacity, id. */
-    verdict = abuse_register(&s->abuse, &c->source, s->now_ms);
+    verdict = abuse_register(s->abuse, conn_source_key(c), loop_now_ms(s->lp));
     if (verdict != ABUSE_OK) {
-        log_debug("refusing register from conn %llu: %s", (unsigned long long)c->id,
+        log_debug("refusing register from conn %llu: %s", (unsigned long long)conn_id(c),
                   abuse_reason(verdict));
         refuse_register(s, c, WIRE_ERR_RATE_LIMITED, abuse_reason(verdict));
         return;
     }
-    if (s->n_regs >= s->cfg.max_connections) {
-        abuse_registration_ended(&s->abuse, &c->source);
+    if (s->n_regs >= s->cfg->max_connections) {
+        abuse_registration_ended(s->abuse, conn_source_key(c));
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay at capacity");
         return;
     }
@@ -297,8 +393,8 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
         /* Registrations leave the registry the moment their connection starts closing, so
          * anything found here is live: refuse rather than let the id be hijacked. */
         log_warn("refusing register of %.*s from conn %llu: id held by a live connection",
-                 (int)m->peer_id.n, m->peer_id.p, (unsigned long long)c->id);
-        abuse_registration_ended(&s->abuse, &c->source);
+                 (int)m->peer_id.n, m->peer_id.p, (unsigned long long)conn_id(c));
+        abuse_registration_ended(s->abuse, conn_source_key(c));
         refuse_register(s, c, WIRE_ERR_ID_IN_USE, "peer_id already registered by a live connection");
         return;
     }
@@ -317,7 +413,7 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
         free(r);
         if (net)
             drop_network_if_empty(s, net);
-        abuse_registration_ended(&s->abuse, &c->source);
+        abuse_registration_ended(s->abuse, conn_source_key(c));
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
         return;
     }
@@ -327,8 +423,8 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
     r->net = net;
     r->c = c;
     r->protocol_version = m->protocol_version;
-    r->connected_at = r->last_seen = s->now_wall;
-    r->n_addrs = (uint8_t)addr_resolve_dialable(&c->peer, advertised, n_adv, r->addrs);
+    r->connected_at = r->last_seen = loop_wall_secs(s->lp);
+    r->n_addrs = (uint8_t)addr_resolve_dialable(conn_source(c), advertised, n_adv, r->addrs);
 
     r->hnext = s->ids[r->hash & s->table_mask];
     s->ids[r->hash & s->table_mask] = r;
@@ -338,35 +434,34 @@ static void handle_register(server *s, conn *c, const wire_msg *m)
     net->head = r;
     net->count++;
     s->n_regs++;
-    c->reg = r;
-    conn_touch_deadline(c);
+    conn_set_registration(c, r);
 
     if (LOG_ENABLED(LOG_INFO)) {
         char text[ADDR_STRLEN];
-        addr_format(&c->peer, text);
+        addr_format(conn_source(c), text);
         log_info("registered %.*s on %.*s from %s (%zu connected)", (int)r->peer_id_len, r->peer_id,
                  (int)net->id_len, net->id, text, s->n_regs);
     }
     wire_write_register_ack(&s->jw, true, "registered", s->n_regs);
-    conn_send_writer(c);
+    send_writer(s, c);
     peer_info_of(r, &info);
     wire_write_peer_connected(&s->jw, &info);
     fan_out(s, net, r, 0);
     /* Every registration, PEX-capable or not, is advertised to the network's PEX links. */
-    if (!pex_registrant_up(net->pex, pex_id(c), r->peer_id, r->peer_id_len, &c->peer, r->addrs,
+    if (!pex_registrant_up(net->pex, pex_id(c), r->peer_id, r->peer_id_len, conn_source(c), r->addrs,
                            r->n_addrs, pex_now(s)))
         log_warn("PEX: could not mirror %.*s", (int)r->peer_id_len, r->peer_id);
     note_pex_due(s, net);
 }
 
-void relay_on_close(server *s, conn *c)
+void relay_on_close(relay *s, conn *c)
 {
-    reg *r = c->reg;
+    reg *r = conn_registration(c);
     reg **pp;
     network *net;
     if (!r)
         return;
-    c->reg = NULL;
+    conn_set_registration(c, NULL);
     net = r->net;
     pp = &s->ids[r->hash & s->table_mask];
     while (*pp != r)
@@ -380,7 +475,7 @@ void relay_on_close(server *s, conn *c)
         r->nnext->nprev = r->nprev;
     net->count--;
     s->n_regs--;
-    abuse_registration_ended(&s->abuse, &c->source);
+    abuse_registration_ended(s->abuse, conn_source_key(c));
     log_info("deregistered %.*s (%zu connected)", (int)r->peer_id_len, r->peer_id, s->n_regs);
     pex_registrant_down(net->pex, pex_id(c));
     note_pex_due(s, net);
@@ -391,51 +486,87 @@ void relay_on_close(server *s, conn *c)
     free(r);
 }
 
-static void handle_get_peers(server *s, conn *c, const wire_msg *m)
+/* peers lists are sorted by peer_id in byte order, as the reference's registry (a BTreeMap)
+ * returns them. */
+static int compare_ids(const void *x, const void *y)
 {
-    network *net = m->network_id_null ? c->reg->net
+    const reg *a = *(reg *const *)x, *b = *(reg *const *)y;
+    size_t n = a->peer_id_len < b->peer_id_len ? a->peer_id_len : b->peer_id_len;
+    int c = memcmp(a->peer_id, b->peer_id, n);
+    if (c != 0)
+        return c;
+    return a->peer_id_len < b->peer_id_len ? -1 : a->peer_id_len > b->peer_id_len;
+}
+
+void relay_on_silence(relay *s, conn *c, uint64_t silent_secs, bool idle_timeout)
+{
+    reg *r = reg_of(c);
+    if (idle_timeout || !r) {
+        log_info("conn %llu: idle for %llus, closing", (unsigned long long)conn_id(c),
+                 (unsigned long long)silent_secs);
+        conn_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+        return;
+    }
+    s->abuse->counters.prunes++;
+    log_info("liveness sweep: pruning %.*s, silent for %llus", (int)r->peer_id_len, r->peer_id,
+             (unsigned long long)silent_secs);
+    conn_close(c, WS_CLOSE_GOING_AWAY, "liveness deadline passed");
+}
+
+static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
+{
+    network *net = m->network_id_null ? reg_of(c)->net
                                       : find_network(s, m->network_id.p, m->network_id.n, false);
-    bool first = true;
-    wire_write_peers_begin(&s->jw);
-    if (net) {
-        for (reg *r = net->head; r; r = r->nnext) {
-            wire_peer_info info;
-            peer_info_of(r, &info);
-            wire_write_peers_item(&s->jw, &info, first);
-            first = false;
+    reg **sorted = NULL;
+    size_t n = 0;
+    if (net && net->count > 0) {
+        sorted = malloc(net->count * sizeof *sorted);
+        if (!sorted) {
+            send_error(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
+            return;
         }
+        for (reg *r = net->head; r; r = r->nnext)
+            sorted[n++] = r;
+        qsort(sorted, n, sizeof *sorted, compare_ids);
+    }
+    wire_write_peers_begin(&s->jw);
+    for (size_t i = 0; i < n; i++) {
+        wire_peer_info info;
+        peer_info_of(sorted[i], &info);
+        wire_write_peers_item(&s->jw, &info, i == 0);
     }
     wire_write_peers_end(&s->jw);
-    conn_send_writer(c);
+    free(sorted);
+    send_writer(s, c);
 }
 
 /* Target lookup for forwards: the peer must be registered on the sender's network. */
-static reg *target_in_network(server *s, conn *c, wire_str id)
+static reg *target_in_network(relay *s, conn *c, wire_str id)
 {
     reg *t = find_reg(s, id.p, id.n);
-    return t && t->net == c->reg->net ? t : NULL;
+    return t && t->net == reg_of(c)->net ? t : NULL;
 }
 
-static void peer_not_found(conn *c, wire_str id)
+static void peer_not_found(relay *s, conn *c, wire_str id)
 {
     char msg[ID_MAX + 64];
     int shown = id.n > ID_MAX ? ID_MAX : (int)id.n;
     snprintf(msg, sizeof msg, "peer %.*s not connected to this relay", shown, id.p);
-    send_error(c, WIRE_ERR_PEER_NOT_FOUND, msg);
+    send_error(s, c, WIRE_ERR_PEER_NOT_FOUND, msg);
 }
 
-static void handle_relay_message(server *s, conn *c, const wire_msg *m)
+static void handle_relay_message(relay *s, conn *c, const wire_msg *m)
 {
     reg *t = target_in_network(s, c, m->to);
     if (!t) {
-        peer_not_found(c, m->to);
+        peer_not_found(s, c, m->to);
         return;
     }
     json_writer w;
-    frame *f = begin_frame(96 + quoted_max(c->reg->peer_id_len) + quoted_max(m->to.n) + m->payload.n, &w);
+    frame *f = begin_frame(96 + quoted_max(reg_of(c)->peer_id_len) + quoted_max(m->to.n) + m->payload.n, &w);
     if (!f)
         return;
-    wire_write_relay_message(&w, reg_id(c->reg), m->to, m->payload, m->seq);
+    wire_write_relay_message(&w, reg_id(reg_of(c)), m->to, m->payload, m->seq);
     f = end_frame(f, &w);
     if (f) {
         conn_send(t->c, f);
@@ -443,7 +574,7 @@ static void handle_relay_message(server *s, conn *c, const wire_msg *m)
     }
 }
 
-static void handle_broadcast(server *s, conn *c, const wire_msg *m, const uint8_t *msg)
+static void handle_broadcast(relay *s, conn *c, const wire_msg *m, const uint8_t *msg)
 {
     uint64_t mark = ++s->exclude_gen;
     wire_iter it = { 0 };
@@ -456,55 +587,55 @@ static void handle_broadcast(server *s, conn *c, const wire_msg *m, const uint8_
             r->exclude_mark = mark;
     }
     json_writer w;
-    frame *f = begin_frame(96 + quoted_max(c->reg->peer_id_len) + m->payload.n, &w);
+    frame *f = begin_frame(96 + quoted_max(reg_of(c)->peer_id_len) + m->payload.n, &w);
     if (!f)
         return;
-    wire_write_broadcast(&w, reg_id(c->reg), m->payload);
+    wire_write_broadcast(&w, reg_id(reg_of(c)), m->payload);
     f = end_frame(f, &w);
     if (f) {
-        fan_out_frame(c->reg->net, c->reg, mark, f);
+        fan_out_frame(reg_of(c)->net, reg_of(c), mark, f);
         frame_unref(f);
     }
 }
 
-static void handle_hole_punch_request(server *s, conn *c, const wire_msg *m)
+static void handle_hole_punch_request(relay *s, conn *c, const wire_msg *m)
 {
     reg *t = target_in_network(s, c, m->target_peer_id);
     if (!t) {
-        peer_not_found(c, m->target_peer_id);
+        peer_not_found(s, c, m->target_peer_id);
         return;
     }
-    wire_write_hole_punch_coordinate(&s->jw, reg_id(c->reg), &m->external_addr);
-    conn_send_writer(t->c);
+    wire_write_hole_punch_coordinate(&s->jw, reg_id(reg_of(c)), &m->external_addr);
+    send_writer(s, t->c);
 }
 
-static void handle_hole_punch_result(server *s, conn *c, const wire_msg *m)
+static void handle_hole_punch_result(relay *s, conn *c, const wire_msg *m)
 {
     reg *t = target_in_network(s, c, m->peer_id);
     if (!t) {
-        peer_not_found(c, m->peer_id);
+        peer_not_found(s, c, m->peer_id);
         return;
     }
     wire_write_hole_punch_result(&s->jw, m->peer_id, m->success);
-    conn_send_writer(t->c);
+    send_writer(s, t->c);
 }
 
-bool relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
+bool relay_on_message(relay *s, conn *c, uint8_t *msg, size_t len)
 {
     wire_msg m;
     char err[160];
 
-    if (c->reg && c->reg->last_seen != s->now_wall) {
-        c->reg->last_seen = s->now_wall;
-        pex_registrant_seen(c->reg->net->pex, pex_id(c), pex_now(s));
+    if (reg_of(c) && reg_of(c)->last_seen != loop_wall_secs(s->lp)) {
+        reg_of(c)->last_seen = loop_wall_secs(s->lp);
+        pex_registrant_seen(reg_of(c)->net->pex, pex_id(c), pex_now(s));
     }
     if (!wire_decode((const char *)msg, len, &m, s->scratch, err, sizeof err)) {
-        log_debug("conn %llu: bad message: %s", (unsigned long long)c->id, err);
-        send_error(c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
+        log_debug("conn %llu: bad message: %s", (unsigned long long)conn_id(c), err);
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
         return false;
     }
-    if (!c->reg && m.type != WT_REGISTER) {
-        send_error(c, WIRE_ERR_NOT_REGISTERED,
+    if (!reg_of(c) && m.type != WT_REGISTER) {
+        send_error(s, c, WIRE_ERR_NOT_REGISTERED,
                    m.type == WT_PEX ? "register before sending PEX (RLY-001)"
                                     : "register before sending other messages (RLY-001)");
         return false;
@@ -517,17 +648,17 @@ bool relay_on_message(server *s, conn *c, uint8_t *msg, size_t len)
     case WT_GET_PEERS: handle_get_peers(s, c, &m); break;
     case WT_PING:
         wire_write_pong(&s->jw, m.timestamp);
-        conn_send_writer(c);
+        send_writer(s, c);
         return true;
     case WT_PONG:
         return true;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
     case WT_PEX:
-        if (pex_on_frame(c->reg->net->pex, pex_id(c), (const char *)msg, len, pex_now(s)) ==
+        if (pex_on_frame(reg_of(c)->net->pex, pex_id(c), (const char *)msg, len, pex_now(s)) ==
             PEX_NOT_REGISTERED)
-            send_error(c, WIRE_ERR_NOT_REGISTERED, "register before sending PEX (RLY-001)");
-        note_pex_due(s, c->reg->net);
+            send_error(s, c, WIRE_ERR_NOT_REGISTERED, "register before sending PEX (RLY-001)");
+        note_pex_due(s, reg_of(c)->net);
         break;
     default:
         /* Server-to-client messages (acks, peer lists, errors) carry nothing for the relay

@@ -12,10 +12,22 @@ typedef struct {
     unsigned char prefix[];
 } plain_xport;
 
+long xport_recv(socket_t fd, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_compat_t n = compat_recv(fd, buf, len);
+        if (n >= 0)
+            return (long)n;
+        int e = compat_sock_errno();
+        if (compat_interrupted(e))
+            continue;
+        return compat_would_block(e) ? XPORT_AGAIN : XPORT_ERROR;
+    }
+}
+
 static long plain_read(xport *x, void *buf, size_t len)
 {
     plain_xport *p = (plain_xport *)x;
-    ssize_compat_t n;
     if (p->prefix_off < p->prefix_len) {
         size_t k = p->prefix_len - p->prefix_off;
         if (k > len)
@@ -24,15 +36,7 @@ static long plain_read(xport *x, void *buf, size_t len)
         p->prefix_off += k;
         return (long)k;
     }
-    for (;;) {
-        n = compat_recv(x->fd, buf, len);
-        if (n >= 0)
-            return (long)n;
-        int e = compat_sock_errno();
-        if (compat_interrupted(e))
-            continue;
-        return compat_would_block(e) ? XPORT_AGAIN : XPORT_ERROR;
-    }
+    return xport_recv(x->fd, buf, len);
 }
 
 static long plain_writev(xport *x, const struct compat_iov *iov, int n)

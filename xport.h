@@ -59,6 +59,10 @@ typedef struct {
 /* Plain TCP. */
 xport *xport_plain_open(void *ctx, socket_t fd, const void *prefix, size_t prefix_len);
 
+/* Reads the socket itself, for bytes that come before any transport (the PROXY preface): the
+ * same results as a transport's read. */
+long xport_recv(socket_t fd, void *buf, size_t len);
+
 static inline long xport_read(xport *x, void *buf, size_t len) { return x->ops->read(x, buf, len); }
 static inline long xport_writev(xport *x, const struct compat_iov *iov, int n)
 {

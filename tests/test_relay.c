@@ -1380,8 +1380,9 @@ static void test_wire_port_http_answers(void)
     REQUIRE(start(NULL));
     char resp[4096];
     REQUIRE(h_http("127.0.0.1", R.port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
-    CHECK_EQ_INT(h_http_status(resp), 404);
-    REQUIRE(h_http("127.0.0.1", R.port, "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    CHECK_EQ_INT(h_http_status(resp), 200);
+    CHECK(strstr(resp, "dig-relay " DIG_RELAY_VERSION) != NULL);
+    REQUIRE(h_http("127.0.0.1", R.port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
 
     static const char *const malformed[] = {

@@ -1,0 +1,89 @@
+/* One connection's life, through the layers of an accepted socket: the PROXY preface (only from
+ * trusted sources) -> the transport (plain or TLS, xport.h) -> the HTTP request head -> either a
+ * WebSocket upgrade, whose messages go to the relay, or the listener's HTTP route table. Output
+ * is queued as shared frames, bounded, and flushed with gathered writes at the end of each loop
+ * pass; every connection carries one deadline on the loop's timer heap.
+ *
+ * The relay sees a connection only through the functions in the second half of this header. */
+#ifndef DIG_CONN_H
+#define DIG_CONN_H
+
+#include "abuse.h"
+#include "addr.h"
+#include "buf.h"
+#include "cidr.h"
+#include "config.h"
+#include "loop.h"
+#include "routes.h"
+#include "xport.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conn conn;
+struct relay;
+
+/* What every connection of one server shares. server.c fills it; conn.c keeps the lists. */
+typedef struct {
+    const relay_config *cfg;
+    loop *lp;
+    abuse_guard *abuse;
+    struct relay *relay;
+    uint64_t start_ms;        /* the liveness sweep's grid starts here */
+    conn *pending;            /* connections with output to flush at the end of the pass */
+    conn *again;              /* connections with input buffered in their transport */
+    conn *dead;               /* connections to free at the end of the pass */
+    conn *all;                /* every live connection (shutdown walks it) */
+    uint64_t next_id;
+    /* What the current pass did, for keepalive coalescing (loop.h loop_should_hold). */
+    bool pass_busy;           /* anything beyond answering keepalives */
+    bool pass_keepalive;      /* answered at least one keepalive */
+} conn_hub;
+
+/* What one listener's connections share. */
+typedef struct {
+    conn_hub *hub;
+    const char *name;                 /* "relay", "health", "redirect": logs */
+    const route_table *routes;        /* answers every request that is not a WebSocket upgrade */
+    bool websocket;                   /* upgrades go to the relay (the wire listener only) */
+    bool per_source_limits;           /* per-IP caps and bans apply (the wire listener only) */
+    xport_factory transport;
+    const cidr_list *trusted_proxies; /* NULL or empty: never read a PROXY header */
+    size_t open, max_open;            /* sockets open on this listener, and the cap */
+} conn_listener;
+
+/* Takes an accepted socket (its address in `from`). On failure the socket is closed and false
+ * returned; the listener's count is only held for connections that were made. */
+bool conn_accept(conn_listener *ls, socket_t fd, const addr_t *from);
+
+/* End-of-pass work: read what transports hold buffered (a TLS engine's decrypted records, which
+ * no socket readiness announces), flush what was queued, then free connections that finished. */
+void conn_end_of_pass(conn_hub *hub);
+/* True when input is still buffered in some transport: the next wait must not sleep. */
+bool conn_hub_has_buffered_input(const conn_hub *hub);
+/* Shutdown: close every WebSocket with 1001 and reason, drop every other connection. */
+void conn_close_all(conn_hub *hub, const char *reason);
+/* Frees every connection now, whatever it still had to send. */
+void conn_drop_all(conn_hub *hub);
+bool conn_hub_empty(const conn_hub *hub);
+
+/* ---- the relay's view of a connection ---- */
+
+/* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them). */
+void conn_send(conn *c, frame *f);
+/* Graceful close: a close frame with code and reason, then the socket once flushed. */
+void conn_close(conn *c, uint16_t code, const char *reason);
+/* The observed source: the socket's address, or what a trusted proxy declared. */
+const addr_t *conn_source(const conn *c);
+/* What per-source limits count the connection against (derived from conn_source). */
+const source_key *conn_source_key(const conn *c);
+uint64_t conn_id(const conn *c);
+/* The peer id the transport authenticated (a TLS client certificate), or NULL. */
+const char *conn_identity(const conn *c);
+/* The relay's registration on this connection (NULL: not registered). Setting it switches the
+ * connection from the register deadline to the liveness and idle deadlines. */
+void conn_set_registration(conn *c, void *registration);
+void *conn_registration(const conn *c);
+
+#endif
