@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -186,6 +187,31 @@ static void apply_env(const char *const *env)
     }
 }
 
+/* Starts argv (argv[0] a path, or a name looked up on PATH) with stdout and stderr to log_path
+ * and stdin from /dev/null; the process is killed at exit if a test leaves it running. */
+static pid_t spawn_logged(const char *const *argv, const char *const *env, const char *log_path)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid != 0) {
+        if (pid > 0)
+            remember_pid(pid);
+        return pid;
+    }
+    int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int nullfd = open("/dev/null", O_RDONLY);
+    if (logfd >= 0) {
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+    }
+    if (nullfd >= 0)
+        dup2(nullfd, 0);
+    apply_env(env);
+    execvp(argv[0], (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 static int decode_status(int status)
 {
     if (WIFEXITED(status))
@@ -243,7 +269,8 @@ static start_result relay_start_once(relay_proc *r, const relay_opts *o, bool la
     r->port = h_free_port(dual ? "tcp6dual" : "tcp4");
     const char *health_host = o->health_host ? o->health_host : "127.0.0.1";
     r->health_port = h_free_port(strchr(health_host, ':') ? "tcp6dual" : "tcp4");
-    r->stun_port = h_free_port("udp4");
+    const char *stun_host = o->stun_host ? o->stun_host : "127.0.0.1";
+    r->stun_port = h_free_port(strchr(stun_host, ':') ? "udp6dual" : "udp4");
     r->dashboard_port = h_free_port("tcp4");
     if (!r->port || !r->health_port || !r->stun_port || !r->dashboard_port) {
         printf("  relay_start: could not find free ports\n");
@@ -254,8 +281,11 @@ static start_result relay_start_once(relay_proc *r, const relay_opts *o, bool la
     char listen[96], health[64], stun[64], dash[64];
     snprintf(listen, sizeof listen, "%s:%u", r->listen_host, r->port);
     snprintf(health, sizeof health, "%s:%u", health_host, r->health_port);
-    snprintf(stun, sizeof stun, "127.0.0.1:%u", r->stun_port);
-    snprintf(dash, sizeof dash, "127.0.0.1:%u", r->dashboard_port);
+    snprintf(stun, sizeof stun, "%s:%u", stun_host, r->stun_port);
+    if (o->dashboard_listen)
+        snprintf(dash, sizeof dash, "%s", o->dashboard_listen);
+    else
+        snprintf(dash, sizeof dash, "127.0.0.1:%u", r->dashboard_port);
 
     const char *argv[RELAY_MAX_ARGS + 16];
     size_t n = 0;
@@ -276,28 +306,12 @@ static start_result relay_start_once(relay_proc *r, const relay_opts *o, bool la
         argv[n++] = o->args[i];
     argv[n] = NULL;
 
-    fflush(stdout);
-    pid_t pid = fork();
+    pid_t pid = spawn_logged(argv, o->env, r->log_path);
     if (pid < 0) {
         printf("  relay_start: fork: %s\n", strerror(errno));
         return START_FAILED;
     }
-    if (pid == 0) {
-        int logfd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nullfd = open("/dev/null", O_RDONLY);
-        if (logfd >= 0) {
-            dup2(logfd, 1);
-            dup2(logfd, 2);
-        }
-        if (nullfd >= 0)
-            dup2(nullfd, 0);
-        apply_env(o->env);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
     r->pid = pid;
-    remember_pid(pid);
 
     /* Ready when /health answers. A relay whose health listener does not answer but whose wire
      * port accepts is given a grace second and then used anyway (with a note). */
@@ -443,6 +457,13 @@ void relay_cleanup(relay_proc *r, bool keep_log)
         unlink(r->log_path);
 }
 
+relay_proc h_relay;
+
+bool h_start(const char *const *args)
+{
+    return relay_start_args(&h_relay, args);
+}
+
 int relay_end_test(relay_proc *r, bool failed)
 {
     int status = 0;
@@ -493,7 +514,7 @@ int h_run(const char *const *argv, const char *const *env, char *out, size_t out
         if (nullfd >= 0)
             dup2(nullfd, 0);
         apply_env(env);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -532,6 +553,68 @@ int h_run_binary(const char *const *args, const char *const *env, char *out, siz
         argv[n++] = args[i];
     argv[n] = NULL;
     return h_run(argv, env, out, out_cap, err, err_cap, timeout_ms);
+}
+
+/* ================================================================ other programs */
+
+bool h_spawn(h_proc *p, const char *const *argv, const char *const *env)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->log_path, sizeof p->log_path, "/tmp/dig-relay-proc.%ld.%u.log", (long)getpid(),
+             log_counter++);
+    p->pid = spawn_logged(argv, env, p->log_path);
+    if (p->pid < 0) {
+        printf("  cannot start %s: %s\n", argv[0], strerror(errno));
+        p->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+bool h_proc_alive(h_proc *p)
+{
+    int status;
+    if (p->pid <= 0 || p->exited)
+        return false;
+    if (waitpid(p->pid, &status, WNOHANG) != p->pid)
+        return true;
+    forget_pid(p->pid);
+    p->exited = true;
+    p->exit_code = decode_status(status);
+    return false;
+}
+
+int h_proc_stop(h_proc *p, unsigned timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    if (h_proc_alive(p)) {
+        kill(p->pid, SIGTERM);
+        uint64_t deadline = h_now_ms() + timeout_ms;
+        while (h_proc_alive(p) && h_now_ms() < deadline)
+            h_sleep_ms(5);
+        if (!p->exited) {
+            int status;
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            forget_pid(p->pid);
+            p->exited = true;
+            p->exit_code = -1;
+        }
+    }
+    return p->exit_code;
+}
+
+void h_proc_cleanup(h_proc *p, bool show_log)
+{
+    h_proc_stop(p, 2000);
+    if (show_log) {
+        char log[4096];
+        slurp(p->log_path, log, sizeof log);
+        printf("  ---- %s\n%s\n  ----\n", p->log_path, log);
+    }
+    unlink(p->log_path);
+    p->pid = 0;
 }
 
 /* ================================================================ raw TCP */
@@ -904,6 +987,10 @@ bool wsc_connect(ws_client *c, const wsc_opts *o)
         snprintf(c->err, sizeof c->err, "connect to %s port %u failed", host, o->port);
         return false;
     }
+    if (o->preface_len > 0 && !tcp_send_all(c->fd, o->preface, o->preface_len, timeout)) {
+        snprintf(c->err, sizeof c->err, "sending the preface failed");
+        return false;
+    }
     uint8_t raw[16];
     char key[32], expect[29];
     h_random(raw, sizeof raw);
@@ -1043,6 +1130,24 @@ bool wsc_send_frame(ws_client *c, int opcode, bool fin, const void *payload, siz
 bool wsc_send_text(ws_client *c, const char *text)
 {
     return wsc_send_frame(c, 1, true, text, strlen(text));
+}
+
+bool wsc_sendf(ws_client *c, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        printf("  wsc_sendf: message longer than %zu bytes\n", sizeof buf);
+        return false;
+    }
+    if (!wsc_send_text(c, buf)) {
+        printf("  send failed: %s\n", c->err);
+        return false;
+    }
+    return true;
 }
 
 bool wsc_send_binary(ws_client *c, const void *data, size_t len)
@@ -1480,4 +1585,24 @@ size_t h_count(const char *hay, const char *needle)
     for (const char *p = strstr(hay, needle); p; p = strstr(p + nl, needle))
         n++;
     return n;
+}
+
+bool h_starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* ================================================================ random choices */
+
+uint64_t h_rand(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 2685821657736338717ull;
+}
+
+size_t h_below(uint64_t *state, size_t n)
+{
+    return n ? (size_t)(h_rand(state) % n) : 0;
 }

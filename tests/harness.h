@@ -49,6 +49,8 @@ typedef struct {
 typedef struct {
     const char *listen_host;       /* default "127.0.0.1" */
     const char *health_host;       /* default "127.0.0.1" ("[::]" for a dual-stack health port) */
+    const char *stun_host;         /* default "127.0.0.1" ("[::]" for a dual-stack STUN socket) */
+    const char *dashboard_listen;  /* --dashboard-listen value instead of a free loopback port */
     bool omit_listen;              /* do not pass --listen (caller sets it through env/args) */
     bool serve_subcommand;         /* put "serve" first, as an installer would */
     const char *const *args;       /* extra arguments, NULL-terminated (may be NULL) */
@@ -82,7 +84,19 @@ int relay_end_test(relay_proc *r, bool failed);
 /* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
 char *relay_read_log(const relay_proc *r);
 
-/* Runs argv[0] (a path) to completion with extra env ("NAME=value", NULL-terminated, may be
+/* The relay of the running test, for integration files that run one relay at a time: h_start
+ * starts it with extra args (NULL-terminated, may be NULL); T(fn) runs a test and then ends its
+ * relay (stops one an early return left running, shows and keeps its log when the test failed;
+ * a relay that does not exit with status 0 fails the test);
+ * STOP_OK() checks that SIGTERM ends it with exit status 0. T and STOP_OK expand to test.h's
+ * RUN/CHECK, so test.h comes first. */
+extern relay_proc h_relay;
+bool h_start(const char *const *args);
+#define T(fn) RUN_AND(fn, if (relay_end_test(&h_relay, test_cur_failed != 0) != 0) { \
+    printf("  the relay did not exit cleanly\n"); test_cur_failed = 1; })
+#define STOP_OK() CHECK_EQ_INT(relay_stop(&h_relay, 5000), 0)
+
+/* Runs argv[0] (a path, or a name on PATH) to completion with extra env ("NAME=value", NULL-terminated, may be
  * NULL), capturing stdout and stderr (each truncated to cap-1 bytes, NUL-terminated; buffers may
  * be NULL with cap 0). Returns the exit code, or -1 on timeout (the child is killed) or spawn
  * failure. */
@@ -91,6 +105,25 @@ int h_run(const char *const *argv, const char *const *env, char *out, size_t out
 /* h_run of the relay binary with argv[1..] = args (NULL-terminated). */
 int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
                  char *err, size_t err_cap, unsigned timeout_ms);
+
+/* ---------------------------------------------------------------- other programs */
+
+/* A third-party program run in the background for a test (haproxy, redis-server, ...). */
+typedef struct {
+    pid_t pid;
+    bool exited;
+    int exit_code;            /* valid when exited: exit status, 128+signal, -1 when killed */
+    char log_path[128];       /* its stdout and stderr */
+} h_proc;
+
+/* Starts argv (argv[0] a path or a name on PATH) with extra env ("NAME=value", may be NULL);
+ * false when it cannot be started. A process left running is killed when the test exits. */
+bool h_spawn(h_proc *p, const char *const *argv, const char *const *env);
+bool h_proc_alive(h_proc *p);
+/* SIGTERM, then SIGKILL after timeout_ms; returns the exit code (-1 when it had to be killed). */
+int h_proc_stop(h_proc *p, unsigned timeout_ms);
+/* Stops it, prints its log when show_log, and removes the log. */
+void h_proc_cleanup(h_proc *p, bool show_log);
 
 /* ---------------------------------------------------------------- raw TCP */
 
@@ -148,6 +181,8 @@ typedef struct {
     const char *src;          /* optional local source address to bind first */
     const char *path;         /* default "/" */
     const char *extra_headers;/* appended verbatim after the live client's headers ("X: y\r\n") */
+    const void *preface;      /* bytes sent before the handshake (a PROXY protocol header) */
+    size_t preface_len;
     unsigned timeout_ms;      /* default 3000 */
 } wsc_opts;
 
@@ -168,6 +203,11 @@ size_t wsc_build_frame(uint8_t *out, size_t cap, int opcode, bool fin, unsigned 
                        const void *payload, size_t len);
 bool wsc_send_frame(ws_client *c, int opcode, bool fin, const void *payload, size_t len);
 bool wsc_send_text(ws_client *c, const char *text);
+/* wsc_send_text of a printf-formatted message (at most 4 KiB); prints why when it fails. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+bool wsc_sendf(ws_client *c, const char *fmt, ...);
 bool wsc_send_binary(ws_client *c, const void *data, size_t len);
 /* One message as a first frame plus continuation frames of at most frag bytes each. */
 bool wsc_send_fragmented(ws_client *c, int opcode, const void *data, size_t len, size_t frag);
@@ -224,5 +264,13 @@ bool hj_is_type(const char *json, const char *type);
 char *hj_mask_times(const char *json);
 /* Counts non-overlapping occurrences of needle. */
 size_t h_count(const char *hay, const char *needle);
+bool h_starts_with(const char *s, const char *prefix);
+
+/* ---------------------------------------------------------------- random choices */
+
+/* A small xorshift generator for reproducible test choices: *state must start non-zero (a test
+ * prints its seed so a failure can be replayed). h_below returns 0..n-1 (0 when n is 0). */
+uint64_t h_rand(uint64_t *state);
+size_t h_below(uint64_t *state, size_t n);
 
 #endif

@@ -27,7 +27,9 @@ static int test_cur_failed, test_cur_skipped;
     test_cur_failed = 1; } } while (0)
 #define SKIP(reason) do { printf("  skipped: %s\n", reason); test_cur_skipped = 1; return; } while (0)
 
-#define RUN(fn) do { test_cur_failed = 0; test_cur_skipped = 0; fn(); \
+#define RUN(fn) RUN_AND(fn, (void)0)
+/* RUN, with `after` (a statement that may still fail the test) run before the result counts. */
+#define RUN_AND(fn, after) do { test_cur_failed = 0; test_cur_skipped = 0; fn(); after; \
     if (test_cur_failed) { test_failed++; printf("FAIL %s\n", #fn); } \
     else if (test_cur_skipped) { test_skipped++; printf("SKIP %s\n", #fn); } \
     else { test_passed++; } \

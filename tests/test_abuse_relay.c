@@ -19,38 +19,14 @@
 #define NET "DIG_MAINNET"
 #define WAIT 3000u  /* default wait for an expected message, ms */
 
-static relay_proc R;
 
 /* ---------------------------------------------------------------- helpers */
 
-static bool start(const char *const *args)
-{
-    return relay_start_args(&R, args);
-}
-
-static void stop_ok(void)
-{
-    CHECK_EQ_INT(relay_stop(&R, 5000), 0);
-}
-
-/* Runs after every test: stops a relay left running by an early return, shows its log when the
- * test failed. */
-static void after_test(void)
-{
-    relay_end_test(&R, test_cur_failed != 0);
-}
-
-#define T(fn) do { RUN(fn); after_test(); } while (0)
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
 
 /* WebSocket handshake from the local source address src. */
 static bool ws_from(ws_client *c, const char *src)
 {
-    wsc_opts o = { .port = R.port, .src = src };
+    wsc_opts o = { .port = h_relay.port, .src = src };
     if (!wsc_connect(c, &o)) {
         printf("  connect from %s: %s\n", src, c->err);
         wsc_close(c);
@@ -91,7 +67,7 @@ static bool expect_ack_ok(ws_client *c)
 {
     static const char ok[] = "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",";
     int r = wsc_recv_msg(c, WAIT);
-    if (r != WSC_OK || !starts_with((const char *)c->msg, ok)) {
+    if (r != WSC_OK || !h_starts_with((const char *)c->msg, ok)) {
         printf("  expected a successful register_ack, got %s\n", r == WSC_OK ? (const char *)c->msg : "nothing");
         return false;
     }
@@ -104,13 +80,13 @@ static bool expect_refused(ws_client *c, unsigned code, char *why, size_t why_ca
 {
     char prefix[64];
     int r = wsc_recv_msg(c, WAIT);
-    if (r != WSC_OK || !starts_with((const char *)c->msg, "{\"type\":\"register_ack\",\"success\":false,")) {
+    if (r != WSC_OK || !h_starts_with((const char *)c->msg, "{\"type\":\"register_ack\",\"success\":false,")) {
         printf("  expected register_ack{success:false}, got %s\n", r == WSC_OK ? (const char *)c->msg : "nothing");
         return false;
     }
     snprintf(prefix, sizeof prefix, "{\"type\":\"error\",\"code\":%u,", code);
     r = wsc_recv_msg(c, WAIT);
-    if (r != WSC_OK || !starts_with((const char *)c->msg, prefix)) {
+    if (r != WSC_OK || !h_starts_with((const char *)c->msg, prefix)) {
         printf("  expected error code %u, got %s\n", code, r == WSC_OK ? (const char *)c->msg : "nothing");
         return false;
     }
@@ -249,13 +225,13 @@ enum { REFUSED, ACCEPTED, UNCLEAR };
  * byte (refused at accept); ACCEPTED: it answered 101. */
 static int probe(const char *src)
 {
-    int fd = tcp_connect("127.0.0.1", R.port, src, WAIT);
+    int fd = tcp_connect("127.0.0.1", h_relay.port, src, WAIT);
     if (fd < 0)
         return UNCLEAR;
     char req[256], resp[1024];
     snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: Upgrade\r\n"
              "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-             R.port);
+             h_relay.port);
     tcp_send_all(fd, req, strlen(req), WAIT);  /* may fail: a refused socket can be gone already */
     size_t len = 0;
     int verdict = UNCLEAR;
@@ -266,7 +242,7 @@ static int probe(const char *src)
             len += (size_t)n;
             resp[len] = '\0';
             if (strstr(resp, "\r\n\r\n") || len == sizeof resp - 1) {
-                verdict = starts_with(resp, "HTTP/1.1 101") ? ACCEPTED : UNCLEAR;
+                verdict = h_starts_with(resp, "HTTP/1.1 101") ? ACCEPTED : UNCLEAR;
                 break;
             }
             continue;
@@ -305,7 +281,7 @@ static bool log_shows(const char *needle, unsigned ms)
 {
     uint64_t deadline = h_now_ms() + ms;
     do {
-        char *log = relay_read_log(&R);
+        char *log = relay_read_log(&h_relay);
         bool found = log && strstr(log, needle) != NULL;
         free(log);
         if (found)
@@ -321,10 +297,10 @@ static bool log_shows(const char *needle, unsigned ms)
 static void test_per_ip_connection_cap(void)
 {
     static const char *const args[] = { "--max-connections-per-ip", "3", "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     int held[3];
     for (int i = 0; i < 3; i++) {
-        held[i] = tcp_connect("127.0.0.1", R.port, "127.0.1.1", WAIT);  /* open and silent: counted */
+        held[i] = tcp_connect("127.0.0.1", h_relay.port, "127.0.1.1", WAIT);  /* open and silent: counted */
         REQUIRE(held[i] >= 0);
     }
     /* The 4th from that source is closed at accept, again and again (more refusals than the
@@ -349,13 +325,13 @@ static void test_per_ip_connection_cap(void)
     close(held[1]);
     close(held[2]);
     wsc_close(&other);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_register_rate_per_ip(void)
 {
     static const char *const args[] = { "--registrations-per-ip-per-sec", "3", "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client c[5], other;
     for (int i = 0; i < 5; i++)
         REQUIRE(ws_from(&c[i], "127.0.2.1"));  /* upgrades do not count: only register attempts */
@@ -383,14 +359,14 @@ static void test_register_rate_per_ip(void)
     for (int i = 0; i < 5; i++)
         wsc_close(&c[i]);
     wsc_close(&other);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_concurrent_registrations_per_ip(void)
 {
     static const char *const args[] = { "--max-registrations-per-ip", "2", "--registrations-per-ip-per-sec", "0",
                                         "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client a, b, c, d, e, f;
     REQUIRE(reg_from(&a, "127.0.3.1", "cap-a"));
     REQUIRE(reg_from(&b, "127.0.3.1", "cap-b"));
@@ -415,7 +391,7 @@ static void test_concurrent_registrations_per_ip(void)
     wsc_close(&d);
     wsc_close(&e);
     wsc_close(&f);
-    stop_ok();
+    STOP_OK();
 }
 
 /* Registers id from src, then unregisters and waits for the close (the slot is free again). */
@@ -445,7 +421,7 @@ static void test_register_refusal_order(void)
 {
     static const char *const args[] = { "--registrations-per-ip-per-sec", "2", "--max-registrations-per-ip", "1",
                                         "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     char cap_text[256], rate_text[256], both_text[256];
     ws_client s1, s3;
     uint64_t window = align_window(50, 300);
@@ -475,7 +451,7 @@ static void test_register_refusal_order(void)
     CHECK(alive(&s3, 2));
     wsc_close(&s1);
     wsc_close(&s3);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- per-connection limits */
@@ -483,7 +459,7 @@ static void test_register_refusal_order(void)
 static void test_message_rate_disconnects(void)
 {
     static const char *const args[] = { "--messages-per-conn-per-sec", "20", "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client steady, flooder, same_source, other_source;
     REQUIRE(reg_from(&steady, "127.0.5.1", "steady"));
     REQUIRE(reg_from(&flooder, "127.0.5.1", "flooder"));
@@ -511,13 +487,13 @@ static void test_message_rate_disconnects(void)
     wsc_close(&flooder);
     wsc_close(&same_source);
     wsc_close(&other_source);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_byte_rate_disconnects(void)
 {
     static const char *const args[] = { "--bytes-per-conn-per-sec", "10000", "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client sender, flooder, receiver, bystander;
     REQUIRE(reg_from(&receiver, "127.0.6.1", "receiver"));
     REQUIRE(reg_from(&bystander, "127.0.6.1", "bystander"));
@@ -548,13 +524,13 @@ static void test_byte_rate_disconnects(void)
     wsc_close(&flooder);
     wsc_close(&receiver);
     wsc_close(&bystander);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_lifetime_bytes_disconnect(void)
 {
     static const char *const args[] = { "--max-relayed-bytes-per-conn", "20000", "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client sender, receiver, fresh;
     REQUIRE(reg_from(&receiver, "127.0.7.1", "receiver"));
     REQUIRE(reg_from(&sender, "127.0.7.2", "sender"));
@@ -582,7 +558,7 @@ static void test_lifetime_bytes_disconnect(void)
     wsc_close(&sender);
     wsc_close(&receiver);
     wsc_close(&fresh);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- ban list */
@@ -591,7 +567,7 @@ static void test_ban_after_threshold_then_lapse(void)
 {
     static const char *const args[] = { "--max-connections-per-ip", "1", "--ban-threshold", "3",
                                         "--ban-duration-secs", "2", "--ban-strike-window-secs", "60", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client holder, bystander;
     REQUIRE(reg_from(&holder, "127.0.8.1", "holder"));
     /* three trips of the per-source cap are three strikes: the third bans */
@@ -610,7 +586,7 @@ static void test_ban_after_threshold_then_lapse(void)
     /* and lapses by itself after --ban-duration-secs (attempts refused by the ban are no strikes) */
     uint64_t lapsed_after = 0;
     ws_client back;
-    wsc_opts from_banned = { .port = R.port, .src = "127.0.8.1" };
+    wsc_opts from_banned = { .port = h_relay.port, .src = "127.0.8.1" };
     while (h_now_ms() - banned_at < 4000 && !lapsed_after) {
         if (wsc_connect(&back, &from_banned)) {
             lapsed_after = h_now_ms() - banned_at;
@@ -625,7 +601,7 @@ static void test_ban_after_threshold_then_lapse(void)
     CHECK(alive(&bystander, 1));
     wsc_close(&back);
     wsc_close(&bystander);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_strikes_from_frame_and_register_limits_ban(void)
@@ -633,7 +609,7 @@ static void test_strikes_from_frame_and_register_limits_ban(void)
     static const char *const args[] = { "--ban-threshold", "3", "--ban-duration-secs", "60",
                                         "--messages-per-conn-per-sec", "5", "--registrations-per-ip-per-sec", "1",
                                         NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client bystander;
     REQUIRE(reg_from(&bystander, "127.0.9.9", "bystander"));
 
@@ -661,12 +637,12 @@ static void test_strikes_from_frame_and_register_limits_ban(void)
     int refused = 0, kept = -1;
     for (int i = 0; i < ATTEMPTS; i++) {
         REQUIRE(wsc_recv_type(&r[i], "register_ack", WAIT) == WSC_OK);
-        if (starts_with((const char *)r[i].msg, "{\"type\":\"register_ack\",\"success\":true,")) {
+        if (h_starts_with((const char *)r[i].msg, "{\"type\":\"register_ack\",\"success\":true,")) {
             kept = i;
             continue;
         }
         CHECK(wsc_recv_type(&r[i], "error", WAIT) == WSC_OK &&
-              starts_with((const char *)r[i].msg, "{\"type\":\"error\",\"code\":7,"));
+              h_starts_with((const char *)r[i].msg, "{\"type\":\"error\",\"code\":7,"));
         CHECK_EQ_INT(wsc_expect_close(&r[i], WAIT), 1008);
         refused++;
     }
@@ -681,7 +657,7 @@ static void test_strikes_from_frame_and_register_limits_ban(void)
     for (int i = 0; i < ATTEMPTS; i++)
         wsc_close(&r[i]);
     wsc_close(&bystander);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- 0 disables each limit */
@@ -694,7 +670,7 @@ static void test_zero_disables_each_limit(void)
         "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0", "--max-registrations-per-ip", "0",
         "--messages-per-conn-per-sec", "0", "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0",
         "--ban-threshold", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     static ws_client c[MANY];
     int opened = 0;
     for (; opened < MANY; opened++)
@@ -711,7 +687,7 @@ static void test_zero_disables_each_limit(void)
     int acked = 0;
     for (int i = 0; i < opened; i++) {
         static const char ok[] = "{\"type\":\"register_ack\",\"success\":true,";
-        if (wsc_recv_type(&c[i], "register_ack", WAIT) == WSC_OK && starts_with((const char *)c[i].msg, ok))
+        if (wsc_recv_type(&c[i], "register_ack", WAIT) == WSC_OK && h_starts_with((const char *)c[i].msg, ok))
             acked++;
     }
     CHECK_EQ_INT(acked, opened);
@@ -752,7 +728,7 @@ static void test_zero_disables_each_limit(void)
     CHECK(alive(&c[MANY - 1], 8));
     for (int i = 0; i < opened; i++)
         wsc_close(&c[i]);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- liveness sweep */
@@ -761,7 +737,7 @@ static void test_liveness_sweep_prunes_only_silent_peers(void)
 {
     static const char *const args[] = { "--idle-timeout-secs", "10", "--liveness-deadline-secs", "2",
                                         "--health-check-interval-secs", "1", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client json_pinger, ws_pinger, silent;
     REQUIRE(reg_from(&json_pinger, "127.0.11.1", "json-pinger"));
     REQUIRE(reg_from(&ws_pinger, "127.0.11.2", "ws-pinger"));
@@ -810,13 +786,13 @@ static void test_liveness_sweep_prunes_only_silent_peers(void)
     CHECK(strstr(peers, "\"peer_id\":\"json-pinger\"") != NULL);
     CHECK(strstr(peers, "\"peer_id\":\"ws-pinger\"") != NULL);
     char resp[1024];
-    CHECK(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    CHECK(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK(strstr(resp, "\"connected_peers\":2,") != NULL);
     CHECK(log_shows("liveness_prunes=1", 2500));
     wsc_close(&json_pinger);
     wsc_close(&ws_pinger);
     wsc_close(&silent);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- configuration */
@@ -866,14 +842,14 @@ static void test_config_validation_names_the_flags(void)
         (const char *const[]){ "--liveness-deadline-secs", "5", "--health-check-interval-secs", "5", NULL },
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        bool started = start(ok[i]);
+        bool started = h_start(ok[i]);
         if (!started)
             printf("  refused: %s %s ...\n", ok[i][0], ok[i][1]);
         CHECK(started);
         if (started)
-            stop_ok();
-        relay_cleanup(&R, false);
-        memset(&R, 0, sizeof R);
+            STOP_OK();
+        relay_cleanup(&h_relay, false);
+        memset(&h_relay, 0, sizeof h_relay);
     }
 }
 
@@ -886,7 +862,7 @@ static bool counters_show(const char *const *needles, unsigned ms)
     uint64_t deadline = h_now_ms() + ms;
     char line[512] = "";
     do {
-        char *log = relay_read_log(&R);
+        char *log = relay_read_log(&h_relay);
         const char *last = NULL;
         for (const char *p = log ? strstr(log, "abuse counters:") : NULL; p; p = strstr(p + 1, "abuse counters:"))
             last = p;
@@ -913,7 +889,7 @@ static void test_counters_logged_at_info(void)
 {
     static const char *const args[] = { "--max-connections-per-ip", "1", "--ban-threshold", "2",
                                         "--health-check-interval-secs", "1", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client holder;
     REQUIRE(reg_from(&holder, "127.0.12.1", "holder"));
     /* two cap refusals are two strikes and a ban; the third is refused by the ban, no strike */
@@ -923,23 +899,23 @@ static void test_counters_logged_at_info(void)
     CHECK(counters_show((const char *const[]){ "refused_connections=3 ", "strikes=2 ", "bans=1 ",
                                                "refused_registrations=0 ", NULL }, 3000));
     wsc_close(&holder);
-    stop_ok();
-    relay_cleanup(&R, test_cur_failed != 0);
-    memset(&R, 0, sizeof R);
+    STOP_OK();
+    relay_cleanup(&h_relay, test_cur_failed != 0);
+    memset(&h_relay, 0, sizeof h_relay);
 
     /* an info line: absent at warn */
     static const char *const quiet[] = { "--max-connections-per-ip", "1", "--ban-threshold", "2",
                                          "--health-check-interval-secs", "1", "--log-level", "warn", NULL };
-    REQUIRE(start(quiet));
+    REQUIRE(h_start(quiet));
     REQUIRE(reg_from(&holder, "127.0.12.1", "holder"));
     for (int i = 0; i < 3; i++)
         CHECK(refused_at_accept("127.0.12.1"));
     h_sleep_ms(1500);
-    char *log = relay_read_log(&R);
+    char *log = relay_read_log(&h_relay);
     CHECK(log && strstr(log, "abuse counters") == NULL);
     free(log);
     wsc_close(&holder);
-    stop_ok();
+    STOP_OK();
 }
 
 int main(void)

@@ -111,7 +111,6 @@ typedef struct {
     bool lost;
 } peer;
 
-static relay_proc R;
 static peer peers[HONEST];
 static bool honest_sending;
 static unsigned honest_failures;
@@ -271,7 +270,7 @@ static sock *sock_open(uint8_t role, source *src)
     struct sockaddr_in local = { .sin_family = AF_INET }, relay = { .sin_family = AF_INET };
     inet_pton(AF_INET, src->addr, &local.sin_addr);
     inet_pton(AF_INET, "127.0.0.1", &relay.sin_addr);
-    relay.sin_port = htons(R.port);
+    relay.sin_port = htons(h_relay.port);
     int one = 1;
     s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     s->t_open = h_now_ms();
@@ -366,21 +365,16 @@ static void honest_message(peer *p, const char *m, size_t len)
     /* peer_connected from the set-up, and nothing else, may arrive */
 }
 
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static void attacker_message(sock *s, const char *m)
 {
     if (s->role != R_STORM)
         return;
-    if (starts_with(m, "{\"type\":\"register_ack\",\"success\":true,")) {
+    if (h_starts_with(m, "{\"type\":\"register_ack\",\"success\":true,")) {
         s->ack_ok = true;
         s->src->regs_ok++;
-    } else if (starts_with(m, "{\"type\":\"register_ack\",\"success\":false,")) {
+    } else if (h_starts_with(m, "{\"type\":\"register_ack\",\"success\":false,")) {
         s->ack_refused = true;
-    } else if (starts_with(m, "{\"type\":\"error\",\"code\":7,")) {
+    } else if (h_starts_with(m, "{\"type\":\"error\",\"code\":7,")) {
         s->error7 = true;
     }
 }
@@ -658,7 +652,7 @@ static bool honest_setup(void)
         }
         in_window++;
         ws_client c;
-        wsc_opts o = { .port = R.port, .src = "127.0.0.1" };
+        wsc_opts o = { .port = h_relay.port, .src = "127.0.0.1" };
         if (!wsc_connect(&c, &o) || !wsc_register(&c, p->id, HONEST_NET)) {
             printf("  honest peer %d could not join: %s\n", i, c.err);
             wsc_close(&c);
@@ -931,7 +925,7 @@ static void attack_round(uint8_t b, round_result *rr)
                 break;
         }
         if (now >= next_rss) {
-            uint64_t kb = relay_rss_kb(&R);
+            uint64_t kb = relay_rss_kb(&h_relay);
             if (kb > rr->peak_rss_kb)
                 rr->peak_rss_kb = kb;
             next_rss = now + 100;
@@ -993,7 +987,7 @@ static bool counter(const char *line, const char *name, uint64_t *v)
 
 static bool last_counters_line(char *out, size_t cap)
 {
-    char *log = relay_read_log(&R);
+    char *log = relay_read_log(&h_relay);
     const char *last = NULL;
     for (const char *p = log ? strstr(log, "abuse counters:") : NULL; p; p = strstr(p + 1, "abuse counters:"))
         last = p;
@@ -1022,7 +1016,7 @@ static void build_attack_buffers(void)
     }
     snprintf(upgrade_req, sizeof upgrade_req,
              "GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", R.port);
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", h_relay.port);
 }
 
 static void test_relay_under_attack(void)
@@ -1043,12 +1037,12 @@ static void test_relay_under_attack(void)
              inherited && *inherited ? ":" : "");
     const char *const env[] = { asan_options, NULL };
     relay_opts opts = { .args = relay_args, .env = env };
-    REQUIRE(relay_start(&R, &opts));
+    REQUIRE(relay_start(&h_relay, &opts));
     build_attack_buffers();
     REQUIRE(flood_buf && oversize_buf);
     REQUIRE(honest_setup());
     drive_for(2000);
-    uint64_t rss_start = relay_rss_kb(&R);
+    uint64_t rss_start = relay_rss_kb(&h_relay);
 
     /* The allocator keeps the heap's high-water mark, which creeps up over the first few rounds
      * of the same attack; the warm-up rounds reach it. */
@@ -1058,14 +1052,14 @@ static void test_relay_under_attack(void)
         attack_round(b, &warm);
         CHECK(warm.ok);
         drive_for(SETTLE_MS);
-        rss_before = relay_rss_kb(&R);
+        rss_before = relay_rss_kb(&h_relay);
         printf("  info: relay RSS %llu KiB after warm-up round %u\n", (unsigned long long)rss_before, b - 1u);
     }
     attack_round(1, &attack);
     CHECK(attack.ok);
     drive_for(SETTLE_MS);
-    REQUIRE(relay_alive(&R));
-    uint64_t rss_after = relay_rss_kb(&R);
+    REQUIRE(relay_alive(&h_relay));
+    uint64_t rss_after = relay_rss_kb(&h_relay);
     printf("  info: relay RSS %llu KiB with honest peers only, %llu KiB before the attack, peak %llu KiB, "
            "%llu KiB after it\n", (unsigned long long)rss_start, (unsigned long long)rss_before,
            (unsigned long long)attack.peak_rss_kb, (unsigned long long)rss_after);
@@ -1107,13 +1101,13 @@ static void test_relay_under_attack(void)
 
     /* the relay still serves: the honest peers are all registered, a newcomer joins */
     char resp[1024];
-    CHECK(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, 3000) > 0);
+    CHECK(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, 3000) > 0);
     CHECK(strstr(resp, "\"connected_peers\":100,") != NULL);
     ws_client late;
-    wsc_opts o = { .port = R.port, .src = "127.5.0.1" };
+    wsc_opts o = { .port = h_relay.port, .src = "127.5.0.1" };
     CHECK(wsc_connect(&late, &o) && wsc_register(&late, "late-comer", "ATTACK_LATE"));
     wsc_close(&late);
-    CHECK_EQ_INT(relay_stop(&R, 5000), 0);
+    CHECK_EQ_INT(relay_stop(&h_relay, 5000), 0);
 }
 
 /* Releases what the test holds, stops a relay left running by an early return, and shows the
@@ -1133,11 +1127,11 @@ static void after_test(void)
         free(round_socks[i]);
     }
     n_active = n_round = 0;
-    if (R.pid > 0) {
-        relay_stop(&R, 5000);
+    if (h_relay.pid > 0) {
+        relay_stop(&h_relay, 5000);
         if (test_cur_failed)
-            relay_print_log(&R, 4000);
-        relay_cleanup(&R, test_cur_failed != 0);
+            relay_print_log(&h_relay, 4000);
+        relay_cleanup(&h_relay, test_cur_failed != 0);
     }
     free(flood_buf);
     free(oversize_buf);

@@ -10,7 +10,6 @@
 #define PYTHON "/usr/bin/python3"
 #define SCRIPT "tests/interop_client.py"
 
-static relay_proc R;
 
 static bool websockets_installed(void)
 {
@@ -23,19 +22,19 @@ static void run_interop(const char *listen_host, const char *url_host, const cha
     if (!websockets_installed())
         SKIP("python3-websockets not installed");
     relay_opts o = { .listen_host = listen_host };
-    REQUIRE(relay_start(&R, &o));
+    REQUIRE(relay_start(&h_relay, &o));
     char url[96], out[4096], err[4096];
-    snprintf(url, sizeof url, "ws://%s:%u", url_host, R.port);
+    snprintf(url, sizeof url, "ws://%s:%u", url_host, h_relay.port);
     const char *const argv[] = { PYTHON, SCRIPT, url, observed, NULL };
     int code = h_run(argv, NULL, out, sizeof out, err, sizeof err, 90000);
     if (code != 0 || !strstr(out, "interop ok")) {
         printf("  %s exited %d\n  stdout: %s\n  stderr: %.1500s\n", SCRIPT, code, out, err);
-        relay_print_log(&R, 3000);
+        relay_print_log(&h_relay, 3000);
     }
     CHECK_EQ_INT(code, 0);
     CHECK(strstr(out, "interop ok") != NULL);
-    CHECK_EQ_INT(relay_stop(&R, 5000), 0);
-    relay_cleanup(&R, test_cur_failed != 0);
+    CHECK_EQ_INT(relay_stop(&h_relay, 5000), 0);
+    relay_cleanup(&h_relay, test_cur_failed != 0);
 }
 
 static void test_python_websockets_ipv4(void)

@@ -49,18 +49,8 @@
 
 static uint64_t rng_state;
 
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-
-static size_t below(size_t n)
-{
-    return n ? (size_t)(rnd() % n) : 0;
-}
+static uint64_t rnd(void) { return h_rand(&rng_state); }
+static size_t below(size_t n) { return h_below(&rng_state, n); }
 
 /* True with probability pct percent. */
 static bool chance(unsigned pct)

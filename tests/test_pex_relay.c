@@ -34,15 +34,7 @@
     "{\"type\":\"pex_handshake\",\"version\":1,\"network_id\":\"" net "\",\"interval\":60,\"flags\":[\"introducer\"]}"
 #define EMPTY_SNAPSHOT "{\"type\":\"pex_snapshot\",\"peers\":[]}"
 
-static relay_proc R;
 
-/* Runs after every test: the relay must have exited cleanly; its log is shown on failure. */
-static void after_test(void)
-{
-    CHECK_EQ_INT(relay_end_test(&R, test_cur_failed != 0), 0);
-}
-
-#define T(fn) do { RUN(fn); after_test(); } while (0)
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -97,7 +89,7 @@ static bool join(node *n, const char *src, const char *peer_id, const char *net,
 {
     memset(n, 0, sizeof *n);
     n->peer_id = peer_id;
-    wsc_opts o = { .host = strchr(src, ':') ? "::1" : "127.0.0.1", .port = R.port, .src = src };
+    wsc_opts o = { .host = strchr(src, ':') ? "::1" : "127.0.0.1", .port = h_relay.port, .src = src };
     if (!wsc_connect(&n->c, &o)) {
         printf("  connect from %s for %.8s: %s\n", src, peer_id, n->c.err);
         return false;
@@ -325,13 +317,13 @@ static uint64_t last_seen_of(const char *msg, const char *id)
  * exactly as RLY-001..007, while PEX links come up and registrants come and go around it. */
 static void test_gate_and_legacy_view(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     static const char G[] = ID("b"), L[] = ID("a"), N[] = ID("f"), P[] = ID("c");
     node g = { 0 }, l = { 0 }, n = { 0 }, p = { 0 };
     char buf[1024], pc_l[1024], pc_n[1024], pc_p[1024], pd_p[160];
 
     /* Early handshake on an unregistered connection, then it registers on the same one. */
-    wsc_opts o = { .port = R.port, .src = "127.0.0.31" };
+    wsc_opts o = { .port = h_relay.port, .src = "127.0.0.31" };
     REQUIRE(wsc_connect(&g.c, &o));
     g.open = true;
     g.peer_id = G;
@@ -393,7 +385,7 @@ static void test_gate_and_legacy_view(void)
 static void test_handshake_and_snapshot(void)
 {
     relay_opts ro = { .listen_host = "[::]" };
-    REQUIRE(relay_start(&R, &ro));
+    REQUIRE(relay_start(&h_relay, &ro));
     static const char P1[] = ID("1"), P2[] = ID("2"), P3[] = ID("3"), P4[] = ID("4"), N[] = ID("8");
     node p1 = { 0 }, p2 = { 0 }, p3 = { 0 }, p4 = { 0 }, n = { 0 };
 
@@ -479,7 +471,7 @@ static long first_delta(const node *n)
  * It runs about 75 s. */
 static void test_deltas_follow_the_interval(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     static const char A[] = ID("a"), B[] = ID("b"), C[] = ID("c"), M[] = ID("d"), L[] = ID("e"),
                       N[] = ID("f"), X[] = ID("9"), FAKE[] = ID("7"), FAKE2[] = ID("6");
     node a = { 0 }, b = { 0 }, c = { 0 }, m = { 0 }, l = { 0 }, n = { 0 }, x = { 0 };
@@ -632,7 +624,7 @@ static void test_deltas_follow_the_interval(void)
  * get_peers. */
 static void test_node_data_never_shows_up(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     static const char A[] = ID("a"), M[] = ID("d"), N[] = ID("f"), FAKE[] = ID("7");
     node a = { 0 }, m = { 0 }, n = { 0 };
     char f1[1024], f2[1024], eA[1024], eM[1024], want[4096];
@@ -706,7 +698,7 @@ static char *big_snapshot(size_t count)
 /* Each PEX violation gets its pex_error code and the connection stays open. */
 static void test_node_direction_errors(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     node n = { 0 };
 
     /* version != 1: code 2, direction muted (a correct handshake then goes unanswered). */
@@ -788,7 +780,7 @@ static void test_node_direction_errors(void)
 /* Three strikes mute the direction: a fourth violation, and valid data, go unanswered. */
 static void test_three_strikes_mute(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     node n = { 0 };
     REQUIRE(lone_link(&n, "127.0.1.9", ID("9"), "MUTE"));
     for (unsigned i = 0; i < 3; i++) {
@@ -819,7 +811,7 @@ static void test_three_strikes_mute(void)
  * crosses networks is watched over a full interval in test_deltas_follow_the_interval.) */
 static void test_networks_are_scoped(void)
 {
-    REQUIRE(relay_start_args(&R, NULL));
+    REQUIRE(relay_start_args(&h_relay, NULL));
     static const char XA[] = ID("1"), YB[] = ID("2"), NA[] = ID("a"), NB[] = ID("b"), ZA[] = ID("3");
     node xa = { 0 }, yb = { 0 }, na = { 0 }, nb = { 0 }, za = { 0 };
     char e[1024], want[2048];

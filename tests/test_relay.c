@@ -19,62 +19,18 @@
 #define NET "DIG_MAINNET"
 #define WAIT 3000u  /* default wait for an expected message, ms */
 
-static relay_proc R;
 
 /* ---------------------------------------------------------------- helpers */
 
-static bool start(const char *const *args)
-{
-    return relay_start_args(&R, args);
-}
-
-/* Ends a test: SIGTERM must give exit status 0. */
-static void stop_ok(void)
-{
-    CHECK_EQ_INT(relay_stop(&R, 5000), 0);
-}
-
-/* Runs after every test: stops a relay left running by an early return, shows its log when the
- * test failed. */
-static void after_test(void)
-{
-    relay_end_test(&R, test_cur_failed != 0);
-}
-
-#define T(fn) do { RUN(fn); after_test(); } while (0)
 
 static bool reg(ws_client *c, const char *id)
 {
-    return wsc_connect_register(c, R.port, id, NET);
+    return wsc_connect_register(c, h_relay.port, id, NET);
 }
 
 static bool reg_net(ws_client *c, const char *id, const char *net)
 {
-    return wsc_connect_register(c, R.port, id, net);
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static bool sendf(ws_client *c, const char *fmt, ...)
-{
-    char buf[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return false;
-    if (!wsc_send_text(c, buf)) {
-        printf("  send failed: %s\n", c->err);
-        return false;
-    }
-    return true;
-}
-
-static bool starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
+    return wsc_connect_register(c, h_relay.port, id, net);
 }
 
 static bool expect(ws_client *c, const char *exact)
@@ -105,7 +61,7 @@ static bool expect_error(ws_client *c, unsigned code)
     snprintf(prefix, sizeof prefix, "{\"type\":\"error\",\"code\":%u,\"message\":\"", code);
     int r = wsc_recv_msg(c, WAIT);
     const char *m = (const char *)c->msg;
-    if (r != WSC_OK || !starts_with(m, prefix) || m[c->msg_len - 1] != '}') {
+    if (r != WSC_OK || !h_starts_with(m, prefix) || m[c->msg_len - 1] != '}') {
         printf("  expected error code %u, got %s\n", code, r == WSC_OK ? m : "nothing");
         return false;
     }
@@ -118,7 +74,7 @@ static bool pong_next(ws_client *c, uint64_t ts)
 {
     char pong[80];
     snprintf(pong, sizeof pong, "{\"type\":\"pong\",\"timestamp\":%llu}", (unsigned long long)ts);
-    return sendf(c, "{\"type\":\"ping\",\"timestamp\":%llu}", (unsigned long long)ts) && expect(c, pong);
+    return wsc_sendf(c, "{\"type\":\"ping\",\"timestamp\":%llu}", (unsigned long long)ts) && expect(c, pong);
 }
 
 /* The connection ends (close frame or EOF) within ms; returns the close code or 0 for EOF, -1 on
@@ -132,7 +88,7 @@ static bool wait_exit(unsigned ms)
 {
     uint64_t deadline = h_now_ms() + ms;
     while (h_now_ms() < deadline) {
-        if (!relay_alive(&R))
+        if (!relay_alive(&h_relay))
             return true;
         h_sleep_ms(5);
     }
@@ -158,6 +114,12 @@ static bool expect_peer_connected(ws_client *c, const char *id, const char *addr
     return expect_masked(c, msg);
 }
 
+/* The usual opening: a relay with A and B registered on NET, A told of B. */
+static bool start_with_pair(ws_client *a, ws_client *b)
+{
+    return h_start(NULL) && reg(a, "A") && reg(b, "B") && expect_peer_connected(a, "B", NULL);
+}
+
 /* Receives a peers message and checks it lists exactly the given peer infos (any order). */
 static bool expect_peers(ws_client *c, const char *const *infos, size_t n)
 {
@@ -167,7 +129,7 @@ static bool expect_peers(ws_client *c, const char *const *infos, size_t n)
         return false;
     }
     char *m = hj_mask_times((const char *)c->msg);
-    bool ok = m && starts_with(m, "{\"type\":\"peers\",\"peers\":[") && h_count(m, "{\"peer_id\":") == n;
+    bool ok = m && h_starts_with(m, "{\"type\":\"peers\",\"peers\":[") && h_count(m, "{\"peer_id\":") == n;
     size_t total = 27 + (n > 1 ? n - 1 : 0);  /* prefix, "]}" and the commas */
     for (size_t i = 0; ok && i < n; i++) {
         ok = strstr(m, infos[i]) != NULL;
@@ -183,8 +145,8 @@ static bool expect_peers(ws_client *c, const char *const *infos, size_t n)
 static bool send_get_peers(ws_client *c, const char *network_json)
 {
     if (!network_json)
-        return sendf(c, "{\"type\":\"get_peers\"}");
-    return sendf(c, "{\"type\":\"get_peers\",\"network_id\":%s}", network_json);
+        return wsc_sendf(c, "{\"type\":\"get_peers\"}");
+    return wsc_sendf(c, "{\"type\":\"get_peers\",\"network_id\":%s}", network_json);
 }
 
 /* ---------------------------------------------------------------- harness self-check */
@@ -211,34 +173,34 @@ static void test_harness_self_check(void)
 
 static void test_register_ack_counts_live_registrations(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c;
     char regmsg[256];
-    REQUIRE(wsc_connect_port(&a, R.port));
+    REQUIRE(wsc_connect_port(&a, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "peer-a", NET, NULL);
     REQUIRE(wsc_send_text(&a, regmsg));
     CHECK(expect(&a, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":1}"));
-    REQUIRE(wsc_connect_port(&b, R.port));
+    REQUIRE(wsc_connect_port(&b, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "peer-b", NET, NULL);
     REQUIRE(wsc_send_text(&b, regmsg));
     CHECK(expect(&b, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":2}"));
     /* connected_peers counts every live registration, other networks included */
-    REQUIRE(wsc_connect_port(&c, R.port));
+    REQUIRE(wsc_connect_port(&c, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "peer-c", "OTHER_NET", NULL);
     REQUIRE(wsc_send_text(&c, regmsg));
     CHECK(expect(&c, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":3}"));
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&c);
-    stop_ok();
+    STOP_OK();
 }
 
 /* The live client writes register and get_peers back to back without waiting for the ack. */
 static void test_pipelined_register_and_get_peers(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b;
-    REQUIRE(wsc_connect_port(&a, R.port));
+    REQUIRE(wsc_connect_port(&a, h_relay.port));
     char regmsg[256], gp[128];
     uint8_t wire[1024];
     h_register_json(regmsg, sizeof regmsg, "node-1", NET, NULL);
@@ -262,7 +224,7 @@ static void test_pipelined_register_and_get_peers(void)
     CHECK(at + 10 >= now && at <= now + 10);
 
     /* a second node pipelines the same way and sees both */
-    REQUIRE(wsc_connect_port(&b, R.port));
+    REQUIRE(wsc_connect_port(&b, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "node-2", NET, "[\"[::]:9444\"]");
     n = wsc_build_frame(wire, sizeof wire, 1, true, 0, true, regmsg, strlen(regmsg));
     n += wsc_build_frame(wire + n, sizeof wire - n, 1, true, 0, true, gp, strlen(gp));
@@ -275,22 +237,22 @@ static void test_pipelined_register_and_get_peers(void)
     CHECK(expect_peers(&b, infos, 2));
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_duplicate_live_id_is_refused(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client victim, attacker, carol;
     REQUIRE(reg(&victim, "victim"));
-    REQUIRE(wsc_connect_port(&attacker, R.port));
+    REQUIRE(wsc_connect_port(&attacker, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "victim", NET, NULL);
     REQUIRE(wsc_send_text(&attacker, regmsg));
     REQUIRE(wsc_recv_msg(&attacker, WAIT) == WSC_OK);
     const char *m = (const char *)attacker.msg;
     uint64_t cp = 99;
-    CHECK(starts_with(m, "{\"type\":\"register_ack\",\"success\":false,\"message\":\""));
+    CHECK(h_starts_with(m, "{\"type\":\"register_ack\",\"success\":false,\"message\":\""));
     CHECK(hj_get_u64(m, "connected_peers", &cp) && cp == 1);
     CHECK(expect_error(&attacker, 5));
     CHECK(closed_within(&attacker, WAIT) >= 0);
@@ -298,66 +260,66 @@ static void test_duplicate_live_id_is_refused(void)
     /* the incumbent keeps its slot: it hears only about carol, and carol's message reaches it */
     REQUIRE(reg(&carol, "carol"));
     CHECK(expect_peer_connected(&victim, "carol", NULL));
-    CHECK(sendf(&carol, "{\"type\":\"relay_message\",\"from\":\"carol\",\"to\":\"victim\",\"payload\":[104,105],\"seq\":1}"));
+    CHECK(wsc_sendf(&carol, "{\"type\":\"relay_message\",\"from\":\"carol\",\"to\":\"victim\",\"payload\":[104,105],\"seq\":1}"));
     CHECK(expect(&victim, "{\"type\":\"relay_message\",\"from\":\"carol\",\"to\":\"victim\",\"payload\":[104,105],\"seq\":1}"));
     CHECK(pong_next(&victim, 11));
     CHECK(pong_next(&carol, 12));
     wsc_close(&attacker);
     wsc_close(&victim);
     wsc_close(&carol);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_stale_id_is_reclaimed(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client obs, first, second;
     REQUIRE(reg(&obs, "observer"));
     REQUIRE(reg(&first, "phoenix"));
     CHECK(expect_peer_connected(&obs, "phoenix", NULL));
     wsc_close(&first);  /* the connection goes away without unregister */
     CHECK(expect(&obs, "{\"type\":\"peer_disconnected\",\"peer_id\":\"phoenix\"}"));
-    REQUIRE(wsc_connect_port(&second, R.port));
+    REQUIRE(wsc_connect_port(&second, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "phoenix", NET, NULL);
     REQUIRE(wsc_send_text(&second, regmsg));
     CHECK(expect(&second, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":2}"));
     CHECK(expect_peer_connected(&obs, "phoenix", NULL));
-    CHECK(sendf(&obs, "{\"type\":\"relay_message\",\"from\":\"observer\",\"to\":\"phoenix\",\"payload\":[1],\"seq\":2}"));
+    CHECK(wsc_sendf(&obs, "{\"type\":\"relay_message\",\"from\":\"observer\",\"to\":\"phoenix\",\"payload\":[1],\"seq\":2}"));
     CHECK(expect(&second, "{\"type\":\"relay_message\",\"from\":\"observer\",\"to\":\"phoenix\",\"payload\":[1],\"seq\":2}"));
     wsc_close(&obs);
     wsc_close(&second);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_unregister_notifies_and_closes(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
     CHECK(expect_peer_connected(&a, "B", NULL));
-    CHECK(sendf(&b, "{\"type\":\"unregister\",\"peer_id\":\"B\"}"));
+    CHECK(wsc_sendf(&b, "{\"type\":\"unregister\",\"peer_id\":\"B\"}"));
     CHECK(expect(&a, "{\"type\":\"peer_disconnected\",\"peer_id\":\"B\"}"));
     CHECK(closed_within(&b, WAIT) >= 0);
     /* B no longer counts */
-    REQUIRE(wsc_connect_port(&c, R.port));
+    REQUIRE(wsc_connect_port(&c, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "C", NET, NULL);
     REQUIRE(wsc_send_text(&c, regmsg));
     CHECK(expect(&c, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":2}"));
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[1],\"seq\":1}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[1],\"seq\":1}"));
     CHECK(expect_peer_connected(&a, "C", NULL));
     CHECK(expect_error(&a, 3));
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&c);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_dropped_connection_notifies_peers(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, z;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg_net(&z, "Z", "OTHER_NET"));
@@ -368,14 +330,14 @@ static void test_dropped_connection_notifies_peers(void)
     CHECK(pong_next(&z, 3));  /* another network hears nothing */
     wsc_close(&a);
     wsc_close(&z);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- RLY-002 / RLY-003 */
 
 static void test_relay_message_routing(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
@@ -383,23 +345,23 @@ static void test_relay_message_routing(void)
     CHECK(expect_peer_connected(&a, "B", NULL));
 
     /* from is re-stamped; to, payload and seq pass unchanged */
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"mallory\",\"to\":\"B\",\"payload\":[1,2,3],\"seq\":7}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"mallory\",\"to\":\"B\",\"payload\":[1,2,3],\"seq\":7}"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[1,2,3],\"seq\":7}"));
-    CHECK(sendf(&a, "{\"seq\":18446744073709551615,\"payload\":[0,255],\"to\":\"B\",\"from\":\"A\",\"type\":\"relay_message\"}"));
+    CHECK(wsc_sendf(&a, "{\"seq\":18446744073709551615,\"payload\":[0,255],\"to\":\"B\",\"from\":\"A\",\"type\":\"relay_message\"}"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[0,255],\"seq\":18446744073709551615}"));
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[],\"seq\":0}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[],\"seq\":0}"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[],\"seq\":0}"));
-    CHECK(sendf(&a, "{ \"type\" : \"relay_message\" , \"from\":\"A\", \"to\":\"B\", \"payload\":[10,20] , \"seq\": 3 }"));
+    CHECK(wsc_sendf(&a, "{ \"type\" : \"relay_message\" , \"from\":\"A\", \"to\":\"B\", \"payload\":[10,20] , \"seq\": 3 }"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[10,20],\"seq\":3}"));
 
     /* to oneself: delivered back */
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"A\",\"payload\":[9],\"seq\":1}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"A\",\"payload\":[9],\"seq\":1}"));
     CHECK(expect(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"A\",\"payload\":[9],\"seq\":1}"));
 
     /* unknown target, and a target on another network: error 3, nothing delivered */
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"ghost\",\"payload\":[1],\"seq\":1}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"ghost\",\"payload\":[1],\"seq\":1}"));
     CHECK(expect_error(&a, 3));
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"C\",\"payload\":[1],\"seq\":1}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"C\",\"payload\":[1],\"seq\":1}"));
     CHECK(expect_error(&a, 3));
     CHECK(pong_next(&c, 5));
     CHECK(pong_next(&b, 6));
@@ -407,7 +369,7 @@ static void test_relay_message_routing(void)
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&c);
-    stop_ok();
+    STOP_OK();
 }
 
 /* Queue limits past 32 bits are "no practical limit", not truncated: a message count of 2^32
@@ -418,9 +380,9 @@ static void test_queue_limits_past_32_bits(void)
 {
     const char *const args[] = { "--outbound-queue-capacity", "4294967296",
                                  "--outbound-queue-bytes", "18446744073709551615", NULL };
-    if (!start(args)) {
-        char *log = relay_read_log(&R);
-        bool refused = R.exited && R.exit_code == 2 && log &&
+    if (!h_start(args)) {
+        char *log = relay_read_log(&h_relay);
+        bool refused = h_relay.exited && h_relay.exit_code == 2 && log &&
                        strstr(log, "--outbound-queue-capacity") && strstr(log, "at most 4294967295");
         free(log);
         CHECK(refused);
@@ -432,12 +394,12 @@ static void test_queue_limits_past_32_bits(void)
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
     CHECK(expect_peer_connected(&a, "B", NULL));
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[4,2],\"seq\":1}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[4,2],\"seq\":1}"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[4,2],\"seq\":1}"));
     CHECK(pong_next(&a, 2));
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 /* Keepalive coalescing (loop_should_hold) under real sockets: eight reservations ping back to
@@ -446,7 +408,7 @@ static void test_queue_limits_past_32_bits(void)
  * ping still gets its pong. */
 static void test_messages_through_keepalive_holds(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, p[8];
     char msg[128];
     uint64_t ts = 1, until;
@@ -482,7 +444,7 @@ static void test_messages_through_keepalive_holds(void)
         if ((relayed == 0 && h_now_ms() + 2300 >= until) || (relayed == 1 && h_now_ms() + 150 >= until)) {
             snprintf(msg, sizeof msg, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[%d],\"seq\":%d}",
                      relayed, relayed);
-            CHECK(sendf(&a, "%s", msg));
+            CHECK(wsc_sendf(&a, "%s", msg));
             CHECK(expect(&b, msg));
             relayed++;
         }
@@ -494,32 +456,29 @@ static void test_messages_through_keepalive_holds(void)
         wsc_close(&p[i]);
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 /* The relay's output is compact JSON like the reference's (serde re-serializes the payload), even
  * when a client puts whitespace inside the payload array. */
 static void test_forwarded_payload_is_compact(void)
 {
-    REQUIRE(start(NULL));
     ws_client a, b;
-    REQUIRE(reg(&a, "A"));
-    REQUIRE(reg(&b, "B"));
-    CHECK(expect_peer_connected(&a, "B", NULL));
-    CHECK(sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[ 10 ,\n20\t],\"seq\":3}"));
+    REQUIRE(start_with_pair(&a, &b));
+    CHECK(wsc_sendf(&a, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[ 10 ,\n20\t],\"seq\":3}"));
     CHECK(expect(&b, "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[10,20],\"seq\":3}"));
-    CHECK(sendf(&a, "{\"type\":\"broadcast\",\"from\":\"A\",\"payload\":[ 1 ],\"exclude\":[ ]}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"broadcast\",\"from\":\"A\",\"payload\":[ 1 ],\"exclude\":[ ]}"));
     CHECK(expect(&b, "{\"type\":\"broadcast\",\"from\":\"A\",\"payload\":[1],\"exclude\":[]}"));
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_relay_message_order_preserved(void)
 {
     /* 500 messages in one burst: lift the per-connection message rate limit (256/s by default) */
     static const char *const args[] = { "--messages-per-conn-per-sec", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client a, b;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
@@ -547,12 +506,12 @@ static void test_relay_message_order_preserved(void)
     CHECK_EQ_INT(got, COUNT);
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_broadcast_with_exclude(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c, d, e;
     REQUIRE(reg_net(&e, "E", "OTHER_NET"));
     REQUIRE(reg(&a, "A"));
@@ -564,7 +523,7 @@ static void test_broadcast_with_exclude(void)
     CHECK(expect_peer_connected(&b, "C", NULL) && expect_peer_connected(&b, "D", NULL));
     CHECK(expect_peer_connected(&c, "D", NULL));
 
-    CHECK(sendf(&a, "{\"type\":\"broadcast\",\"from\":\"spoof\",\"payload\":[7,8],\"exclude\":[\"C\",\"nobody\"]}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"broadcast\",\"from\":\"spoof\",\"payload\":[7,8],\"exclude\":[\"C\",\"nobody\"]}"));
     const char *want = "{\"type\":\"broadcast\",\"from\":\"A\",\"payload\":[7,8],\"exclude\":[]}";
     CHECK(expect(&b, want));
     CHECK(expect(&d, want));
@@ -572,7 +531,7 @@ static void test_broadcast_with_exclude(void)
     CHECK(pong_next(&a, 2));  /* the sender */
     CHECK(pong_next(&e, 3));  /* another network */
 
-    CHECK(sendf(&b, "{\"type\":\"broadcast\",\"from\":\"B\",\"payload\":[],\"exclude\":[]}"));
+    CHECK(wsc_sendf(&b, "{\"type\":\"broadcast\",\"from\":\"B\",\"payload\":[],\"exclude\":[]}"));
     want = "{\"type\":\"broadcast\",\"from\":\"B\",\"payload\":[],\"exclude\":[]}";
     CHECK(expect(&a, want) && expect(&c, want) && expect(&d, want));
     CHECK(pong_next(&b, 4));
@@ -581,14 +540,14 @@ static void test_broadcast_with_exclude(void)
     wsc_close(&c);
     wsc_close(&d);
     wsc_close(&e);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- RLY-005 */
 
 static void test_get_peers(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, z;
     REQUIRE(reg(&a, "alpha"));
     REQUIRE(reg(&b, "bravo"));
@@ -616,16 +575,16 @@ static void test_get_peers(void)
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&z);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_peer_connected_after_ack_not_to_self(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, z;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg_net(&z, "Z", "OTHER_NET"));
-    REQUIRE(wsc_connect_port(&b, R.port));
+    REQUIRE(wsc_connect_port(&b, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "B", NET, "[\"[::]:9445\"]");
     REQUIRE(wsc_send_text(&b, regmsg));
@@ -637,48 +596,45 @@ static void test_peer_connected_after_ack_not_to_self(void)
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&z);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- RLY-006 / RLY-007 */
 
 static void test_ping_pong(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a;
     REQUIRE(reg(&a, "A"));
     CHECK(pong_next(&a, 0));
     CHECK(pong_next(&a, 1700000000));
     CHECK(pong_next(&a, 18446744073709551615ull));
     wsc_close(&a);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_hole_punch(void)
 {
-    REQUIRE(start(NULL));
     ws_client a, b;
-    REQUIRE(reg(&a, "A"));
-    REQUIRE(reg(&b, "B"));
-    CHECK(expect_peer_connected(&a, "B", NULL));
+    REQUIRE(start_with_pair(&a, &b));
 
-    CHECK(sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"spoof\",\"target_peer_id\":\"B\",\"external_addr\":\"203.0.113.9:9444\"}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"spoof\",\"target_peer_id\":\"B\",\"external_addr\":\"203.0.113.9:9444\"}"));
     CHECK(expect(&b, "{\"type\":\"hole_punch_coordinate\",\"peer_id\":\"A\",\"external_addr\":\"203.0.113.9:9444\"}"));
-    CHECK(sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"B\",\"external_addr\":\"[2001:db8::1]:9444\"}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"B\",\"external_addr\":\"[2001:db8::1]:9444\"}"));
     CHECK(expect(&b, "{\"type\":\"hole_punch_coordinate\",\"peer_id\":\"A\",\"external_addr\":\"[2001:db8::1]:9444\"}"));
 
     /* the result goes to the peer named in peer_id */
-    CHECK(sendf(&b, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":true}"));
+    CHECK(wsc_sendf(&b, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":true}"));
     CHECK(expect(&a, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":true}"));
-    CHECK(sendf(&b, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":false}"));
+    CHECK(wsc_sendf(&b, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":false}"));
     CHECK(expect(&a, "{\"type\":\"hole_punch_result\",\"peer_id\":\"A\",\"success\":false}"));
 
-    CHECK(sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"ghost\",\"external_addr\":\"203.0.113.9:9444\"}"));
+    CHECK(wsc_sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"ghost\",\"external_addr\":\"203.0.113.9:9444\"}"));
     CHECK(expect_error(&a, 3));
     static const char *const bad_addrs[] = { "1.2.3:9444", "203.0.113.9", "[2001:db8::1]", "203.0.113.9:99999",
                                              "2001:db8::1:9444", "host.example:9444", "" };
     for (size_t i = 0; i < sizeof bad_addrs / sizeof bad_addrs[0]; i++) {
-        CHECK(sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"B\",\"external_addr\":\"%s\"}", bad_addrs[i]));
+        CHECK(wsc_sendf(&a, "{\"type\":\"hole_punch_request\",\"peer_id\":\"A\",\"target_peer_id\":\"B\",\"external_addr\":\"%s\"}", bad_addrs[i]));
         if (!expect_error(&a, 2))
             printf("  (external_addr \"%s\")\n", bad_addrs[i]);
     }
@@ -686,17 +642,17 @@ static void test_hole_punch(void)
     CHECK(pong_next(&b, 2));  /* nothing reached B from the refused requests */
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- errors 1 and 2 */
 
 static void test_not_registered_errors(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b;
     REQUIRE(reg(&b, "B"));
-    REQUIRE(wsc_connect_port(&a, R.port));
+    REQUIRE(wsc_connect_port(&a, h_relay.port));
     static const char *const before[] = {
         "{\"type\":\"get_peers\",\"network_id\":\"" NET "\"}",
         "{\"type\":\"get_peers\",\"network_id\":null}",
@@ -719,14 +675,14 @@ static void test_not_registered_errors(void)
     CHECK(expect(&a, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":2}"));
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_bad_messages_get_error_2_and_stay_open(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, pre;
-    REQUIRE(wsc_connect_port(&pre, R.port));
+    REQUIRE(wsc_connect_port(&pre, h_relay.port));
     CHECK(wsc_send_text(&pre, "{\"not\":\"a relay message\"}"));
     CHECK(expect_error(&pre, 2));
     CHECK(wsc_send_text(&pre, "{bad json"));
@@ -780,16 +736,16 @@ static void test_bad_messages_get_error_2_and_stay_open(void)
     CHECK(pong_next(&pre, 78));
     wsc_close(&a);
     wsc_close(&pre);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- §2.9 dialable addresses */
 
 static void test_dialable_addresses(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c, q;
-    wsc_opts from5 = { .port = R.port, .src = "127.0.0.5" };
+    wsc_opts from5 = { .port = h_relay.port, .src = "127.0.0.5" };
     REQUIRE(wsc_connect(&a, &from5));
     char regmsg[1024];
     /* non-global hosts become the observed IP with the advertised port; a global host that is not
@@ -800,7 +756,7 @@ static void test_dialable_addresses(void)
     CHECK(expect(&a, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":1}"));
 
     /* more than 8 candidates: at most 8 are emitted */
-    REQUIRE(wsc_connect_port(&b, R.port));
+    REQUIRE(wsc_connect_port(&b, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "B", NET,
                     "[\"[::]:9001\",\"[::]:9002\",\"[::]:9003\",\"[::]:9004\",\"[::]:9005\",\"[::]:9006\","
                     "\"[::]:9007\",\"[::]:9008\",\"[::]:9009\",\"[::]:9010\"]");
@@ -808,13 +764,13 @@ static void test_dialable_addresses(void)
     CHECK(expect(&b, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":2}"));
 
     /* an empty list is the same as none */
-    REQUIRE(wsc_connect_port(&c, R.port));
+    REQUIRE(wsc_connect_port(&c, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "C", NET, "[]");
     REQUIRE(wsc_send_text(&c, regmsg));
     CHECK(expect(&c, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":3}"));
 
     /* a malformed candidate is a bad message; the connection stays usable */
-    REQUIRE(wsc_connect_port(&q, R.port));
+    REQUIRE(wsc_connect_port(&q, h_relay.port));
     h_register_json(regmsg, sizeof regmsg, "Q", NET, "[\"not-an-address\"]");
     REQUIRE(wsc_send_text(&q, regmsg));
     CHECK(expect_error(&q, 2));
@@ -835,7 +791,7 @@ static void test_dialable_addresses(void)
     wsc_close(&b);
     wsc_close(&c);
     wsc_close(&q);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- WebSocket framing */
@@ -852,11 +808,8 @@ static size_t pattern_message(char *out, size_t cap, const char *from, const cha
 
 static void test_binary_16k_payload_round_trip(void)
 {
-    REQUIRE(start(NULL));
     ws_client a, b;
-    REQUIRE(reg(&a, "A"));
-    REQUIRE(reg(&b, "B"));
-    CHECK(expect_peer_connected(&a, "B", NULL));
+    REQUIRE(start_with_pair(&a, &b));
     enum { PAYLOAD = 16384 };
     size_t cap = PAYLOAD * 4 + 256;
     char *sent = malloc(cap), *want = malloc(cap);
@@ -875,15 +828,15 @@ static void test_binary_16k_payload_round_trip(void)
     free(want);
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_one_byte_fragments(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b;
     REQUIRE(reg(&b, "B"));
-    REQUIRE(wsc_connect_port(&a, R.port));
+    REQUIRE(wsc_connect_port(&a, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "A", NET, NULL);
     size_t len = strlen(regmsg);
@@ -908,13 +861,13 @@ static void test_one_byte_fragments(void)
     CHECK(expect(&a, "{\"type\":\"pong\",\"timestamp\":3}"));
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_oversized_frames_close_1009(void)
 {
     static const char *const args[] = { "--max-message-bytes", "1024", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client a, watch;
     REQUIRE(reg(&watch, "watch"));  /* sees each closed peer leave */
     REQUIRE(reg(&a, "A"));
@@ -956,7 +909,7 @@ static void test_oversized_frames_close_1009(void)
     wsc_close(&a);
 
     /* an unregistered connection is held to the same limit */
-    REQUIRE(wsc_connect_port(&a, R.port));
+    REQUIRE(wsc_connect_port(&a, h_relay.port));
     memset(msg, 'x', 1100);
     msg[1100] = '\0';
     CHECK(wsc_send_text(&a, msg));
@@ -964,38 +917,38 @@ static void test_oversized_frames_close_1009(void)
     wsc_close(&a);
     CHECK(pong_next(&watch, 1));
     wsc_close(&watch);
-    stop_ok();
+    STOP_OK();
 }
 
 /* A peer that leaves a network with nobody else on it notifies no one, and nothing of that
  * notification reaches anyone else later (on any network, in any message). */
 static void test_lonely_departure_leaks_nothing(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, c;
     REQUIRE(reg_net(&a, "A", "NET_X"));
     wsc_close(&a);  /* TCP close; nobody else on NET_X */
     h_sleep_ms(100);
-    REQUIRE(wsc_connect_port(&b, R.port));
+    REQUIRE(wsc_connect_port(&b, h_relay.port));
     char regmsg[256];
     h_register_json(regmsg, sizeof regmsg, "B", "NET_Y", NULL);
     CHECK(wsc_send_text(&b, regmsg));
     CHECK(expect(&b, "{\"type\":\"register_ack\",\"success\":true,\"message\":\"registered\",\"connected_peers\":1}"));
-    CHECK(sendf(&b, "{\"type\":\"unregister\",\"peer_id\":\"B\"}"));  /* nobody else on NET_Y */
+    CHECK(wsc_sendf(&b, "{\"type\":\"unregister\",\"peer_id\":\"B\"}"));  /* nobody else on NET_Y */
     CHECK(closed_within(&b, WAIT) >= 0);
-    REQUIRE(wsc_connect_port(&c, R.port));
-    CHECK(sendf(&c, "{\"type\":\"ping\",\"timestamp\":1}"));
+    REQUIRE(wsc_connect_port(&c, h_relay.port));
+    CHECK(wsc_sendf(&c, "{\"type\":\"ping\",\"timestamp\":1}"));
     CHECK(expect_error(&c, 1));
     wsc_close(&b);
     wsc_close(&c);
-    stop_ok();
+    STOP_OK();
 }
 
 /* Sends raw frame bytes on a fresh connection and returns the close code seen. */
 static int close_code_for(const uint8_t *frame, size_t len)
 {
     ws_client a;
-    if (!wsc_connect_port(&a, R.port)) {
+    if (!wsc_connect_port(&a, h_relay.port)) {
         wsc_close(&a);
         return -3;
     }
@@ -1008,7 +961,7 @@ static int close_code_for(const uint8_t *frame, size_t len)
 
 static void test_websocket_protocol_errors(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     uint8_t f[256];
     const char *ping = "{\"type\":\"ping\",\"timestamp\":1}";
     size_t n;
@@ -1046,7 +999,7 @@ static void test_websocket_protocol_errors(void)
     CHECK_EQ_INT(closed_within(&a, WAIT), 1000);
     CHECK(tcp_wait_closed(a.fd, WAIT));
     wsc_close(&a);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- bounded output */
@@ -1063,7 +1016,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
     snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s%squarantine_size_mb=4", prev ? prev : "", prev && *prev ? ":" : "");
     const char *const env[] = { asan, NULL };
     relay_opts o = { .args = args, .env = env };
-    REQUIRE(relay_start(&R, &o));
+    REQUIRE(relay_start(&h_relay, &o));
 
     ws_client sink, pinger, sender;
     REQUIRE(reg(&sink, "sink"));  /* never read from again */
@@ -1071,7 +1024,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
     REQUIRE(reg(&sender, "sender"));
     for (int i = 0; i < 5; i++)
         CHECK(wsc_ping_rtt(&pinger, 1, WAIT) >= 0);  /* drains the arrival notices */
-    uint64_t rss0 = relay_rss_kb(&R);
+    uint64_t rss0 = relay_rss_kb(&h_relay);
 
     /* one ~57 KB relay_message (16 000 payload bytes), sent again and again */
     enum { PAYLOAD = 16000 };
@@ -1115,7 +1068,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
             lost++;
         else if (rtt > worst)
             worst = rtt;
-        uint64_t rss = relay_rss_kb(&R);
+        uint64_t rss = relay_rss_kb(&h_relay);
         if (rss > rss_max)
             rss_max = rss;
         h_sleep_ms(5);
@@ -1133,7 +1086,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
         else if (rtt > worst)
             worst = rtt;
     }
-    uint64_t rss = relay_rss_kb(&R);
+    uint64_t rss = relay_rss_kb(&h_relay);
     if (rss > rss_max)
         rss_max = rss;
     printf("  info: %u pings, worst round trip %ld ms, relay RSS %llu KiB -> peak %llu KiB\n", pings, worst,
@@ -1149,14 +1102,14 @@ static void test_slow_reader_does_not_stall_or_grow(void)
     wsc_close(&sink);
     wsc_close(&pinger);
     wsc_close(&sender);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_broadcast_reaches_300_peers(void)
 {
     static const char *const args[] = { "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
                                         "--max-registrations-per-ip", "0", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     enum { PEERS = 300 };
     ws_client *c = calloc(PEERS, sizeof *c);
     REQUIRE(c);
@@ -1169,7 +1122,7 @@ static void test_broadcast_reaches_300_peers(void)
     }
     CHECK_EQ_INT(up, PEERS);
     if (up == PEERS) {
-        CHECK(sendf(&c[0], "{\"type\":\"broadcast\",\"from\":\"peer-000\",\"payload\":[1,2,3,4],\"exclude\":[\"peer-299\"]}"));
+        CHECK(wsc_sendf(&c[0], "{\"type\":\"broadcast\",\"from\":\"peer-000\",\"payload\":[1,2,3,4],\"exclude\":[\"peer-299\"]}"));
         const char *want = "{\"type\":\"broadcast\",\"from\":\"peer-000\",\"payload\":[1,2,3,4],\"exclude\":[]}";
         size_t got = 0;
         for (size_t i = 1; i < PEERS - 1; i++) {
@@ -1182,13 +1135,13 @@ static void test_broadcast_reaches_300_peers(void)
         CHECK(wsc_recv_type(&c[PEERS - 1], "broadcast", 300) == WSC_TIMEOUT);
         CHECK(wsc_recv_type(&c[0], "broadcast", 100) == WSC_TIMEOUT);
         char body[4096];
-        CHECK(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", body, sizeof body, WAIT) > 0);
+        CHECK(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", body, sizeof body, WAIT) > 0);
         CHECK(strstr(body, "\"connected_peers\":300,") != NULL);
     }
     for (size_t i = 0; i < up; i++)
         wsc_close(&c[i]);
     free(c);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- listeners */
@@ -1196,16 +1149,16 @@ static void test_broadcast_reaches_300_peers(void)
 static void test_ipv4_and_ipv6_on_one_dual_stack_listener(void)
 {
     relay_opts o = { .listen_host = "[::]", .health_host = "[::]" };
-    REQUIRE(relay_start(&R, &o));
+    REQUIRE(relay_start(&h_relay, &o));
     char resp[2048];
-    CHECK(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
+    CHECK(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
           h_http_status(resp) == 200);
-    CHECK(h_http("::1", R.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
+    CHECK(h_http("::1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof resp, WAIT) > 0 &&
           h_http_status(resp) == 200);
     ws_client v4, v6;
     char regmsg[256];
-    wsc_opts o4 = { .host = "127.0.0.1", .port = R.port };
-    wsc_opts o6 = { .host = "::1", .port = R.port };
+    wsc_opts o4 = { .host = "127.0.0.1", .port = h_relay.port };
+    wsc_opts o6 = { .host = "::1", .port = h_relay.port };
     REQUIRE(wsc_connect(&v4, &o4));
     h_register_json(regmsg, sizeof regmsg, "four", NET, "[\"[::]:9445\"]");
     REQUIRE(wsc_send_text(&v4, regmsg));
@@ -1223,29 +1176,29 @@ static void test_ipv4_and_ipv6_on_one_dual_stack_listener(void)
     CHECK(send_get_peers(&v6, "null"));
     CHECK(expect_peers(&v6, both, 2));
     CHECK(strstr((const char *)v6.msg, "ffff") == NULL);
-    CHECK(sendf(&v4, "{\"type\":\"relay_message\",\"from\":\"four\",\"to\":\"six\",\"payload\":[4,6],\"seq\":1}"));
+    CHECK(wsc_sendf(&v4, "{\"type\":\"relay_message\",\"from\":\"four\",\"to\":\"six\",\"payload\":[4,6],\"seq\":1}"));
     CHECK(expect(&v6, "{\"type\":\"relay_message\",\"from\":\"four\",\"to\":\"six\",\"payload\":[4,6],\"seq\":1}"));
-    CHECK(sendf(&v6, "{\"type\":\"relay_message\",\"from\":\"six\",\"to\":\"four\",\"payload\":[6,4],\"seq\":2}"));
+    CHECK(wsc_sendf(&v6, "{\"type\":\"relay_message\",\"from\":\"six\",\"to\":\"four\",\"payload\":[6,4],\"seq\":2}"));
     CHECK(expect(&v4, "{\"type\":\"relay_message\",\"from\":\"six\",\"to\":\"four\",\"payload\":[6,4],\"seq\":2}"));
     wsc_close(&v4);
     wsc_close(&v6);
-    stop_ok();
+    STOP_OK();
 }
 
 /* An explicit IPv4 bind is IPv4 only (no dual-stack coercion). */
 static void test_explicit_ipv4_listen_is_ipv4_only(void)
 {
     relay_opts o = { .listen_host = "0.0.0.0" };
-    REQUIRE(relay_start(&R, &o));
-    int fd4 = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
-    int fd6 = tcp_connect("::1", R.port, NULL, WAIT);
+    REQUIRE(relay_start(&h_relay, &o));
+    int fd4 = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
+    int fd6 = tcp_connect("::1", h_relay.port, NULL, WAIT);
     CHECK(fd4 >= 0);
     CHECK(fd6 < 0);
     if (fd4 >= 0)
         close(fd4);
     if (fd6 >= 0)
         close(fd6);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- deadlines */
@@ -1253,14 +1206,14 @@ static void test_explicit_ipv4_listen_is_ipv4_only(void)
 static void test_register_timeout_reaps_silent_sockets(void)
 {
     static const char *const args[] = { "--register-timeout-secs", "1", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     uint64_t t0 = h_now_ms();
-    int raw = tcp_connect("127.0.0.1", R.port, NULL, WAIT);  /* never sends a byte */
+    int raw = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);  /* never sends a byte */
     REQUIRE(raw >= 0);
-    int late = tcp_connect("127.0.0.1", R.port, NULL, WAIT); /* upgrades 700 ms after connecting */
+    int late = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT); /* upgrades 700 ms after connecting */
     REQUIRE(late >= 0);
     ws_client upgraded, registered;
-    REQUIRE(wsc_connect_port(&upgraded, R.port));             /* upgrades, never registers */
+    REQUIRE(wsc_connect_port(&upgraded, h_relay.port));             /* upgrades, never registers */
     REQUIRE(reg(&registered, "keeper"));
 
     h_sleep_ms(700);
@@ -1269,7 +1222,7 @@ static void test_register_timeout_reaps_silent_sockets(void)
     h_random(raw_key, sizeof raw_key);
     h_base64(raw_key, sizeof raw_key, key, sizeof key);
     snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", R.port, key);
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", h_relay.port, key);
     CHECK(tcp_send_all(late, req, strlen(req), WAIT));
 
     CHECK(tcp_wait_closed(raw, 3000));
@@ -1291,13 +1244,13 @@ static void test_register_timeout_reaps_silent_sockets(void)
         h_sleep_ms(50);
     CHECK(pong_next(&registered, 1));
     wsc_close(&registered);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_idle_timeout(void)
 {
     static const char *const args[] = { "--idle-timeout-secs", "2", NULL };
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     ws_client quiet, chatty;
     REQUIRE(reg(&chatty, "chatty"));
     REQUIRE(reg(&quiet, "quiet"));
@@ -1305,7 +1258,7 @@ static void test_idle_timeout(void)
     uint64_t t0 = h_now_ms();
     bool disconnected = false;
     while (h_now_ms() - t0 < 5000 && !disconnected) {
-        CHECK(sendf(&chatty, "{\"type\":\"ping\",\"timestamp\":1}"));
+        CHECK(wsc_sendf(&chatty, "{\"type\":\"ping\",\"timestamp\":1}"));
         for (;;) {
             int r = wsc_recv_msg(&chatty, 1000);
             if (r != WSC_OK) {
@@ -1329,17 +1282,17 @@ static void test_idle_timeout(void)
     CHECK(pong_next(&chatty, 2));  /* traffic kept the other one alive */
     wsc_close(&quiet);
     wsc_close(&chatty);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- HTTP surfaces */
 
 static void test_health_endpoint(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     char resp[4096], v[128], want[256];
     snprintf(want, sizeof want, "{\"status\":\"ok\",\"connected_peers\":0,\"uptime_secs\":T,\"version\":\"%s\"}", DIG_RELAY_VERSION);
-    REQUIRE(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 200);
     CHECK(h_http_header(resp, "Content-Type", v, sizeof v) && strncmp(v, "application/json", 16) == 0);
     const char *body = h_http_body(resp);
@@ -1352,7 +1305,7 @@ static void test_health_endpoint(void)
     ws_client a, b;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg_net(&b, "B", "OTHER_NET"));
-    REQUIRE(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.0\r\nConnection: close\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.0\r\nConnection: close\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 200);
     body = h_http_body(resp);
     REQUIRE(body);
@@ -1361,28 +1314,28 @@ static void test_health_endpoint(void)
     CHECK_EQ_STR(m, want);
     free(m);
     h_sleep_ms(1100);
-    REQUIRE(h_http("127.0.0.1", R.health_port, "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.health_port, "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     uint64_t up = 0;
     body = h_http_body(resp);
     CHECK(body && hj_get_u64(body, "uptime_secs", &up) && up >= 1 && up < 60);
 
-    REQUIRE(h_http("127.0.0.1", R.health_port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.health_port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
-    REQUIRE(h_http("127.0.0.1", R.health_port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.health_port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
     wsc_close(&a);
     wsc_close(&b);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_wire_port_http_answers(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     char resp[4096];
-    REQUIRE(h_http("127.0.0.1", R.port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 200);
     CHECK(strstr(resp, "dig-relay " DIG_RELAY_VERSION) != NULL);
-    REQUIRE(h_http("127.0.0.1", R.port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
+    REQUIRE(h_http("127.0.0.1", h_relay.port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
 
     static const char *const malformed[] = {
@@ -1392,7 +1345,7 @@ static void test_wire_port_http_answers(void)
         "GET / HTTP/9.9\r\nHost: x\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
-        int fd = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
+        int fd = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
         REQUIRE(fd >= 0);
         bool closed = false;
         CHECK(tcp_send_all(fd, malformed[i], strlen(malformed[i]), WAIT));
@@ -1405,7 +1358,7 @@ static void test_wire_port_http_answers(void)
 
     /* a head over the bound is refused, not buffered */
     {
-        int fd = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
+        int fd = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
         REQUIRE(fd >= 0);
         char *big = malloc(20000);
         REQUIRE(big);
@@ -1421,7 +1374,7 @@ static void test_wire_port_http_answers(void)
     }
 
     /* an upgrade with another version is refused and told which one we speak */
-    REQUIRE(h_http("127.0.0.1", R.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    REQUIRE(h_http("127.0.0.1", h_relay.port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                    "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     char v[64];
     CHECK_EQ_INT(h_http_status(resp), 426);
@@ -1429,21 +1382,21 @@ static void test_wire_port_http_answers(void)
 
     /* any path upgrades; a requested subprotocol or extension is never chosen (checked by wsc_connect) */
     ws_client a;
-    wsc_opts o = { .port = R.port, .path = "/relay/v1?x=1",
+    wsc_opts o = { .port = h_relay.port, .path = "/relay/v1?x=1",
                    .extra_headers = "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n" };
     CHECK(wsc_connect(&a, &o));
     if (a.err[0])
         printf("  %s\n", a.err);
     CHECK(wsc_register(&a, "A", NET));
     wsc_close(&a);
-    stop_ok();
+    STOP_OK();
 }
 
 static void test_max_connections_enforced_at_accept(void)
 {
     static const char *const args[] = { "--max-connections", "2", NULL };
-    REQUIRE(start(args));
-    int s1 = tcp_connect("127.0.0.1", R.port, NULL, WAIT);  /* open but silent: still counted */
+    REQUIRE(h_start(args));
+    int s1 = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);  /* open but silent: still counted */
     REQUIRE(s1 >= 0);
     ws_client a;
     REQUIRE(reg(&a, "A"));
@@ -1451,7 +1404,7 @@ static void test_max_connections_enforced_at_accept(void)
     /* the third socket is refused without an upgrade */
     char resp[1024];
     bool closed = false;
-    int s3 = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
+    int s3 = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
     REQUIRE(s3 >= 0);
     const char *req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
@@ -1467,7 +1420,7 @@ static void test_max_connections_enforced_at_accept(void)
     ws_client b;
     bool ok = false;
     for (uint64_t t0 = h_now_ms(); !ok && h_now_ms() - t0 < 2000;) {
-        ok = wsc_connect_port(&b, R.port);
+        ok = wsc_connect_port(&b, h_relay.port);
         if (!ok) {
             wsc_close(&b);
             h_sleep_ms(50);
@@ -1479,41 +1432,41 @@ static void test_max_connections_enforced_at_accept(void)
         wsc_close(&b);
     }
     wsc_close(&a);
-    stop_ok();
+    STOP_OK();
 }
 
 /* ---------------------------------------------------------------- signals and CLI */
 
 static void test_sigterm_closes_with_1001_and_exits_0(void)
 {
-    REQUIRE(start(NULL));
+    REQUIRE(h_start(NULL));
     ws_client a, b, pending;
     REQUIRE(reg(&a, "A"));
     REQUIRE(reg(&b, "B"));
-    REQUIRE(wsc_connect_port(&pending, R.port));
-    int raw = tcp_connect("127.0.0.1", R.port, NULL, WAIT);
+    REQUIRE(wsc_connect_port(&pending, h_relay.port));
+    int raw = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
     REQUIRE(raw >= 0);
     h_sleep_ms(50);
-    REQUIRE(kill(R.pid, SIGTERM) == 0);
+    REQUIRE(kill(h_relay.pid, SIGTERM) == 0);
     CHECK_EQ_INT(closed_within(&a, WAIT), 1001);
     CHECK_EQ_INT(closed_within(&b, WAIT), 1001);
     CHECK_EQ_INT(closed_within(&pending, WAIT), 1001);
     CHECK(tcp_wait_closed(raw, WAIT));
     CHECK(wait_exit(5000));
-    CHECK_EQ_INT(R.exit_code, 0);
+    CHECK_EQ_INT(h_relay.exit_code, 0);
     close(raw);
     wsc_close(&a);
     wsc_close(&b);
     wsc_close(&pending);
 
     /* SIGINT likewise */
-    relay_cleanup(&R, test_cur_failed != 0);
-    REQUIRE(start(NULL));
+    relay_cleanup(&h_relay, test_cur_failed != 0);
+    REQUIRE(h_start(NULL));
     REQUIRE(reg(&a, "A"));
-    REQUIRE(kill(R.pid, SIGINT) == 0);
+    REQUIRE(kill(h_relay.pid, SIGINT) == 0);
     CHECK_EQ_INT(closed_within(&a, WAIT), 1001);
     CHECK(wait_exit(5000));
-    CHECK_EQ_INT(R.exit_code, 0);
+    CHECK_EQ_INT(h_relay.exit_code, 0);
     wsc_close(&a);
 }
 
@@ -1636,8 +1589,8 @@ static void test_env_vars_and_serve_subcommand(void)
     snprintf(listen_env, sizeof listen_env, "DIG_RELAY_LISTEN=127.0.0.1:%u", port);
     const char *const env[] = { listen_env, "DIG_RELAY_MAX_MESSAGE_BYTES=300", NULL };
     relay_opts o = { .omit_listen = true, .serve_subcommand = true, .env = env };
-    REQUIRE(relay_start(&R, &o));
-    R.port = port;
+    REQUIRE(relay_start(&h_relay, &o));
+    h_relay.port = port;
     ws_client a;
     REQUIRE(reg(&a, "A"));
     char msg[600];
@@ -1647,17 +1600,17 @@ static void test_env_vars_and_serve_subcommand(void)
     CHECK(wsc_send_text(&a, msg));
     CHECK_EQ_INT(closed_within(&a, WAIT), 1009);  /* the env limit of 300 applies */
     wsc_close(&a);
-    stop_ok();
-    relay_cleanup(&R, false);
+    STOP_OK();
+    relay_cleanup(&h_relay, false);
 
     static const char *const args[] = { "--max-message-bytes", "4096", NULL };
     relay_opts o2 = { .env = env + 1, .args = args };
-    REQUIRE(relay_start(&R, &o2));
+    REQUIRE(relay_start(&h_relay, &o2));
     REQUIRE(reg(&a, "A"));
     CHECK(wsc_send_text(&a, msg));
     CHECK(expect(&a, "{\"type\":\"pong\",\"timestamp\":1}"));  /* the flag's 4096 wins */
     wsc_close(&a);
-    stop_ok();
+    STOP_OK();
 }
 
 /* True when every line of the log starts with a timestamp (a digit) and some line mentions the
@@ -1696,12 +1649,12 @@ static void test_log_levels(void)
         snprintf(env_entry, sizeof env_entry, "RUST_LOG=%s", cases[i].rust_log ? cases[i].rust_log : "");
         const char *const env[] = { env_entry, NULL };
         relay_opts o = { .args = cases[i].flag ? args : NULL, .env = cases[i].rust_log ? env : NULL };
-        REQUIRE(relay_start(&R, &o));
+        REQUIRE(relay_start(&h_relay, &o));
         ws_client a;
         CHECK(reg(&a, "A"));
         wsc_close(&a);
-        stop_ok();
-        char *log = relay_read_log(&R);
+        STOP_OK();
+        char *log = relay_read_log(&h_relay);
         REQUIRE(log);
         bool info = log_has_level(log, "info"), debug = log_has_level(log, "debug");
         if (info != cases[i].info || debug != cases[i].debug) {
@@ -1710,9 +1663,9 @@ static void test_log_levels(void)
             test_cur_failed = 1;
         }
         free(log);
-        relay_cleanup(&R, test_cur_failed != 0);
+        relay_cleanup(&h_relay, test_cur_failed != 0);
     }
-    memset(&R, 0, sizeof R);
+    memset(&h_relay, 0, sizeof h_relay);
 }
 
 /* A client that sends WebSocket pings and never reads: its pongs are held to the queue caps like
@@ -1725,29 +1678,29 @@ static void test_ping_flood_without_reading_is_bounded(void)
     static uint8_t burst[131 * 1024 + 14], ping_payload[125];
     ws_client flooder, honest;
     size_t n = 0;
-    REQUIRE(start(args));
+    REQUIRE(h_start(args));
     REQUIRE(reg(&flooder, "flooder"));
     REQUIRE(reg(&honest, "honest"));
     memset(ping_payload, 'p', sizeof ping_payload);
     for (int i = 0; i < 1024; i++)
         n += wsc_build_frame(burst + n, sizeof burst - n, 9, true, 0, true, ping_payload,
                              sizeof ping_payload);
-    uint64_t before = relay_rss_kb(&R);
+    uint64_t before = relay_rss_kb(&h_relay);
     /* 100 bursts of 1024 full-size pings: 102,400 pongs (13 MB) the flooder never reads */
     for (int i = 0; i < 100; i++)
         REQUIRE(wsc_send_raw(&flooder, burst, n));
     /* once this arrives, the relay has handled every ping before it */
-    REQUIRE(sendf(&flooder, "{\"type\":\"relay_message\",\"from\":\"flooder\",\"to\":\"honest\","
+    REQUIRE(wsc_sendf(&flooder, "{\"type\":\"relay_message\",\"from\":\"flooder\",\"to\":\"honest\","
                             "\"payload\":[1],\"seq\":1}"));
     CHECK(wsc_recv_type(&honest, "relay_message", 20000) > 0);
     CHECK(wsc_ping_rtt(&honest, 7, WAIT) >= 0);
-    uint64_t after = relay_rss_kb(&R);
+    uint64_t after = relay_rss_kb(&h_relay);
     printf("  info: relay RSS %llu KiB -> %llu KiB after 102,400 unread pongs\n",
            (unsigned long long)before, (unsigned long long)after);
     CHECK(after < before + 16 * 1024);
     wsc_close(&flooder);
     wsc_close(&honest);
-    stop_ok();
+    STOP_OK();
 }
 
 int main(void)

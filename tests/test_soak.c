@@ -57,18 +57,7 @@ static peer *peers;
 static size_t n_peers;
 static uint64_t rng_state;
 
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-
-static size_t below(size_t n)
-{
-    return (size_t)(rnd() % n);
-}
+static size_t below(size_t n) { return h_below(&rng_state, n); }
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {

@@ -420,93 +420,23 @@ static void test_stund_open_names_address_in_use(void)
 
 /* ---------------------------------------------------------------- the real binary */
 
-typedef struct {
-    pid_t pid;
-    uint16_t stun_port, health_port;
-    char log[128];
-} relay_run;
-
-/* Starts the relay with STUN on [::]:free port and the TCP listeners on loopback, plus extra
- * arguments and environment; waits until /health answers. */
-static bool start_relay(relay_run *r, const char *const *extra, const char *const *env)
+/* Starts the relay with STUN on a dual-stack [::] socket (the TCP listeners on loopback), plus
+ * extra arguments and environment. */
+static bool start_relay(relay_proc *r, const char *const *extra, const char *const *env)
 {
-    static unsigned counter;
-    char stun[32], listen[32], health[32], dash[32];
-    const char *argv[32];
-    uint16_t wire = h_free_port("tcp4"), dash_port = h_free_port("tcp4");
-    size_t n = 0;
-    uint64_t deadline;
-
-    memset(r, 0, sizeof *r);
-    r->stun_port = h_free_port("udp6dual");
-    r->health_port = h_free_port("tcp4");
-    if (!r->stun_port || !r->health_port || !wire || !dash_port)
-        return false;
-    snprintf(stun, sizeof stun, "[::]:%u", r->stun_port);
-    snprintf(listen, sizeof listen, "127.0.0.1:%u", wire);
-    snprintf(health, sizeof health, "127.0.0.1:%u", r->health_port);
-    snprintf(dash, sizeof dash, "127.0.0.1:%u", dash_port);
-    snprintf(r->log, sizeof r->log, "/tmp/dig-relay-stun-test.%ld.%u.log", (long)getpid(), counter++);
-    argv[n++] = relay_binary();
-    argv[n++] = "--stun-listen", argv[n++] = stun;
-    argv[n++] = "--listen", argv[n++] = listen;
-    argv[n++] = "--health-listen", argv[n++] = health;
-    argv[n++] = "--dashboard-listen", argv[n++] = dash;
-    for (size_t i = 0; extra && extra[i] && n < 30; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-
-    fflush(stdout);
-    r->pid = fork();
-    if (r->pid < 0)
-        return false;
-    if (r->pid == 0) {
-        int fd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0)
-            dup2(fd, 1), dup2(fd, 2);
-        for (size_t i = 0; env && env[i]; i++)
-            putenv((char *)(uintptr_t)env[i]);
-        execv(argv[0], (char *const *)(uintptr_t)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    deadline = h_now_ms() + 5000;
-    while (h_now_ms() < deadline) {
-        char resp[512];
-        int status;
-        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            printf("  relay exited during start-up; log %s\n", r->log);
-            r->pid = 0;
-            return false;
-        }
-        if (h_http("127.0.0.1", r->health_port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", resp,
-                   sizeof resp, 500) > 0 && h_http_status(resp) == 200)
-            return true;
-        h_sleep_ms(20);
-    }
-    printf("  relay did not become ready; log %s\n", r->log);
-    return false;
+    relay_opts o = { .stun_host = "[::]", .args = extra, .env = env };
+    return relay_start(r, &o);
 }
 
-static void stop_relay(relay_run *r)
+static void stop_relay(relay_proc *r)
 {
-    if (r->pid > 0) {
-        int status;
-        kill(r->pid, SIGTERM);
-        for (int i = 0; i < 300 && waitpid(r->pid, &status, WNOHANG) == 0; i++)
-            h_sleep_ms(10);
-        if (kill(r->pid, 0) == 0) {
-            kill(r->pid, SIGKILL);
-            waitpid(r->pid, &status, 0);
-        }
-    }
-    unlink(r->log);
-    r->pid = 0;
+    CHECK_EQ_INT(relay_stop(r, 5000), 0);
+    relay_cleanup(r, test_cur_failed != 0);
 }
 
 static void test_relay_answers_ipv4_and_ipv6(void)
 {
-    relay_run r;
+    relay_proc r;
     int c4, c6, c4b;
 
     REQUIRE(start_relay(&r, NULL, NULL));
@@ -520,7 +450,7 @@ static void test_relay_answers_ipv4_and_ipv6(void)
 
 static void test_relay_ignores_malformed(void)
 {
-    relay_run r;
+    relay_proc r;
     uint8_t bad[16][64];
     size_t lens[16], k;
     int c;
@@ -572,7 +502,7 @@ static void test_relay_per_ip_budget_flag_and_env(void)
 {
     static const char *const flag[] = { "--stun-per-ip-rps", "3", "--stun-global-rps", "0", NULL };
     static const char *const env[] = { "DIG_RELAY_STUN_PER_IP_RPS=2", "DIG_RELAY_STUN_GLOBAL_RPS=0", NULL };
-    relay_run r;
+    relay_proc r;
     int octet = 1;
 
     REQUIRE(start_relay(&r, flag, NULL));
@@ -587,7 +517,7 @@ static void test_relay_per_ip_budget_flag_and_env(void)
 static void test_relay_global_budget(void)
 {
     static const char *const flag[] = { "--stun-per-ip-rps", "0", "--stun-global-rps", "6", NULL };
-    relay_run r;
+    relay_proc r;
     bool ok = false;
 
     REQUIRE(start_relay(&r, flag, NULL));
@@ -623,7 +553,7 @@ static void test_load_tool_smoke(void)
     static const char *const flag[] = { "--stun-per-ip-rps", "0", "--stun-global-rps", "0", NULL };
     const char *tool = "bench/bin/stun_load";
     char cmd[256], out[512];
-    relay_run r;
+    relay_proc r;
     size_t n;
     FILE *p;
     int c;
@@ -673,7 +603,7 @@ static bool stunclient_reports(uint16_t port, const char *server, const char *lo
 
 static void test_coturn_stunclient_interop(void)
 {
-    relay_run r;
+    relay_proc r;
 
     if (system("command -v turnutils_stunclient >/dev/null 2>&1") != 0)
         SKIP("coturn not installed");

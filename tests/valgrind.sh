@@ -19,7 +19,7 @@ command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind is not installed
 SKIP="test_soak test_netfuzz test_attack test_bench_smoke"
 B=$(make -s builddir)
 if [ "$#" -eq 0 ]; then
-    for src in $(grep -l 'relay_start' tests/test_*.c); do
+    for src in $(grep -lE 'relay_start|h_start' tests/test_*.c); do
         name=$(basename "$src" .c)
         case " $SKIP " in *" $name "*) continue ;; esac
         set -- "$@" "$B/tests/$name"
