@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""A DIG node's session over wss:// for tests that put a TLS terminator in front of the relay:
+connect with TLS from a chosen local address (the certificate is the test's own, so it is not
+verified), register advertising [::]:9444, fetch peers, and print this peer's dialable
+addresses as the relay listed them, then a 16 KiB relay_message to itself round-tripped.
+
+Usage: wss_client.py <wss-url> <local-address> <peer-id>
+Prints "addresses <json>" and "echo ok", exits 0; anything else is a failure (exit 1).
+"""
+import asyncio
+import json
+import ssl
+import sys
+
+import websockets
+
+NET = "DIG_MAINNET"
+WAIT = 10.0
+
+
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+async def recv_type(ws, kind):
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        if msg.get("type") == kind:
+            return msg
+
+
+async def run(url, local, peer_id):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ws = await websockets.connect(url, ssl=ctx, local_addr=(local, 0), open_timeout=WAIT,
+                                  compression=None, max_size=None)
+    await ws.send(compact({"type": "register", "peer_id": peer_id, "network_id": NET,
+                           "protocol_version": 1, "listen_addrs": ["[::]:9444"]}))
+    ack = await recv_type(ws, "register_ack")
+    if not ack["success"]:
+        raise AssertionError(f"register refused: {ack}")
+    await ws.send(compact({"type": "get_peers", "network_id": NET}))
+    peers = await recv_type(ws, "peers")
+    mine = [p for p in peers["peers"] if p["peer_id"] == peer_id]
+    print("addresses " + compact(mine[0]["addresses"] if mine else None), flush=True)
+    payload = [i % 256 for i in range(16384)]
+    await ws.send(compact({"type": "relay_message", "from": peer_id, "to": peer_id,
+                           "payload": payload, "seq": 1}))
+    echo = await recv_type(ws, "relay_message")
+    if echo["payload"] != payload:
+        raise AssertionError("relayed payload changed")
+    print("echo ok", flush=True)
+    await ws.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(run(sys.argv[1], sys.argv[2], sys.argv[3]))
+    except Exception as e:  # any failure is reported, not raised
+        print(f"failed: {type(e).__name__}: {e}")
+        sys.exit(1)
