@@ -545,6 +545,32 @@ static void test_broadcast_with_exclude(void)
 
 /* ---------------------------------------------------------------- RLY-005 */
 
+/* peers lists are sorted by peer_id in byte order, whatever the order of registration (the
+ * reference's lifecycle test pins it). */
+static void test_peers_sorted_by_id(void)
+{
+    static const char *const ids[] = { "mm", "zz", "a", "aa", "B", "m" };
+    ws_client c[6];
+    REQUIRE(h_start(NULL));
+    for (int i = 0; i < 6; i++)
+        REQUIRE(reg(&c[i], ids[i]));
+    CHECK(wsc_sendf(&c[0], "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET));
+    REQUIRE(wsc_recv_type(&c[0], "peers", WAIT) == WSC_OK);
+    const char *m = (const char *)c[0].msg, *last = m;
+    static const char *const sorted[] = { "B", "a", "aa", "m", "mm", "zz" };
+    for (int i = 0; i < 6; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "{\"peer_id\":\"%s\"", sorted[i]);
+        const char *at = strstr(m, needle);
+        CHECK(at != NULL && at >= last);
+        if (at)
+            last = at;
+    }
+    for (int i = 0; i < 6; i++)
+        wsc_close(&c[i]);
+    STOP_OK();
+}
+
 static void test_get_peers(void)
 {
     REQUIRE(h_start(NULL));
@@ -1721,6 +1747,7 @@ int main(void)
     T(test_messages_through_keepalive_holds);
     T(test_broadcast_with_exclude);
     T(test_get_peers);
+    T(test_peers_sorted_by_id);
     T(test_peer_connected_after_ack_not_to_self);
     T(test_ping_pong);
     T(test_hole_punch);
