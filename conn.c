@@ -7,7 +7,6 @@
 #include "http.h"
 #include "log.h"
 #include "proxy.h"
-#include "relay.h"
 #include "ws.h"
 
 #include <stdio.h>
@@ -108,7 +107,7 @@ static void schedule_free(conn *c)
         return;
     c->dead = true;
     if (c->registration)
-        relay_on_close(hub->relay, c);
+        hub->handler.on_close(hub->handler.ctx, c);
     c->next_dead = hub->dead;
     hub->dead = c;
 }
@@ -202,7 +201,7 @@ void conn_close(conn *c, uint16_t code, const char *reason)
     if (c->dead || c->state == CS_CLOSING)
         return;
     if (c->registration)
-        relay_on_close(c->hub->relay, c);
+        c->hub->handler.on_close(c->hub->handler.ctx, c);
     if (c->state == CS_OPEN)
         send_bypassing_limits(c, frame_raw(buf, ws_close_frame(buf, code, reason)));
     begin_closing(c);
@@ -456,7 +455,7 @@ static void process_frames(conn *c)
         }
         switch (r.kind) {
         case WS_MESSAGE:
-            if (relay_on_message(hub->relay, c, r.data, r.len))
+            if (hub->handler.on_message(hub->handler.ctx, c, r.data, r.len))
                 hub->pass_keepalive = true;
             else
                 hub->pass_busy = true;
@@ -640,7 +639,7 @@ static void on_deadline(void *ctx)
         schedule_free(c);
     } else if (c->registration) {
         uint64_t silent = (now - c->last_in_ms) / 1000u;
-        relay_on_silence(hub->relay, c, silent, silent >= hub->cfg->idle_timeout_secs);
+        hub->handler.on_silence(hub->handler.ctx, c, silent, silent >= hub->cfg->idle_timeout_secs);
     } else if (c->state == CS_OPEN) {
         log_debug("conn %llu: not registered in time, closing", (unsigned long long)c->id);
         conn_close(c, WS_CLOSE_POLICY, "register timeout");

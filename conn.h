@@ -4,7 +4,8 @@
  * is queued as shared frames, bounded, and flushed with gathered writes at the end of each loop
  * pass; every connection carries one deadline on the loop's timer heap.
  *
- * The relay sees a connection only through the functions in the second half of this header. */
+ * The relay sees a connection only through the functions in the second half of this header, and
+ * is reached from here only through the conn_handler callbacks. */
 #ifndef DIG_CONN_H
 #define DIG_CONN_H
 
@@ -22,14 +23,26 @@
 #include <stdint.h>
 
 typedef struct conn conn;
-struct relay;
+
+/* Where a WebSocket connection's messages go (the relay), as callbacks so this layer does not
+ * depend on the one above it. */
+typedef struct {
+    /* One message; true when it was only a keepalive (answered ping). */
+    bool (*on_message)(void *ctx, conn *c, uint8_t *msg, size_t len);
+    /* A registered connection is going away. */
+    void (*on_close)(void *ctx, conn *c);
+    /* A registered connection has been silent for silent_secs: past the idle timeout when
+     * idle_timeout, else past the liveness deadline. */
+    void (*on_silence)(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeout);
+    void *ctx;
+} conn_handler;
 
 /* What every connection of one server shares. server.c fills it; conn.c keeps the lists. */
 typedef struct {
     const relay_config *cfg;
     loop *lp;
     abuse_guard *abuse;
-    struct relay *relay;
+    conn_handler handler;
     uint64_t start_ms;        /* the liveness sweep's grid starts here */
     conn *pending;            /* connections with output to flush at the end of the pass */
     conn *again;              /* connections with input buffered in their transport */

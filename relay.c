@@ -454,8 +454,9 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
     note_pex_due(s, net);
 }
 
-void relay_on_close(relay *s, conn *c)
+static void on_close(void *ctx, conn *c)
 {
+    relay *s = ctx;
     reg *r = conn_registration(c);
     reg **pp;
     network *net;
@@ -498,8 +499,9 @@ static int compare_ids(const void *x, const void *y)
     return a->peer_id_len < b->peer_id_len ? -1 : a->peer_id_len > b->peer_id_len;
 }
 
-void relay_on_silence(relay *s, conn *c, uint64_t silent_secs, bool idle_timeout)
+static void on_silence(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeout)
 {
+    relay *s = ctx;
     reg *r = reg_of(c);
     if (idle_timeout || !r) {
         log_info("conn %llu: idle for %llus, closing", (unsigned long long)conn_id(c),
@@ -620,8 +622,9 @@ static void handle_hole_punch_result(relay *s, conn *c, const wire_msg *m)
     send_writer(s, t->c);
 }
 
-bool relay_on_message(relay *s, conn *c, uint8_t *msg, size_t len)
+static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 {
+    relay *s = ctx;
     wire_msg m;
     char err[160];
 
@@ -666,4 +669,10 @@ bool relay_on_message(relay *s, conn *c, uint8_t *msg, size_t len)
         break;
     }
     return false;
+}
+
+conn_handler relay_conn_handler(relay *r)
+{
+    conn_handler h = { on_message, on_close, on_silence, r };
+    return h;
 }

@@ -7,6 +7,7 @@
 
 #include "abuse.h"
 #include "config.h"
+#include "conn.h"
 #include "loop.h"
 
 #include <stdbool.h>
@@ -14,7 +15,6 @@
 #include <stdint.h>
 
 typedef struct relay relay;
-struct conn;
 
 /* seed: the per-process hash key (ids are attacker-chosen). NULL with a message in err when the
  * registry cannot be sized for cfg. */
@@ -22,13 +22,11 @@ relay *relay_new(const relay_config *cfg, loop *lp, abuse_guard *abuse, const ui
                  char *err, size_t errlen);
 void relay_free(relay *r);
 
-/* Handles one wire message; true when it was only a keepalive (a ping answered with a pong). */
-bool relay_on_message(relay *r, struct conn *c, uint8_t *msg, size_t len);
-/* The connection is going away: remove its registration and tell its network. */
-void relay_on_close(relay *r, struct conn *c);
-/* A registered connection has sent nothing for silent_secs: past --idle-timeout-secs when
- * idle_timeout, else past the liveness deadline at a sweep. Logs, counts and closes it. */
-void relay_on_silence(relay *r, struct conn *c, uint64_t silent_secs, bool idle_timeout);
+/* The callbacks a WebSocket connection's events go to (conn_handler, ctx the relay):
+ * on_message handles one wire message (true when it was only a keepalive: a ping answered);
+ * on_close removes the connection's registration and tells its network; on_silence logs, counts
+ * and closes a registered connection silent past the idle timeout or the liveness deadline. */
+conn_handler relay_conn_handler(relay *r);
 
 /* Live registrations (the health answer's connected_peers). */
 size_t relay_peer_count(const relay *r);

@@ -1,8 +1,6 @@
-/* The HTTP route table (see routes.h) and the routes every listener can mount: health, the wire
- * port's index page, and the HTTPS redirect. */
+/* The HTTP route table (see routes.h) and the generic routes: the wire port's index page and the
+ * HTTPS redirect. */
 #include "routes.h"
-
-#include "relay.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -71,21 +69,6 @@ frame *routes_answer(const route_table *t, const http_request *req)
 }
 
 /* ---- routes every listener can mount ---- */
-
-void route_health(void *ctx, const http_request *req, route_reply *out)
-{
-    static char body[160];
-    const struct relay *r = ctx;
-    int n = snprintf(body, sizeof body,
-                     "{\"status\":\"ok\",\"connected_peers\":%zu,\"uptime_secs\":%llu,\"version\":\"%s\"}",
-                     relay_peer_count(r), (unsigned long long)relay_uptime_secs(r), DIG_RELAY_VERSION);
-    (void)req;
-    out->status = 200;
-    out->content_type = "application/json";
-    out->headers = "Cache-Control: no-store\r\n";
-    out->body = body;
-    out->body_len = n > 0 && (size_t)n < sizeof body ? (size_t)n : 0;
-}
 
 void route_index(void *ctx, const http_request *req, route_reply *out)
 {

@@ -12,8 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct relay;
-
 #define ROUTES_MAX 24
 
 typedef struct {
@@ -49,10 +47,8 @@ frame *routes_answer(const route_table *t, const http_request *req);
 /* Fills a short plain-text reply (404, 405, 400...). */
 void route_text(route_reply *out, int status, const char *text);
 
-/* ---- routes every listener can mount ---- */
+/* ---- generic routes ---- */
 
-/* GET /health: {"status","connected_peers","uptime_secs","version"} (ctx: struct relay *). */
-void route_health(void *ctx, const http_request *req, route_reply *out);
 /* GET / on the wire port: a small page naming the relay and its version (ctx unused). */
 void route_index(void *ctx, const http_request *req, route_reply *out);
 /* Any request: 301 to https://<Host><target> (ctx: a route_redirect holding the Location). */

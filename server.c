@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "health.h"
 #include "log.h"
 #include "net.h"
 #include "relay.h"
@@ -163,7 +164,7 @@ static void init_listener(server *s, conn_listener *ls, const char *name, const 
 
 static bool init_routes(server *s)
 {
-    const route health = { "/health", route_health, s->relay, true };
+    const route health = { "/health", health_route, s->relay, true };
     const route index = { "/", route_index, NULL, false };
     const route redirect = { "", route_redirect_https, &s->redirect_state, false };
     routes_init(&s->wire_routes);
@@ -218,7 +219,7 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
     s->hub.cfg = cfg;
     s->hub.lp = s->lp;
     s->hub.abuse = &s->abuse;
-    s->hub.relay = s->relay;
+    s->hub.handler = relay_conn_handler(s->relay);
     s->hub.start_ms = loop_now_ms(s->lp);
     init_listener(s, &s->wire, "relay", &s->wire_routes, (size_t)cfg->max_connections);
     s->wire.websocket = true;
