@@ -1,6 +1,6 @@
 /* The STUN UDP listener: owns the socket bound on --stun-listen, drains it in batches
  * (recvmmsg/sendmmsg on Linux, a plain loop elsewhere) with a per-pass budget so the WebSocket
- * side is never starved, and answers through stun.c with the reflection limits of limits.c. */
+ * side is never starved, and answers through stun.c with the reflection limits of ratelimit.c. */
 #ifndef DIG_STUND_H
 #define DIG_STUND_H
 

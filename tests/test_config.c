@@ -363,6 +363,37 @@ static void test_env_errors_name_the_variable(void)
     CHECK(err_has("for DIG_RELAY_OUTBOUND_QUEUE_BYTES: must be at most"));
 }
 
+/* --trusted-proxy-cidrs: empty by default, a flag or its variable, IPv4/IPv6 networks or bare
+ * addresses; a bad item exits 2 naming the flag (or variable) and the item. */
+static void test_trusted_proxy_cidrs(void)
+{
+    addr_t a, b;
+    env_clear();
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.trusted_proxies.n, 0);
+    REQUIRE(PARSE("--trusted-proxy-cidrs", "10.0.0.0/8, 2001:db8::/32,192.0.2.7") == 0);
+    CHECK_EQ_INT(cfg.trusted_proxies.n, 3);
+    REQUIRE(addr_parse_ip("10.9.8.7", 8, &a) && addr_parse_ip("192.0.2.8", 9, &b));
+    CHECK(cidr_list_contains(&cfg.trusted_proxies, &a));
+    CHECK(!cidr_list_contains(&cfg.trusted_proxies, &b));
+    REQUIRE(PARSE("--trusted-proxy-cidrs=") == 0);
+    CHECK_EQ_INT(cfg.trusted_proxies.n, 0);
+    env_set("DIG_RELAY_TRUSTED_PROXY_CIDRS", "127.0.0.1");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.trusted_proxies.n, 1);
+    REQUIRE(PARSE("--trusted-proxy-cidrs", "::1") == 0);   /* the flag beats the variable */
+    CHECK_EQ_INT(cfg.trusted_proxies.items[0].family, 6);
+    env_clear();
+    CHECK_EQ_INT(PARSE("--trusted-proxy-cidrs", "10.0.0.0/8,lb.example"), 2);
+    CHECK(err_has("--trusted-proxy-cidrs") && err_has("'lb.example'"));
+    CHECK_EQ_INT(PARSE("--trusted-proxy-cidrs", "10.0.0.0/33"), 2);
+    CHECK(err_has("'10.0.0.0/33'"));
+    env_set("DIG_RELAY_TRUSTED_PROXY_CIDRS", "10.0.0.0/8,,::1");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("DIG_RELAY_TRUSTED_PROXY_CIDRS") && err_has("empty"));
+    env_clear();
+}
+
 static void test_validation_errors(void)
 {
     env_clear();
@@ -544,6 +575,7 @@ static void test_usage_documents_everything(void)
         "DIG_RELAY_STUN_PER_IP_RPS", "--stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS",
         "--tls-cert", "DIG_RELAY_TLS_CERT_PATH", "--tls-key", "DIG_RELAY_TLS_KEY_PATH",
         "--log-level", "RUST_LOG", "serve", "--help", "--version", "install",
+        "--trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS",
     };
     const char *u = config_usage();
     for (size_t i = 0; i < sizeof must_appear / sizeof must_appear[0]; i++) {
@@ -580,6 +612,7 @@ int main(void)
     RUN(test_help_and_version);
     RUN(test_usage_errors);
     RUN(test_env_errors_name_the_variable);
+    RUN(test_trusted_proxy_cidrs);
     RUN(test_validation_errors);
     RUN(test_explicit_conflicts_are_refused);
     RUN(test_defaults_are_clamped);

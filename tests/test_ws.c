@@ -655,7 +655,7 @@ static void test_utf8_validator(void)
     }
 }
 
-/* Decodes stream[0..n) feeding it `step` bytes at a time the way conn.c will (a growing buffer
+/* Decodes stream[0..n) feeding it `step` bytes at a time the way conn.c does (a growing buffer
  * whose consumed front is dropped), and writes a printable trace of the results. */
 static void trace_stream(const uint8_t *stream, size_t n, size_t step, size_t max, char *trace,
                          size_t trace_cap)
