@@ -2,6 +2,8 @@
  * reflection limiter built from them (see ratelimit.h). */
 #include "ratelimit.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,43 +62,14 @@ static slot_head *slot(const source_table *t, uint32_t index)
 
 static void *slot_value(slot_head *h) { return (uint8_t *)h + HEAD_SIZE; }
 
-/* SipHash-1-3 over the 17 key bytes: a keyed hash, so an attacker choosing source addresses
- * cannot aim them at one bucket without knowing the secret. */
-static uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
-
-static void sip_round(uint64_t v[4])
-{
-    v[0] += v[1]; v[1] = rotl(v[1], 13); v[1] ^= v[0]; v[0] = rotl(v[0], 32);
-    v[2] += v[3]; v[3] = rotl(v[3], 16); v[3] ^= v[2];
-    v[0] += v[3]; v[3] = rotl(v[3], 21); v[3] ^= v[0];
-    v[2] += v[1]; v[1] = rotl(v[1], 17); v[1] ^= v[2]; v[2] = rotl(v[2], 32);
-}
-
-static uint64_t load64(const uint8_t *p)
-{
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--)
-        x = x << 8 | p[i];
-    return x;
-}
-
+/* Keyed (hash.c's SipHash-1-3), so an attacker choosing source addresses cannot aim them at one
+ * bucket without knowing the secret. */
 static uint64_t key_hash(const uint64_t secret[2], const source_key *k)
 {
-    uint64_t v[4] = {
-        secret[0] ^ 0x736f6d6570736575ULL, secret[1] ^ 0x646f72616e646f6dULL,
-        secret[0] ^ 0x6c7967656e657261ULL, secret[1] ^ 0x7465646279746573ULL,
-    };
-    uint64_t words[3] = { load64(k->ip), load64(k->ip + 8), (uint64_t)sizeof *k << 56 | k->family };
-    for (int i = 0; i < 3; i++) {
-        v[3] ^= words[i];
-        sip_round(v);
-        v[0] ^= words[i];
-    }
-    v[2] ^= 0xff;
-    sip_round(v);
-    sip_round(v);
-    sip_round(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
+    uint8_t bytes[17];
+    bytes[0] = k->family;
+    memcpy(bytes + 1, k->ip, sizeof k->ip);
+    return hash_siphash13(secret, bytes, sizeof bytes);
 }
 
 static uint32_t *bucket_of(const source_table *t, const source_key *k)

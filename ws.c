@@ -1,4 +1,4 @@
-/* RFC 6455 server side (see ws.h): the upgrade handshake with its own SHA-1 and base64, the
+/* RFC 6455 server side (see ws.h): the upgrade handshake (SHA-1 and base64 from hash.c), the
  * frame decoder with fragment reassembly and every receive-side check the RFC asks for, UTF-8
  * validation, and the server's frame-header writer.
  *
@@ -8,102 +8,12 @@
  * because the caller drops its bytes right after. */
 #include "ws.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------- SHA-1 (FIPS 180-4) ---------------- */
-
-static uint32_t rol32(uint32_t x, unsigned n)
-{
-    return (x << n) | (x >> (32 - n));
-}
-
-static uint32_t load_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void sha1_block(uint32_t h[5], const uint8_t block[64])
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = load_be32(block + 4 * i);
-    for (int i = 16; i < 80; i++)
-        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20)      { f = (b & c) | (~b & d);          k = 0x5a827999u; }
-        else if (i < 40) { f = b ^ c ^ d;                   k = 0x6ed9eba1u; }
-        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8f1bbcdcu; }
-        else             { f = b ^ c ^ d;                   k = 0xca62c1d6u; }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol32(b, 30);
-        b = a;
-        a = t;
-    }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
-}
-
-void ws_sha1(const void *data, size_t len, uint8_t out[20])
-{
-    const uint8_t *p = data;
-    uint32_t h[5] = { 0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u, 0xc3d2e1f0u };
-    size_t whole = len - len % 64;
-
-    for (size_t i = 0; i < whole; i += 64)
-        sha1_block(h, p + i);
-
-    /* The tail, the 0x80 marker and the 64-bit bit length fill one or two final blocks. */
-    uint8_t tail[128] = { 0 };
-    size_t rest = len - whole;
-    size_t tail_len = rest < 56 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    if (rest)
-        memcpy(tail, p + whole, rest);
-    tail[rest] = 0x80;
-    for (int i = 0; i < 8; i++)
-        tail[tail_len - 1 - (size_t)i] = (uint8_t)(bits >> (8 * i));
-    for (size_t i = 0; i < tail_len; i += 64)
-        sha1_block(h, tail + i);
-
-    for (int i = 0; i < 5; i++) {
-        out[4 * i]     = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
-}
-
-/* ---------------- base64 and the handshake ---------------- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Writes the padded base64 of in[0..len) and a NUL; out needs 4*ceil(len/3)+1 bytes. */
-static void base64_encode(const uint8_t *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len) v |= in[i + 2];
-        out[o++] = b64_alphabet[v >> 18 & 63];
-        out[o++] = b64_alphabet[v >> 12 & 63];
-        out[o++] = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
-static int base64_value(char c)
-{
-    const char *at = c ? strchr(b64_alphabet, c) : NULL;
-    return at ? (int)(at - b64_alphabet) : -1;
-}
+/* ---------------- the handshake ---------------- */
 
 /* True when key is the canonical base64 of exactly 16 bytes: 22 symbols, the last carrying
  * only 2 data bits (its low 4 bits zero), then "==". */
@@ -120,16 +30,13 @@ static bool key_is_valid(const char *key, size_t len)
 void ws_accept_key(const char *key, size_t key_len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    uint8_t input[128];
-    uint8_t digest[20];
-    size_t glen = sizeof guid - 1;
+    uint8_t digest[HASH_SHA1_LEN];
+    hash_sha1_ctx c;
 
-    /* Valid keys are 24 bytes; a longer one is only ever hashed for tests, so cut it to fit. */
-    if (key_len > sizeof input - glen)
-        key_len = sizeof input - glen;
-    memcpy(input, key, key_len);
-    memcpy(input + key_len, guid, glen);
-    ws_sha1(input, key_len + glen, digest);
+    hash_sha1_init(&c);
+    hash_sha1_update(&c, key, key_len);
+    hash_sha1_update(&c, guid, sizeof guid - 1);
+    hash_sha1_final(&c, digest);
     base64_encode(digest, sizeof digest, out);
 }
 

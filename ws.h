@@ -43,8 +43,6 @@ int ws_upgrade(const http_request *req, char *out, size_t cap, size_t *out_len);
 #define WS_UPGRADE_RESPONSE_LEN 129
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)); writes 28 chars + NUL. */
 void ws_accept_key(const char *key, size_t key_len, char out[29]);
-/* SHA-1 digest (FIPS 180-4) of data[0..len); exposed for its test vectors. */
-void ws_sha1(const void *data, size_t len, uint8_t out[20]);
 
 /* ---- decoding ---- */
 enum ws_result_kind {
