@@ -2,6 +2,8 @@
  * WebSocket client that behaves like the live client, and small JSON lookups. */
 #include "tests/harness.h"
 
+#include "hash.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -818,75 +820,11 @@ const char *h_http_body(const char *resp)
 
 /* ================================================================ SHA-1, base64, randomness */
 
-static uint32_t rol32(uint32_t x, unsigned n) { return (x << n) | (x >> (32 - n)); }
-
-static void sha1_block(uint32_t h[5], const uint8_t *p)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999u; }
-        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1u; }
-        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDCu; }
-        else { f = b ^ c ^ d; k = 0xCA62C1D6u; }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d; d = c; c = rol32(b, 30); b = a; a = t;
-    }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
-}
-
-void h_sha1(const void *data, size_t len, uint8_t out[20])
-{
-    uint32_t h[5] = { 0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u };
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left >= 64) {
-        sha1_block(h, p);
-        p += 64;
-        left -= 64;
-    }
-    uint8_t tail[128];
-    memset(tail, 0, sizeof tail);
-    memcpy(tail, p, left);
-    tail[left] = 0x80;
-    size_t tl = left + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8u;
-    for (int i = 0; i < 8; i++)
-        tail[tl - 1 - (size_t)i] = (uint8_t)(bits >> (8 * i));
-    sha1_block(h, tail);
-    if (tl == 128)
-        sha1_block(h, tail + 64);
-    for (int i = 0; i < 5; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
-}
-
 size_t h_base64(const uint8_t *in, size_t len, char *out, size_t cap)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t need = (len + 2) / 3 * 4;
-    if (cap < need + 1)
+    if (cap < BASE64_LEN(len) + 1)
         return 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len) v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return o;
+    return base64_encode(in, len, out);
 }
 
 void h_accept_key(const char *key, char out[29])
@@ -894,7 +832,7 @@ void h_accept_key(const char *key, char out[29])
     char buf[128];
     int n = snprintf(buf, sizeof buf, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
     uint8_t digest[20];
-    h_sha1(buf, (size_t)n, digest);
+    hash_sha1(buf, (size_t)n, digest);
     h_base64(digest, sizeof digest, out, 29);
 }
 

@@ -245,7 +245,6 @@ bool wsc_connect_register(ws_client *c, uint16_t port, const char *peer_id, cons
 
 /* ---------------------------------------------------------------- crypto for the handshake */
 
-void h_sha1(const void *data, size_t len, uint8_t out[20]);
 size_t h_base64(const uint8_t *in, size_t len, char *out, size_t cap); /* returns chars written */
 void h_accept_key(const char *key, char out[29]);
 void h_random(void *buf, size_t len);
