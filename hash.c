@@ -314,3 +314,10 @@ int base64_value(char c)
     const char *at = c ? strchr(b64_alphabet, c) : NULL;
     return at ? (int)(at - b64_alphabet) : -1;
 }
+
+uint64_t hash_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}

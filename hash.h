@@ -3,7 +3,9 @@
  *   HMAC-SHA1 (RFC 2104)    STUN MESSAGE-INTEGRITY, TURN REST passwords, stateless TURN nonces
  *   MD5 (RFC 1321)          the STUN long-term credential key MD5(username:realm:password)
  *   SipHash-1-3             keyed hash for tables indexed by what clients choose (addresses,
- *                           usernames), so chosen keys cannot be aimed at one bucket
+ *                           peer and network ids, usernames), so chosen keys cannot be aimed at
+ *                           one bucket
+ *   splitmix64's mixer      for values the relay chooses itself (handles, seeds, PEX timing)
  *   base64 (RFC 4648 §4)    padded standard alphabet
  *
  * These are ours even in builds that link BearSSL for TLS: the same code and the same test
@@ -56,6 +58,10 @@ void hash_hmac_sha1(const void *key, size_t key_len, const void *data, size_t le
 
 /* SipHash-1-3 of data[0..len) under a 128-bit secret. */
 uint64_t hash_siphash13(const uint64_t key[2], const void *data, size_t len);
+
+/* splitmix64's finaliser: every input bit affects every output bit. For values the relay chooses
+ * itself (connection handles, seeds), never for bytes a client sent. */
+uint64_t hash_mix64(uint64_t x);
 
 /* Constant-time comparison (secrets and MACs): 1 when equal, 0 otherwise. */
 int hash_equal(const void *a, const void *b, size_t len);

@@ -17,6 +17,8 @@
  * nothing to say waits on an idle list until the registry changes, so pex_next_due never names
  * a moment with nothing to do. */
 #include "pex.h"
+
+#include "hash.h"
 #include "json.h"
 
 #include <stdlib.h>
@@ -77,7 +79,7 @@ struct pex_engine {
     size_t network_id_len;
     pex_send_fn send;
     void *send_ctx;
-    uint64_t rng, hash_key;
+    uint64_t rng, hash_key[2];
     pex_slot *slots;
     uint32_t cap, limit;
     uint64_t *live;                    /* cap / 64 words: LIVE slots */
@@ -96,37 +98,17 @@ struct pex_engine {
 
 /* ---------------------------------------------------------------- small helpers */
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* splitmix64: tiny, seedable, and good enough to decorrelate send times. */
 static uint64_t rng_next(pex_engine *e)
 {
     e->rng += 0x9e3779b97f4a7c15ULL;
-    return mix64(e->rng);
+    return hash_mix64(e->rng);
 }
 
 /* Peer ids come from clients, so their hash is keyed per engine. */
 static uint64_t bytes_hash(const pex_engine *e, const char *p, size_t n)
 {
-    uint64_t h = e->hash_key ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix64(h ^ w);
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = mix64(h ^ w ^ 0xff);
-    }
-    return h;
+    return hash_siphash13(e->hash_key, p, n);
 }
 
 static uint32_t clamp_interval(uint64_t secs)
@@ -225,7 +207,7 @@ static void list_push_back(pex_engine *e, slot_list *l, uint32_t s)
 
 static uint32_t id_bucket(const pex_engine *e, uint64_t id)
 {
-    return (uint32_t)(mix64(id ^ e->hash_key) & e->bucket_mask);
+    return (uint32_t)(hash_mix64(id ^ e->hash_key[0]) & e->bucket_mask);
 }
 
 static uint32_t find_id(const pex_engine *e, uint64_t id)
@@ -1394,7 +1376,9 @@ pex_engine *pex_engine_new(const char *network_id, size_t network_id_len, size_t
     e->send = send;
     e->send_ctx = send_ctx;
     e->rng = seed;
-    e->hash_key = rng_next(e);
+    e->hash_key[0] = rng_next(e);
+    e->hash_key[1] = hash_mix64(e->hash_key[0] ^ 0x9e3779b97f4a7c15ULL);   /* derived, not drawn: the
+                                                                   * draws time PEX sends */
     /* Room for every registrant plus as many departed ones awaiting their `dropped`. */
     uint64_t limit = max_registrants > ((size_t)1 << 29) ? (uint64_t)1 << 30
                    : (uint64_t)max_registrants * 2;

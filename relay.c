@@ -4,6 +4,7 @@
 #include "relay.h"
 
 #include "conn.h"
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "pex.h"
@@ -64,34 +65,10 @@ struct relay {
  * registry's memory per connection small whatever a client sends. */
 #define ID_MAX 256
 
-/* A keyed 64-bit hash (multiply-mix over 8-byte words) seeded per process, so remote parties
- * cannot aim ids at one chain. */
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    return x;
-}
-
+/* Ids are chosen by clients: the registry's hash is keyed per process. */
 static uint64_t hash_bytes(const relay *s, const char *p, size_t n)
 {
-    uint64_t h = s->seed[0] ^ (n * 0x9e3779b97f4a7c15ULL);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix(h ^ w ^ s->seed[1]);
-        p += 8;
-        n -= 8;
-    }
-    if (n > 0) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = mix(h ^ w ^ (s->seed[1] << 1));
-    }
-    return mix(h);
+    return hash_siphash13(s->seed, p, n);
 }
 
 static void pex_housekeeping(void *ctx);
@@ -232,7 +209,7 @@ static network *find_network(relay *s, const char *id, size_t n, bool create)
     memcpy(net->id, id, n);
     net->id_len = n;
     net->hash = h;
-    net->pex = pex_engine_new(id, n, (size_t)s->cfg->max_connections, mix(h ^ s->seed[1]),
+    net->pex = pex_engine_new(id, n, (size_t)s->cfg->max_connections, hash_mix64(h ^ s->seed[1]),
                               pex_send, s);
     if (!net->pex) {
         free(net->id);
