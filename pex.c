@@ -1377,8 +1377,8 @@ pex_engine *pex_engine_new(const char *network_id, size_t network_id_len, size_t
     e->send_ctx = send_ctx;
     e->rng = seed;
     e->hash_key[0] = rng_next(e);
-    e->hash_key[1] = hash_mix64(e->hash_key[0] ^ 0x9e3779b97f4a7c15ULL);   /* derived, not drawn: the
-                                                                   * draws time PEX sends */
+    /* The second half is derived, not drawn: the engine's draws are what time its sends. */
+    e->hash_key[1] = hash_mix64(e->hash_key[0] ^ 0x9e3779b97f4a7c15ULL);
     /* Room for every registrant plus as many departed ones awaiting their `dropped`. */
     uint64_t limit = max_registrants > ((size_t)1 << 29) ? (uint64_t)1 << 30
                    : (uint64_t)max_registrants * 2;
