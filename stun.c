@@ -53,9 +53,9 @@ uint32_t stun_crc32(const uint8_t *p, size_t n)
 
 uint16_t stun_type(uint16_t method, enum stun_class cls)
 {
-    unsigned c = (unsigned)cls;
-    return (uint16_t)((method & 0x000F) | (method & 0x0070) << 1 | (method & 0x0F80) << 2 |
-                      (c & 1) << 4 | (c & 2) << 7);
+    unsigned m = method, c = (unsigned)cls;
+    return (uint16_t)((m & 0x000Fu) | (m & 0x0070u) << 1 | (m & 0x0F80u) << 2 | (c & 1u) << 4 |
+                      (c & 2u) << 7);
 }
 
 /* ---------------- decoding ---------------- */
@@ -208,7 +208,10 @@ static bool read_turn_attr(stun_msg *m, const uint8_t *msg, uint16_t type, size_
     case STUN_ATTR_RESERVATION_TOKEN:
         if (len != 8)
             return false;
-        m->has_reservation_token = true;
+        if (!m->has_reservation_token) {
+            m->has_reservation_token = true;
+            memcpy(m->reservation_token, v, 8);
+        }
         return true;
     case STUN_ATTR_XOR_PEER_ADDRESS:
         if (m->n_peers == STUN_MAX_PEERS) {
@@ -326,8 +329,7 @@ void stun_begin(stun_writer *w, uint8_t *buf, size_t cap, uint16_t type,
     w->len = STUN_HEADER_LEN;
 }
 
-/* Reserves an attribute of value length len (padded, padding zeroed); NULL after an overflow. */
-static uint8_t *reserve(stun_writer *w, uint16_t type, size_t len)
+uint8_t *stun_put_space(stun_writer *w, uint16_t type, size_t len)
 {
     uint8_t *p;
     size_t total = 4 + padded(len);
@@ -347,14 +349,14 @@ static uint8_t *reserve(stun_writer *w, uint16_t type, size_t len)
 
 void stun_put(stun_writer *w, uint16_t type, const void *value, size_t len)
 {
-    uint8_t *p = reserve(w, type, len);
+    uint8_t *p = stun_put_space(w, type, len);
     if (p && len)
         memcpy(p, value, len);
 }
 
 void stun_put_u32(stun_writer *w, uint16_t type, uint32_t value)
 {
-    uint8_t *p = reserve(w, type, 4);
+    uint8_t *p = stun_put_space(w, type, 4);
     if (p)
         put32(p, value);
 }
@@ -367,7 +369,7 @@ void stun_put_xor_addr(stun_writer *w, uint16_t type, const addr_t *address)
 
     addr_unmap(&a);
     ip_len = a.family == 4 ? 4 : 16;
-    p = reserve(w, type, 4 + ip_len);
+    p = stun_put_space(w, type, 4 + ip_len);
     if (!p)
         return;
     put32(mask, STUN_MAGIC_COOKIE);
@@ -382,7 +384,7 @@ void stun_put_xor_addr(stun_writer *w, uint16_t type, const addr_t *address)
 void stun_put_error(stun_writer *w, unsigned code, const char *reason)
 {
     size_t reason_len = strlen(reason);
-    uint8_t *p = reserve(w, STUN_ATTR_ERROR_CODE, 4 + reason_len);
+    uint8_t *p = stun_put_space(w, STUN_ATTR_ERROR_CODE, 4 + reason_len);
     if (!p)
         return;
     p[0] = 0;
@@ -394,7 +396,7 @@ void stun_put_error(stun_writer *w, unsigned code, const char *reason)
 
 void stun_put_unknown(stun_writer *w, const uint16_t *types, size_t n)
 {
-    uint8_t *p = reserve(w, STUN_ATTR_UNKNOWN_ATTRIBUTES, 2 * n);
+    uint8_t *p = stun_put_space(w, STUN_ATTR_UNKNOWN_ATTRIBUTES, 2 * n);
     for (size_t i = 0; p && i < n; i++)
         put16(p + 2 * i, types[i]);
 }
@@ -402,7 +404,7 @@ void stun_put_unknown(stun_writer *w, const uint16_t *types, size_t n)
 void stun_put_integrity(stun_writer *w, const uint8_t *key, size_t key_len)
 {
     size_t at = w->len;
-    uint8_t *p = reserve(w, STUN_ATTR_MESSAGE_INTEGRITY, STUN_INTEGRITY_LEN);
+    uint8_t *p = stun_put_space(w, STUN_ATTR_MESSAGE_INTEGRITY, STUN_INTEGRITY_LEN);
     if (!p)
         return;
     put16(w->buf + 2, (uint16_t)(w->len - STUN_HEADER_LEN));
@@ -412,7 +414,7 @@ void stun_put_integrity(stun_writer *w, const uint8_t *key, size_t key_len)
 void stun_put_fingerprint(stun_writer *w)
 {
     size_t at = w->len;
-    uint8_t *p = reserve(w, STUN_ATTR_FINGERPRINT, 4);
+    uint8_t *p = stun_put_space(w, STUN_ATTR_FINGERPRINT, 4);
     if (!p)
         return;
     /* The length field must already count the FINGERPRINT when its CRC is taken. */

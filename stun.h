@@ -102,6 +102,7 @@ typedef struct {
     uint8_t family;             /* REQUESTED-ADDRESS-FAMILY as 4 or 6; 0 when the value is neither */
     bool even_port_reserve;     /* EVEN-PORT's R bit */
     uint16_t channel;           /* CHANNEL-NUMBER */
+    uint8_t reservation_token[8];
     size_t n_peers;             /* XOR-PEER-ADDRESS, decoded, in order */
     addr_t peers[STUN_MAX_PEERS];
     bool too_many_peers;        /* more than STUN_MAX_PEERS were present */
@@ -136,6 +137,10 @@ typedef struct {
 void stun_begin(stun_writer *w, uint8_t *buf, size_t cap, uint16_t type,
                 const uint8_t tid[STUN_TRANSACTION_ID_LEN]);
 void stun_put(stun_writer *w, uint16_t type, const void *value, size_t len);
+/* Adds an attribute header for a value of len bytes and returns where the value goes (its padding
+ * already zeroed), or NULL after an overflow: for a value that already lies there (TURN wraps a
+ * peer's datagram in place) or that the caller writes itself. */
+uint8_t *stun_put_space(stun_writer *w, uint16_t type, size_t len);
 void stun_put_u32(stun_writer *w, uint16_t type, uint32_t value);
 /* XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS: XOR with the cookie and the message's
  * transaction id. An IPv4-mapped IPv6 address is written as IPv4. */
