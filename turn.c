@@ -604,9 +604,9 @@ static turn_out allocate_success(request *r, const turn_alloc *a)
 static void new_token(turn_server *s, uint8_t out[TOKEN_LEN])
 {
     uint8_t n[8];
-    uint64_t v;
+    uint64_t count = ++s->counter, v;
     for (int i = 0; i < 8; i++)
-        n[i] = (uint8_t)(++s->counter >> (8 * i));
+        n[i] = (uint8_t)(count >> (8 * i));
     v = hash_siphash13(s->cfg->seed, n, sizeof n);
     for (int i = 0; i < TOKEN_LEN; i++)
         out[i] = (uint8_t)(v >> (8 * i));
@@ -1058,7 +1058,8 @@ turn_server *turn_new(const turn_config *cfg, const turn_env *env)
     s->users = calloc(buckets, sizeof *s->users);
     if (!s->table || !s->users ||
         !stun_limiter_init(&s->challenges, TURN_CHALLENGES_PER_IP, TURN_CHALLENGES_GLOBAL,
-                           STUN_LIMITER_TRACKED_IPS, cfg->seed)) {
+                           cfg->tracked_sources ? cfg->tracked_sources : STUN_LIMITER_TRACKED_IPS,
+                           cfg->seed)) {
         free(s->table);
         free(s->users);
         free(s);

@@ -93,6 +93,7 @@ typedef struct {
     bool allow_loopback;
     addr_t own[TURN_MAX_OWN_ADDRS]; /* the relay's own addresses (ports ignored) */
     size_t n_own;
+    uint32_t tracked_sources;       /* sources the challenge budget remembers (0: 65536) */
     uint64_t seed[2];               /* secrets for hash tables and the nonce key, from the OS */
     uint8_t nonce_key[32];
 } turn_config;
