@@ -29,7 +29,7 @@
 #define TURN_MAX_PERMISSIONS 32     /* peer IPs per allocation */
 #define TURN_MAX_CHANNELS 32        /* channel bindings per allocation */
 #define TURN_MAX_REALM 128          /* bytes of --turn-realm */
-#define TURN_MAX_USERNAME 256       /* longer usernames are refused (ours are ~80) */
+#define TURN_MAX_USERNAME 512       /* RFC 8489: under 509 bytes; ours are ~80 */
 #define TURN_MAX_SECRET 1024        /* bytes of the shared secret */
 #define TURN_MAX_OWN_ADDRS 8        /* the relay's own addresses refused as peers */
 
