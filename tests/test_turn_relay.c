@@ -7,7 +7,8 @@
  *   - the security cases with a client written here: the peers coturn let through get 403;
  *     forged, expired and replayed-nonce requests never allocate; the quotas hold; a Refresh
  *     with LIFETIME 0 closes the relayed port at once; Binding still answered beside TURN;
- *   - the secret file: created 0600 under --state-dir, refused when others can read it. */
+ *   - the secret file: created 0600 under --state-dir, refused when others can read it;
+ *   - the benchmark's load tool (bench/bin/turn_load) relays through us for a second. */
 #include "hash.h"
 #include "stun.h"
 #include "tests/harness.h"
@@ -656,6 +657,28 @@ static void test_refresh_zero_and_binding(void)
     STOP_OK();
 }
 
+/* The benchmark's load tool relays through us for a second, so it never rots. */
+static void test_load_tool_smoke(void)
+{
+    const char *tool = "bench/bin/turn_load";
+    char port[8], out[512], err[512];
+    if (access(tool, X_OK) != 0)
+        SKIP("bench/bin/turn_load not built (make bench/bin/turn_load)");
+    make_dir();
+    const char *const loopback[] = { "--turn-allow-loopback-peers", NULL };
+    REQUIRE(start_turn(loopback));
+    snprintf(port, sizeof port, "%u", h_relay.stun_port);
+    const char *const argv[] = { tool, "127.0.0.1", port, SECRET, "--clients", "2", "--window", "8",
+                                 "--size", "1200", "--seconds", "1", "--warmup-ms", "100", NULL };
+    int rc = h_run(argv, NULL, out, sizeof out, err, sizeof err, 30000);
+    const char *rate = strstr(out, "relayed_per_sec ");
+    if (rc != 0 || !rate || atol(rate + 16) <= 1000)
+        printf("  turn_load exited %d: %s %s\n", rc, out, err);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(rate && atol(rate + 16) > 1000);
+    STOP_OK();
+}
+
 static void test_secret_file(void)
 {
     char state[96], path[160], out[256], err[1024];
@@ -695,6 +718,7 @@ int main(void)
     T(test_refused_peers);
     T(test_bad_requests_never_allocate);
     T(test_refresh_zero_and_binding);
+    T(test_load_tool_smoke);
     T(test_secret_file);
     remove_dir();
     return test_finish();
