@@ -147,7 +147,7 @@ bench/bin/turn_load: bench/turn_load.c stun.c hash.c addr.c $(wildcard *.h)
 
 test: bench/bin/turn_load
 
-bench-turn: dig-relay bench/bin/turn_load
+bench-turn: dig-relay bench/bin/turn_load bench/bin/stun_load
 	@sh bench/bench-turn.sh
 
 bench: bench-turn

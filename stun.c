@@ -311,6 +311,19 @@ bool stun_check_integrity(const uint8_t *msg, const stun_msg *m, const uint8_t *
     return hash_equal(mac, msg + at + 4, sizeof mac);
 }
 
+void stun_long_term_key(const void *username, size_t username_len, const char *realm,
+                        const char *password, uint8_t key[16])
+{
+    hash_md5_ctx c;
+    hash_md5_init(&c);
+    hash_md5_update(&c, username, username_len);
+    hash_md5_update(&c, ":", 1);
+    hash_md5_update(&c, realm, strlen(realm));
+    hash_md5_update(&c, ":", 1);
+    hash_md5_update(&c, password, strlen(password));
+    hash_md5_final(&c, key);
+}
+
 /* ---------------- writing ---------------- */
 
 void stun_begin(stun_writer *w, uint8_t *buf, size_t cap, uint16_t type,

@@ -123,6 +123,11 @@ bool stun_decode(const uint8_t *msg, size_t len, stun_msg *m);
  * everything before it, with the length field counting up to and including the integrity. */
 bool stun_check_integrity(const uint8_t *msg, const stun_msg *m, const uint8_t *key, size_t key_len);
 
+/* The long-term credential key (RFC 8489 §9.2.2, MD5): MD5(username ":" realm ":" password),
+ * the password already SASLprep'd (TURN REST passwords are base64, which it leaves unchanged). */
+void stun_long_term_key(const void *username, size_t username_len, const char *realm,
+                        const char *password, uint8_t key[16]);
+
 /* The message type for a method and class. */
 uint16_t stun_type(uint16_t method, enum stun_class cls);
 

@@ -541,7 +541,6 @@ static unsigned authenticate(request *r, uint64_t wall_secs)
     size_t realm_len = strlen(cfg->realm);
     char password[29];
     uint64_t expiry;
-    hash_md5_ctx md5;
 
     if (!m->integrity_at)
         return 401;
@@ -557,13 +556,7 @@ static unsigned authenticate(request *r, uint64_t wall_secs)
         return 401;
     turn_rest_password(cfg->secret, cfg->secret_len, (const char *)r->username, r->username_len,
                        password);
-    hash_md5_init(&md5);
-    hash_md5_update(&md5, r->username, r->username_len);
-    hash_md5_update(&md5, ":", 1);
-    hash_md5_update(&md5, cfg->realm, realm_len);
-    hash_md5_update(&md5, ":", 1);
-    hash_md5_update(&md5, password, strlen(password));
-    hash_md5_final(&md5, r->key);
+    stun_long_term_key(r->username, r->username_len, cfg->realm, password, r->key);
     if (!stun_check_integrity(r->msg, m, r->key, sizeof r->key))
         return 401;
     r->authed = true;

@@ -979,8 +979,9 @@ void wire_write_error(json_writer *w, uint64_t code, const char *message)
     write_error(w, code, cstr(message));
 }
 
-void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str password,
-                                 uint64_t ttl_secs, const wire_str *uris, size_t n_uris)
+/* Everything up to the URI array: the writer and the re-encoder share it. */
+static void write_turn_credentials_head(json_writer *w, wire_str username, wire_str password,
+                                        uint64_t ttl_secs)
 {
     JW_LIT(w, "{\"type\":\"turn_credentials\",\"username\":");
     write_str(w, username);
@@ -988,7 +989,30 @@ void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str pas
     write_str(w, password);
     JW_LIT(w, ",\"ttl_secs\":");
     jw_u64(w, ttl_secs);
-    JW_LIT(w, ",\"uris\":[");
+    JW_LIT(w, ",\"uris\":");
+}
+
+/* A validated raw array of strings, re-encoded canonically. */
+static void write_string_array(json_writer *w, json_span arr, char *scratch)
+{
+    wire_iter it = { 0 };
+    wire_str s;
+    bool first = true;
+    JW_LIT(w, "[");
+    while (wire_next_string(&it, arr, &s, scratch)) {
+        if (!first)
+            JW_LIT(w, ",");
+        first = false;
+        write_str(w, s);
+    }
+    JW_LIT(w, "]");
+}
+
+void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str password,
+                                 uint64_t ttl_secs, const wire_str *uris, size_t n_uris)
+{
+    write_turn_credentials_head(w, username, password, ttl_secs);
+    JW_LIT(w, "[");
     for (size_t i = 0; i < n_uris; i++) {
         if (i)
             JW_LIT(w, ",");
@@ -1017,7 +1041,6 @@ static void write_payload_compact(json_writer *w, json_span payload)
 void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
 {
     wire_iter it = { 0 };
-    wire_str s;
     addr_t a;
     wire_peer_info pi;
     bool first = true;
@@ -1066,14 +1089,9 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
         write_str(w, m->from);
         JW_LIT(w, ",\"payload\":");
         write_payload_compact(w, m->payload);
-        JW_LIT(w, ",\"exclude\":[");
-        while (wire_next_string(&it, m->exclude, &s, scratch)) {
-            if (!first)
-                JW_LIT(w, ",");
-            first = false;
-            write_str(w, s);
-        }
-        JW_LIT(w, "]}");
+        JW_LIT(w, ",\"exclude\":");
+        write_string_array(w, m->exclude, scratch);
+        JW_LIT(w, "}");
         break;
     case WT_PEER_CONNECTED:
         wire_write_peer_connected(w, &m->peer);
@@ -1125,20 +1143,9 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
         JW_LIT(w, "{\"type\":\"get_turn_credentials\"}");
         break;
     case WT_TURN_CREDENTIALS:
-        JW_LIT(w, "{\"type\":\"turn_credentials\",\"username\":");
-        write_str(w, m->username);
-        JW_LIT(w, ",\"password\":");
-        write_str(w, m->password);
-        JW_LIT(w, ",\"ttl_secs\":");
-        jw_u64(w, m->ttl_secs);
-        JW_LIT(w, ",\"uris\":[");
-        while (wire_next_string(&it, m->uris, &s, scratch)) {
-            if (!first)
-                JW_LIT(w, ",");
-            first = false;
-            write_str(w, s);
-        }
-        JW_LIT(w, "]}");
+        write_turn_credentials_head(w, m->username, m->password, m->ttl_secs);
+        write_string_array(w, m->uris, scratch);
+        JW_LIT(w, "}");
         break;
     case WT_PEX:
     case WT_UNKNOWN:

@@ -12,7 +12,8 @@
 #
 # Environment: ROUNDS (2), SECONDS_PER_ROUND (3), CLIENTS (4), WINDOWS ("16 64"),
 #              SIZES ("120 1200"), DIG_RELAY_BIN (./dig-relay), TURN_LOAD (bench/bin/turn_load),
-#              BENCH_NICE (-15; 0 runs everything at normal priority).
+#              STUN_LOAD (bench/bin/stun_load: free ports), BENCH_NICE (-15; 0 runs everything at
+#              normal priority).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,38 +24,25 @@ WINDOWS=${WINDOWS:-16 64}
 SIZES=${SIZES:-120 1200}
 RELAY=${DIG_RELAY_BIN:-./dig-relay}
 LOAD=${TURN_LOAD:-bench/bin/turn_load}
-WORK=$(mktemp -d /tmp/bench-turn.XXXXXX)
 SECRET=bench-turn-secret
-SERVER_PID=""
+BENCH_NAME=turn
+. bench/server-lib.sh
+FREE_PORT=${STUN_LOAD:-bench/bin/stun_load}
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-cleanup() { stop_server; rm -rf "$WORK"; }
-trap cleanup EXIT INT TERM
-
-NICE=${BENCH_NICE:--15}
-PRIO=""
-if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then PRIO="nice -n $NICE"; fi
-
-for f in "$RELAY" "$LOAD"; do
+for f in "$RELAY" "$LOAD" "$FREE_PORT"; do
     [ -x "$f" ] || { echo "bench-turn: $f not built (run: make bench-turn)"; exit 2; }
 done
 printf '%s\n' "$SECRET" >"$WORK/secret"
 chmod 600 "$WORK/secret"
 
 start_relay() {
-    port=$("$LOAD" --free-port udp)
+    port=$("$FREE_PORT" --free-port udp)
     $PRIO "$RELAY" --stun-listen "127.0.0.1:$port" --turn --turn-public-ip 127.0.0.1 \
         --turn-secret-file "$WORK/secret" --turn-allow-loopback-peers \
-        --turn-tcp-listen "127.0.0.1:$("$LOAD" --free-port tcp)" \
-        --listen "127.0.0.1:$("$LOAD" --free-port tcp)" \
-        --health-listen "127.0.0.1:$("$LOAD" --free-port tcp)" \
-        --dashboard-listen "127.0.0.1:$("$LOAD" --free-port tcp)" \
+        --turn-tcp-listen "127.0.0.1:$("$FREE_PORT" --free-port tcp)" \
+        --listen "127.0.0.1:$("$FREE_PORT" --free-port tcp)" \
+        --health-listen "127.0.0.1:$("$FREE_PORT" --free-port tcp)" \
+        --dashboard-listen "127.0.0.1:$("$FREE_PORT" --free-port tcp)" \
         --log-level warn >"$WORK/relay.log" 2>&1 &
     SERVER_PID=$!
 }
@@ -62,7 +50,7 @@ start_relay() {
 # coturn on loopback: TURN over UDP and TCP, no TLS, DTLS or CLI, no config file, its files in
 # $WORK; its default worker threads (one per CPU).
 start_coturn() {
-    port=$("$LOAD" --free-port udp)
+    port=$("$FREE_PORT" --free-port udp)
     $PRIO turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 --listening-port "$port" \
         --use-auth-secret --static-auth-secret "$SECRET" --realm dig.net --allow-loopback-peers \
         --no-tls --no-dtls --no-cli --userdb "$WORK/turndb" --no-stdout-log \
@@ -70,8 +58,6 @@ start_coturn() {
         >"$WORK/coturn.out" 2>&1 &
     SERVER_PID=$!
 }
-
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 
 # One round against the server just started: prints its relayed packets/s and the server's CPU
 # microseconds per relayed packet. The load tool retries its set-up until the server answers.
@@ -102,7 +88,6 @@ measure() {
 
 have_coturn=1
 command -v turnserver >/dev/null 2>&1 || have_coturn=0
-lower() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 
 echo "TURN benchmark: $CLIENTS allocations, windows $WINDOWS, ${SECONDS_PER_ROUND}s per round, $ROUNDS rounds"
 echo "machine: $(nproc) CPU(s), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"

@@ -12,7 +12,6 @@
  *       After the warm-up, round trips are counted for S seconds; prints "relayed_per_sec <n>",
  *       "total_relayed <n>" (warm-up included, to set against the server's CPU time) and a
  *       detail line.
- *   turn_load --free-port udp|tcp    print a currently free loopback port
  *
  * HOST is a literal IPv4 address. Uses the relay's own STUN codec and hashes (stun.c, hash.c). */
 #include "hash.h"
@@ -143,7 +142,6 @@ static bool set_up(client *c, const struct sockaddr_in *server, const char *secr
 {
     char password[BASE64_LEN(HASH_SHA1_LEN) + 1];
     uint8_t mac[HASH_SHA1_LEN];
-    hash_md5_ctx m;
     int buf = 4 << 20, code;
 
     memset(c, 0, sizeof *c);
@@ -155,13 +153,7 @@ static bool set_up(client *c, const struct sockaddr_in *server, const char *secr
     snprintf(c->username, sizeof c->username, "%lld:bench%d", (long long)time(NULL) + 3600, index);
     hash_hmac_sha1(secret, strlen(secret), c->username, strlen(c->username), mac);
     base64_encode(mac, sizeof mac, password);
-    hash_md5_init(&m);
-    hash_md5_update(&m, c->username, strlen(c->username));
-    hash_md5_update(&m, ":", 1);
-    hash_md5_update(&m, realm, strlen(realm));
-    hash_md5_update(&m, ":", 1);
-    hash_md5_update(&m, password, strlen(password));
-    hash_md5_final(&m, c->key);
+    stun_long_term_key(c->username, strlen(c->username), realm, password, c->key);
     code = request(c, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), add_transport);
     if (code != 0) {
         fprintf(stderr, "turn_load: Allocate failed (%d)\n", code);
@@ -203,6 +195,22 @@ static int send_data(int fd, size_t size, int n)
 
 static uint8_t in_bufs[BATCH][2048];
 
+/* Points a receive batch at in_bufs (and, when from is given, at source-address slots). */
+static void prepare_receive(struct mmsghdr *mm, struct iovec *iov, struct sockaddr_in *from)
+{
+    memset(mm, 0, sizeof(*mm) * BATCH);
+    for (int i = 0; i < BATCH; i++) {
+        iov[i].iov_base = in_bufs[i];
+        iov[i].iov_len = sizeof in_bufs[i];
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+        if (from) {
+            mm[i].msg_hdr.msg_name = &from[i];
+            mm[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+    }
+}
+
 /* Drains a client socket; returns the ChannelData messages of our channel that came back. */
 static int receive_data(int fd, size_t size)
 {
@@ -211,13 +219,7 @@ static int receive_data(int fd, size_t size)
     int valid = 0;
     for (;;) {
         int r;
-        memset(mm, 0, sizeof mm);
-        for (int i = 0; i < BATCH; i++) {
-            iov[i].iov_base = in_bufs[i];
-            iov[i].iov_len = sizeof in_bufs[i];
-            mm[i].msg_hdr.msg_iov = &iov[i];
-            mm[i].msg_hdr.msg_iovlen = 1;
-        }
+        prepare_receive(mm, iov, NULL);
         r = recvmmsg(fd, mm, BATCH, MSG_DONTWAIT, NULL);
         if (r <= 0)
             return valid;
@@ -237,15 +239,7 @@ static void echo(int fd)
     struct sockaddr_in from[BATCH];
     for (;;) {
         int r;
-        memset(mm, 0, sizeof mm);
-        for (int i = 0; i < BATCH; i++) {
-            iov[i].iov_base = in_bufs[i];
-            iov[i].iov_len = sizeof in_bufs[i];
-            mm[i].msg_hdr.msg_iov = &iov[i];
-            mm[i].msg_hdr.msg_iovlen = 1;
-            mm[i].msg_hdr.msg_name = &from[i];
-            mm[i].msg_hdr.msg_namelen = sizeof from[i];
-        }
+        prepare_receive(mm, iov, from);
         r = recvmmsg(fd, mm, BATCH, MSG_DONTWAIT, NULL);
         if (r <= 0)
             return;
@@ -343,22 +337,6 @@ static int run_load(const char *host, const char *port, const char *secret, int 
     return counted > 0 ? 0 : 1;
 }
 
-static int free_port(const char *kind)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, strcmp(kind, "tcp") == 0 ? SOCK_STREAM : SOCK_DGRAM, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return 2;
-    printf("%u\n", ntohs(a.sin_port));
-    close(fd);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int clients = 4, window = 32;
@@ -366,11 +344,9 @@ int main(int argc, char **argv)
     double seconds = 5;
     unsigned warmup_ms = 1000;
 
-    if (argc == 3 && strcmp(argv[1], "--free-port") == 0)
-        return free_port(argv[2]);
     if (argc < 4) {
         fprintf(stderr, "usage: turn_load HOST PORT SECRET [--clients N] [--window W] [--size BYTES] "
-                        "[--seconds S] [--warmup-ms MS] [--realm R] | --free-port udp|tcp\n");
+                        "[--seconds S] [--warmup-ms MS] [--realm R]\n");
         return 2;
     }
     for (int i = 4; i + 1 < argc; i += 2) {

@@ -31,7 +31,6 @@
  * Data indication naming that peer and carrying them, and only for allowed peers; the relays
  * never exceed the allocation limit, are closed only once and never used after; freeing the
  * server closes every relay. Client messages are passed in exactly-sized heap copies. */
-#include "hash.h"
 #include "stun.h"
 #include "turn.h"
 
@@ -119,13 +118,8 @@ static const char *tf_usernames[4] = { "1700003600:alpha", "1700007200:beta", "1
 static void tf_key(const char *username, uint8_t key[16])
 {
     char password[29];
-    hash_md5_ctx m;
     turn_rest_password((const uint8_t *)tf_secret, sizeof tf_secret - 1, username, strlen(username), password);
-    hash_md5_init(&m);
-    hash_md5_update(&m, username, strlen(username));
-    hash_md5_update(&m, ":dig.net:", 9);
-    hash_md5_update(&m, password, strlen(password));
-    hash_md5_final(&m, key);
+    stun_long_term_key(username, strlen(username), "dig.net", password, key);
 }
 
 static void tf_setup(void)

@@ -136,12 +136,7 @@ static void client_init(client *c, enum turn_transport t, const char *addr, uint
     c->tc.conn = t == TURN_TCP ? (const void *)c : NULL;
     snprintf(c->username, sizeof c->username, "%s", username);
     turn_rest_password((const uint8_t *)secret, sizeof secret - 1, username, strlen(username), c->password);
-    hash_md5_ctx m;
-    hash_md5_init(&m);
-    hash_md5_update(&m, username, strlen(username));
-    hash_md5_update(&m, ":dig.net:", 9);
-    hash_md5_update(&m, c->password, strlen(c->password));
-    hash_md5_final(&m, c->key);
+    stun_long_term_key(username, strlen(username), "dig.net", c->password, c->key);
 }
 
 static char user_valid[64], user_other[64];

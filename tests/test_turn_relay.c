@@ -122,13 +122,8 @@ typedef struct {
 
 static void tc_set_user(tclient *c, const char *username, const char *password)
 {
-    hash_md5_ctx m;
     snprintf(c->username, sizeof c->username, "%s", username);
-    hash_md5_init(&m);
-    hash_md5_update(&m, username, strlen(username));
-    hash_md5_update(&m, ":dig.net:", 9);
-    hash_md5_update(&m, password, strlen(password));
-    hash_md5_final(&m, c->key);
+    stun_long_term_key(username, strlen(username), "dig.net", password, c->key);
 }
 
 static bool tc_open(tclient *c, uint16_t port, bool tcp, const char *username)
@@ -211,78 +206,6 @@ static int error_code(const tclient *c)
     return 0;
 }
 
-/* Builds and sends one message (signed with USERNAME/REALM/NONCE/MESSAGE-INTEGRITY when sign). */
-static size_t tc_build(tclient *c, uint16_t type, const tattr *attrs, size_t n, bool sign, uint8_t *out,
-                       size_t cap)
-{
-    stun_writer w;
-    c->counter++;
-    memcpy(c->tid, &c->counter, sizeof c->counter);
-    h_random(c->tid + 4, 8);
-    stun_begin(&w, out, cap, type, c->tid);
-    for (size_t i = 0; i < n; i++)
-        stun_put(&w, attrs[i].type, attrs[i].value, attrs[i].len);
-    if (sign) {
-        stun_put(&w, STUN_ATTR_USERNAME, c->username, strlen(c->username));
-        stun_put(&w, STUN_ATTR_REALM, "dig.net", 7);
-        stun_put(&w, STUN_ATTR_NONCE, c->nonce, strlen(c->nonce));
-        stun_put_integrity(&w, c->key, sizeof c->key);
-    }
-    stun_put_fingerprint(&w);
-    return stun_finish(&w);
-}
-
-static bool tc_send(tclient *c, const uint8_t *msg, size_t len)
-{
-    return send(c->fd, msg, len, 0) == (ssize_t)len;
-}
-
-/* A request as a client makes it: unsigned until a nonce is known, then signed, taking a new
- * nonce from a 401 or 438 once. Returns the error code (0 success, -1 no answer). */
-static int tc_request(tclient *c, uint16_t type, const tattr *attrs, size_t n)
-{
-    uint8_t msg[1024];
-    for (int attempt = 0; attempt < 3; attempt++) {
-        size_t len = tc_build(c, type, attrs, n, c->nonce[0] != '\0', msg, sizeof msg);
-        if (!tc_send(c, msg, len))
-            return -1;
-        do {
-            if (!tc_recv(c, WAIT))
-                return -1;
-        } while (stun_is_channel_data(c->resp[0]) || memcmp(c->m.transaction_id, c->tid, 12) != 0);
-        int code = c->m.cls == STUN_CLASS_SUCCESS ? 0 : error_code(c);
-        if ((code == 401 || code == 438) && c->m.nonce.off && attempt < 2) {
-            bool had = c->nonce[0] != '\0';
-            snprintf(c->nonce, sizeof c->nonce, "%.*s", (int)c->m.nonce.len, (const char *)c->resp + c->m.nonce.off);
-            if (code == 438 || !had)
-                continue;
-        }
-        return code;
-    }
-    return -1;
-}
-
-static const uint8_t udp_transport[4] = { 17, 0, 0, 0 };
-
-static int tc_allocate(tclient *c)
-{
-    tattr rt = { STUN_ATTR_REQUESTED_TRANSPORT, udp_transport, 4 };
-    return tc_request(c, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1);
-}
-
-static uint16_t tc_relayed_port(const tclient *c)
-{
-    for (size_t pos = 20; pos + 4 <= c->resp_len;) {
-        unsigned t = (unsigned)c->resp[pos] << 8 | c->resp[pos + 1];
-        unsigned l = (unsigned)c->resp[pos + 2] << 8 | c->resp[pos + 3];
-        addr_t a;
-        if (t == STUN_ATTR_XOR_RELAYED_ADDRESS && stun_read_xor_addr(c->resp + pos + 4, l, c->m.transaction_id, &a))
-            return a.port;
-        pos += 4 + ((l + 3) & ~3u);
-    }
-    return 0;
-}
-
 static size_t xor_peer_value(uint8_t *out, const char *ip, uint16_t port, const uint8_t *tid)
 {
     addr_t a;
@@ -311,23 +234,44 @@ static size_t xor_peer_value(uint8_t *out, const char *ip, uint16_t port, const 
     return n;
 }
 
-/* CreatePermission for one peer; the XOR needs the transaction id, fixed before building. */
-static int tc_permit(tclient *c, const char *ip, uint16_t port)
+/* Builds one message with a fresh transaction id: attrs, then XOR-PEER-ADDRESS for peer_ip (when
+ * not NULL; the XOR needs the id), then USERNAME/REALM/NONCE/MESSAGE-INTEGRITY when sign. */
+static size_t tc_build(tclient *c, uint16_t type, const tattr *attrs, size_t n, const char *peer_ip,
+                       uint16_t peer_port, bool sign, uint8_t *out, size_t cap)
 {
-    uint8_t msg[512], value[20];
-    for (int attempt = 0; attempt < 2; attempt++) {
-        stun_writer w;
-        c->counter++;
-        memcpy(c->tid, &c->counter, sizeof c->counter);
-        h_random(c->tid + 4, 8);
-        size_t vl = xor_peer_value(value, ip, port, c->tid);
-        stun_begin(&w, msg, sizeof msg, stun_type(STUN_CREATE_PERMISSION, STUN_CLASS_REQUEST), c->tid);
-        stun_put(&w, STUN_ATTR_XOR_PEER_ADDRESS, value, vl);
+    stun_writer w;
+    uint8_t peer[20];
+    c->counter++;
+    memcpy(c->tid, &c->counter, sizeof c->counter);
+    h_random(c->tid + 4, 8);
+    stun_begin(&w, out, cap, type, c->tid);
+    for (size_t i = 0; i < n; i++)
+        stun_put(&w, attrs[i].type, attrs[i].value, attrs[i].len);
+    if (peer_ip)
+        stun_put(&w, STUN_ATTR_XOR_PEER_ADDRESS, peer, xor_peer_value(peer, peer_ip, peer_port, c->tid));
+    if (sign) {
         stun_put(&w, STUN_ATTR_USERNAME, c->username, strlen(c->username));
         stun_put(&w, STUN_ATTR_REALM, "dig.net", 7);
         stun_put(&w, STUN_ATTR_NONCE, c->nonce, strlen(c->nonce));
         stun_put_integrity(&w, c->key, sizeof c->key);
-        size_t len = stun_finish(&w);
+    }
+    stun_put_fingerprint(&w);
+    return stun_finish(&w);
+}
+
+static bool tc_send(tclient *c, const uint8_t *msg, size_t len)
+{
+    return send(c->fd, msg, len, 0) == (ssize_t)len;
+}
+
+/* A request as a client makes it: unsigned until a nonce is known, then signed, taking a new
+ * nonce from a 401 or 438 once. Returns the error code (0 success, -1 no answer). */
+static int tc_request(tclient *c, uint16_t type, const tattr *attrs, size_t n, const char *peer_ip,
+                      uint16_t peer_port)
+{
+    uint8_t msg[1024];
+    for (int attempt = 0; attempt < 3; attempt++) {
+        size_t len = tc_build(c, type, attrs, n, peer_ip, peer_port, c->nonce[0] != '\0', msg, sizeof msg);
         if (!tc_send(c, msg, len))
             return -1;
         do {
@@ -335,20 +279,49 @@ static int tc_permit(tclient *c, const char *ip, uint16_t port)
                 return -1;
         } while (stun_is_channel_data(c->resp[0]) || memcmp(c->m.transaction_id, c->tid, 12) != 0);
         int code = c->m.cls == STUN_CLASS_SUCCESS ? 0 : error_code(c);
-        if (code == 438 && c->m.nonce.off) {
+        if ((code == 401 || code == 438) && c->m.nonce.off && attempt < 2) {
+            bool had = c->nonce[0] != '\0';
             snprintf(c->nonce, sizeof c->nonce, "%.*s", (int)c->m.nonce.len, (const char *)c->resp + c->m.nonce.off);
-            continue;
+            if (code == 438 || !had)
+                continue;
         }
         return code;
     }
     return -1;
 }
 
+static const uint8_t udp_transport[4] = { 17, 0, 0, 0 };
+
+static int tc_allocate(tclient *c)
+{
+    tattr rt = { STUN_ATTR_REQUESTED_TRANSPORT, udp_transport, 4 };
+    return tc_request(c, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1, NULL, 0);
+}
+
+static uint16_t tc_relayed_port(const tclient *c)
+{
+    for (size_t pos = 20; pos + 4 <= c->resp_len;) {
+        unsigned t = (unsigned)c->resp[pos] << 8 | c->resp[pos + 1];
+        unsigned l = (unsigned)c->resp[pos + 2] << 8 | c->resp[pos + 3];
+        addr_t a;
+        if (t == STUN_ATTR_XOR_RELAYED_ADDRESS && stun_read_xor_addr(c->resp + pos + 4, l, c->m.transaction_id, &a))
+            return a.port;
+        pos += 4 + ((l + 3) & ~3u);
+    }
+    return 0;
+}
+
+/* CreatePermission for one peer. */
+static int tc_permit(tclient *c, const char *ip, uint16_t port)
+{
+    return tc_request(c, stun_type(STUN_CREATE_PERMISSION, STUN_CLASS_REQUEST), NULL, 0, ip, port);
+}
+
 static int tc_refresh(tclient *c, uint32_t lifetime)
 {
     uint8_t v[4] = { (uint8_t)(lifetime >> 24), (uint8_t)(lifetime >> 16), (uint8_t)(lifetime >> 8), (uint8_t)lifetime };
     tattr l = { STUN_ATTR_LIFETIME, v, 4 };
-    return tc_request(c, stun_type(STUN_REFRESH, STUN_CLASS_REQUEST), &l, 1);
+    return tc_request(c, stun_type(STUN_REFRESH, STUN_CLASS_REQUEST), &l, 1, NULL, 0);
 }
 
 static char *valid_user(const char *id)
@@ -576,10 +549,11 @@ static void test_bad_requests_never_allocate(void)
     {
         uint8_t msg[512];
         tattr rt = { STUN_ATTR_REQUESTED_TRANSPORT, udp_transport, 4 };
-        size_t len = tc_build(&a, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1, false, msg, sizeof msg);
+        size_t len = tc_build(&a, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1, NULL, 0, false, msg,
+                              sizeof msg);
         REQUIRE(tc_send(&a, msg, len) && tc_recv(&a, WAIT) && error_code(&a) == 401);
         snprintf(a.nonce, sizeof a.nonce, "%.*s", (int)a.m.nonce.len, (const char *)a.resp + a.m.nonce.off);
-        len = tc_build(&a, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1, true, msg, sizeof msg);
+        len = tc_build(&a, stun_type(STUN_ALLOCATE, STUN_CLASS_REQUEST), &rt, 1, NULL, 0, true, msg, sizeof msg);
         memcpy(b.tid, a.tid, 12);
         REQUIRE(tc_send(&b, msg, len) && tc_recv(&b, WAIT));
         CHECK_EQ_INT(error_code(&b), 438);
