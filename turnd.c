@@ -381,6 +381,7 @@ static void *relay_open(void *ctx, turn_alloc *a, uint8_t family, uint16_t want,
     }
     mark_port(t, port, true);
     *port_out = port;
+    log_debug("TURN: relayed port %u opened", (unsigned)port);
     return r;
 }
 
@@ -393,6 +394,7 @@ static void relay_close(void *ctx, void *relay)
     loop_timer_stop(t->lp, &r->expiry);
     compat_close(r->fd);
     mark_port(t, r->port, false);
+    log_debug("TURN: relayed port %u closed", (unsigned)r->port);
     r->next_dead = t->dead_relays;
     t->dead_relays = r;
 }
