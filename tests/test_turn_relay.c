@@ -2,8 +2,9 @@
  *   - credentials over the relay wire: error 1 before register, error 2 with TURN off, and with
  *     it on a REST username/password and URIs that then allocate;
  *   - coturn's turnutils_uclient (-W secret) through our relay to turnutils_peer, over UDP and TCP,
- *     with channels and with indications, sent and received byte counts equal; a wrong secret
- *     and an expired username never allocate;
+ *     with channels and with indications, sent and received byte counts equal, on a dual-stack
+ *     STUN socket and with IPv6 allocations; a wrong secret and an expired username never
+ *     allocate;
  *   - the security cases with a client written here: the peers coturn let through get 403;
  *     forged, expired and replayed-nonce requests never allocate; the quotas hold; a Refresh
  *     with LIFETIME 0 closes the relayed port at once; Binding still answered beside TURN;
@@ -72,17 +73,21 @@ static void make_dir(void)
     write_secret(secret_path, SECRET "\n", 0600);
 }
 
-/* Starts the relay with TURN on loopback and extra arguments (NULL-terminated, may be NULL). */
-static bool start_turn(const char *const *extra)
+/* Starts the relay with TURN on loopback, public address public_ip, the STUN socket on stun_host
+ * ("[::]": dual-stack, as deployed by default; NULL: 127.0.0.1), and extra arguments
+ * (NULL-terminated, may be NULL). */
+static bool start_turn_on(const char *public_ip, const char *stun_host, const char *const *extra)
 {
-    static char tcp_listen[32];
+    static char tcp_listen[64];
     const char *args[RELAY_MAX_ARGS];
     size_t n = 0;
-    tcp_port = h_free_port("tcp4");
-    snprintf(tcp_listen, sizeof tcp_listen, "127.0.0.1:%u", tcp_port);
+    relay_opts o;
+    bool v6 = strchr(public_ip, ':') != NULL;
+    tcp_port = h_free_port(v6 ? "tcp6dual" : "tcp4");
+    snprintf(tcp_listen, sizeof tcp_listen, v6 ? "[%s]:%u" : "%s:%u", public_ip, tcp_port);
     args[n++] = "--turn";
     args[n++] = "--turn-public-ip";
-    args[n++] = "127.0.0.1";
+    args[n++] = public_ip;
     args[n++] = "--turn-secret-file";
     args[n++] = secret_path;
     args[n++] = "--turn-tcp-listen";
@@ -90,8 +95,13 @@ static bool start_turn(const char *const *extra)
     for (size_t i = 0; extra && extra[i]; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    return h_start(args);
+    memset(&o, 0, sizeof o);
+    o.stun_host = stun_host;
+    o.args = args;
+    return relay_start(&h_relay, &o);
 }
+
+static bool start_turn(const char *const *extra) { return start_turn_on("127.0.0.1", NULL, extra); }
 
 static void rest_credentials(const char *username, char password[29])
 {
@@ -439,8 +449,9 @@ static void test_coturn_clients(void)
     if (!have(probe))
         SKIP("coturn not installed");
     make_dir();
+    /* The STUN socket dual-stack, as deployed: IPv4 clients arrive IPv4-mapped. */
     const char *const loopback[] = { "--turn-allow-loopback-peers", NULL };
-    REQUIRE(start_turn(loopback));
+    REQUIRE(start_turn_on("127.0.0.1", "[::]", loopback));
     h_proc peer;
     char peer_port_text[8];
     uint16_t peer_port = h_free_port("udp4");
@@ -489,6 +500,52 @@ static void test_coturn_clients(void)
     const char *const ok[] = { "-u", fine, "-w", fine_pw, "-c", NULL };
     CHECK_EQ_INT(uclient(ok, h_relay.stun_port, peer_port, true, &sent, &received), 0);
 
+    h_proc_cleanup(&peer, test_cur_failed != 0);
+    STOP_OK();
+}
+
+/* An IPv6 --turn-public-ip gives IPv6 allocations: coturn's client asks for one (-x) over UDP and
+ * TCP and relays to turnutils_peer on ::1. */
+static void test_coturn_clients_ipv6(void)
+{
+    const char *const probe[] = { "sh", "-c", "command -v turnutils_uclient && command -v turnutils_peer", NULL };
+    if (!have(probe))
+        SKIP("coturn not installed");
+    int s = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool has_v6 = s >= 0 && bind(s, (struct sockaddr *)&lo6, sizeof lo6) == 0;
+    if (s >= 0)
+        close(s);
+    if (!has_v6)
+        SKIP("no IPv6 loopback here");
+    make_dir();
+    const char *const loopback[] = { "--turn-allow-loopback-peers", NULL };
+    REQUIRE(start_turn_on("::1", "[::]", loopback));
+    h_proc peer;
+    char peer_port_text[8];
+    uint16_t peer_port = h_free_port("udp4");
+    snprintf(peer_port_text, sizeof peer_port_text, "%u", peer_port);
+    const char *const peer_argv[] = { "turnutils_peer", "-L", "::1", "-p", peer_port_text, NULL };
+    REQUIRE(h_spawn(&peer, peer_argv, NULL));
+    for (int tcp = 0; tcp < 2; tcp++) {
+        char server_port[8];
+        static char out[1 << 16], err[1 << 16];
+        snprintf(server_port, sizeof server_port, "%u", tcp ? tcp_port : h_relay.stun_port);
+        const char *const argv[] = { "turnutils_uclient", "-x", tcp ? "-t" : "-c", "-W", SECRET, "-u", "six",
+                                     "-e", "::1", "-r", peer_port_text, "-p", server_port, "-n", "10",
+                                     "-m", "1", "-l", "100", "-z", "5", "::1", NULL };
+        int rc = h_run(argv, NULL, out, sizeof out, err, sizeof err, 120000);
+        const char *p = NULL;
+        for (const char *q = strstr(out, "tot_send_bytes ~ "); q; q = strstr(q + 1, "tot_send_bytes ~ "))
+            p = q;
+        long sent = p ? atol(p + 17) : -1, received = p && strstr(p, "tot_recv_bytes ~ ")
+                                                        ? atol(strstr(p, "tot_recv_bytes ~ ") + 17) : -2;
+        if (rc != 0 || sent <= 0 || sent != received)
+            printf("  IPv6 %s: exited %d, sent %ld, received %ld\n%.1500s\n", tcp ? "TCP" : "UDP", rc, sent,
+                   received, out);
+        CHECK_EQ_INT(rc, 0);
+        CHECK(sent > 0 && sent == received);
+    }
     h_proc_cleanup(&peer, test_cur_failed != 0);
     STOP_OK();
 }
@@ -689,6 +746,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     T(test_credentials_over_the_wire);
     T(test_coturn_clients);
+    T(test_coturn_clients_ipv6);
     T(test_refused_peers);
     T(test_bad_requests_never_allocate);
     T(test_refresh_zero_and_binding);
