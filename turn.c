@@ -57,7 +57,6 @@ struct turn_alloc {
     uint64_t expires_ms;
     uint8_t tid[STUN_TRANSACTION_ID_LEN];   /* of the Allocate that created it */
     uint32_t lifetime;              /* granted by that Allocate */
-    uint8_t key[REST_KEY_LEN];
     turn_user *user;
     size_t username_len;
     char username[TURN_MAX_USERNAME];
@@ -729,7 +728,6 @@ static turn_out on_allocate(request *r, turn_alloc *a)
     a->client = r->who;
     a->hash = client_hash(s, &r->who);
     memcpy(a->tid, m->transaction_id, STUN_TRANSACTION_ID_LEN);
-    memcpy(a->key, r->key, sizeof a->key);
     memcpy(a->username, r->username, r->username_len);
     a->username_len = r->username_len;
     a->lifetime = requested_lifetime(m);
