@@ -1,7 +1,8 @@
 /* The relay wire's meaning (RLY-001..008): registration, the peer registry, routing of
  * relay_message and broadcast, peer notifications, keepalive, hole-punch signalling, Peer
- * Exchange, and TURN credentials for registered nodes. It works on decoded messages and sees connections only through conn.h's narrow
- * interface; its one timer (the PEX schedule) lives on the loop. */
+ * Exchange, and TURN credentials for registered nodes. It works on decoded messages and sees
+ * connections only through conn.h's narrow interface; its one timer (the PEX schedule) lives on
+ * the loop. */
 #ifndef DIG_RELAY_H
 #define DIG_RELAY_H
 

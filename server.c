@@ -1,6 +1,6 @@
 /* The server (see server.h): listeners and accept, the loop pass (wait, I/O, timers, flushing),
- * keepalive coalescing, the abuse counters log line, TURN's start (turnd.c), and shutdown. What one connection does is
- * conn.c's; what a message means is relay.c's. */
+ * keepalive coalescing, the abuse counters log line, TURN's start (turnd.c), and shutdown. What
+ * one connection does is conn.c's; what a message means is relay.c's. */
 #include "server.h"
 
 #include "conn.h"
