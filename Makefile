@@ -137,3 +137,19 @@ bench-stun: dig-relay bench/bin/stun_load
 bench: bench-stun
 
 .PHONY: bench-stun
+
+# TURN benchmark (bench/README.md, "TURN"): bench/bin/turn_load, built on the relay's own STUN
+# codec and hashes, relays ChannelData through our relay and through coturn side by side.
+# tests/test_turn_relay.c runs it briefly so it never rots.
+bench/bin/turn_load: bench/turn_load.c stun.c hash.c addr.c $(wildcard *.h)
+	@mkdir -p bench/bin
+	$(CC) $(BENCH_CFLAGS) -I. -o $@ bench/turn_load.c stun.c hash.c addr.c
+
+test: bench/bin/turn_load
+
+bench-turn: dig-relay bench/bin/turn_load bench/bin/stun_load
+	@sh bench/bench-turn.sh
+
+bench: bench-turn
+
+.PHONY: bench-turn

@@ -23,6 +23,10 @@ enum value_kind {
     VALUE_LEVEL,   /* --log-level word or filter */
     VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
     VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
+    VALUE_BOOL,    /* a switch that is stored: no value as a flag; 1/0, true/false... as a variable */
+    VALUE_IP,      /* a bare IP address */
+    VALUE_REALM,   /* 1..128 printable ASCII characters, no '"' */
+    VALUE_PORTS,   /* LO-HI */
 };
 
 #define NO_SET SIZE_MAX
@@ -87,6 +91,28 @@ static const option_def options[] = {
     {"trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS", VALUE_CIDRS, FIELD(trusted_proxies),
      0, NO_SET},
     {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
+    {"turn", "DIG_RELAY_TURN", VALUE_BOOL, FIELD(turn), 0, NO_SET},
+    {"turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP", VALUE_IP, FIELD(turn_public_ip), 0, NO_SET},
+    {"turn-realm", "DIG_RELAY_TURN_REALM", VALUE_REALM, FIELD(turn_realm), 0, NO_SET},
+    {"turn-secret-file", "DIG_RELAY_TURN_SECRET_FILE", VALUE_PATH, FIELD(turn_secret_file), 0,
+     NO_SET},
+    {"state-dir", "DIG_RELAY_STATE_DIR", VALUE_PATH, FIELD(state_dir), 0, NO_SET},
+    {"turn-tcp-listen", "DIG_RELAY_TURN_TCP_LISTEN", VALUE_ADDR, FIELD(turn_tcp_listen), 0, NO_SET},
+    {"turn-relay-ports", "DIG_RELAY_TURN_RELAY_PORTS", VALUE_PORTS, FIELD(turn_relay_ports), 0,
+     NO_SET},
+    {"turn-max-allocations", "DIG_RELAY_TURN_MAX_ALLOCATIONS", VALUE_NUMBER,
+     FIELD(turn_max_allocations), UINT32_MAX, FIELD(set_turn_max_allocations)},
+    {"turn-max-allocations-per-user", "DIG_RELAY_TURN_MAX_ALLOCATIONS_PER_USER", VALUE_NUMBER,
+     FIELD(turn_max_allocations_per_user), UINT32_MAX, FIELD(set_turn_max_allocations_per_user)},
+    {"turn-credential-ttl-secs", "DIG_RELAY_TURN_CREDENTIAL_TTL_SECS", VALUE_NUMBER,
+     FIELD(turn_credential_ttl_secs), SECS_MAX, NO_SET},
+    {"turn-max-bps", "DIG_RELAY_TURN_MAX_BPS", VALUE_NUMBER, FIELD(turn_max_bps), UINT64_MAX, NO_SET},
+    {"turn-allow-peer-cidrs", "DIG_RELAY_TURN_ALLOW_PEER_CIDRS", VALUE_CIDRS,
+     FIELD(turn_allow_peers), 0, NO_SET},
+    {"turn-deny-peer-cidrs", "DIG_RELAY_TURN_DENY_PEER_CIDRS", VALUE_CIDRS, FIELD(turn_deny_peers),
+     0, NO_SET},
+    {"turn-allow-loopback-peers", "DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", VALUE_BOOL,
+     FIELD(turn_allow_loopback_peers), 0, NO_SET},
     {"scope", NULL, VALUE_SCOPE, 0, 0, NO_SET},
     {"json", NULL, VALUE_SWITCH, 0, 0, NO_SET},
 };
@@ -134,6 +160,13 @@ void config_defaults(relay_config *c)
     c->ban_duration_secs = 300;
     c->ban_strike_window_secs = 60;
     c->log_level = LOG_INFO;
+    c->turn_realm = "dig.net";
+    c->turn_tcp_listen = unspecified_v6(3478);
+    c->turn_relay_ports.lo = 49152;
+    c->turn_relay_ports.hi = 65535;
+    c->turn_max_allocations = 1000;
+    c->turn_max_allocations_per_user = 10;
+    c->turn_credential_ttl_secs = 86400;
 }
 
 /* ---- log levels -------------------------------------------------------------------------- */
@@ -331,6 +364,76 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
         break;
     case VALUE_SWITCH:
         break;
+    case VALUE_BOOL: {
+        /* As a flag it takes no value and means yes; as a variable it says yes or no. */
+        static const char *const words[] = {"1", "true", "yes", "on", "0", "false", "no", "off"};
+        size_t i = 0;
+        bool on = true;
+        if (from_env) {
+            while (i < sizeof words / sizeof words[0] &&
+                   !span_equals_word(value, strlen(value), words[i]))
+                i++;
+            if (i == sizeof words / sizeof words[0]) {
+                snprintf(err, errlen, "invalid value '%s' for %s: expected 1 or 0 (true or false)",
+                         value, source);
+                return 2;
+            }
+            on = i < 4;
+        }
+        memcpy(base + o->offset, &on, sizeof on);
+        break;
+    }
+    case VALUE_IP: {
+        addr_t a;
+        if (!addr_parse_ip(value, strlen(value), &a)) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected an IP address such as 203.0.113.7 or "
+                     "2001:db8::7",
+                     value, source);
+            return 2;
+        }
+        memcpy(base + o->offset, &a, sizeof a);
+        break;
+    }
+    case VALUE_REALM: {
+        size_t n = strlen(value);
+        bool printable = n >= 1 && n <= 128;
+        for (size_t i = 0; i < n && printable; i++)
+            printable = value[i] >= 0x20 && value[i] < 0x7f && value[i] != '"';
+        if (!printable) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected 1 to 128 printable ASCII characters "
+                     "without '\"'",
+                     value, source);
+            return 2;
+        }
+        memcpy(base + o->offset, &value, sizeof value);
+        break;
+    }
+    case VALUE_PORTS: {
+        port_range r;
+        unsigned long ends[2] = {0, 0};
+        const char *p = value;
+        bool ok = true;
+        for (int k = 0; k < 2 && ok; k++) {
+            const char *digits = p;
+            while (*p >= '0' && *p <= '9' && ends[k] <= 65535)
+                ends[k] = ends[k] * 10 + (unsigned long)(*p++ - '0');
+            ok = p > digits && ends[k] >= 1 && ends[k] <= 65535 && *p == (k == 0 ? '-' : '\0');
+            p++;
+        }
+        if (!ok || ends[0] > ends[1]) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected LO-HI, two ports from 1 to 65535 with "
+                     "LO <= HI, such as 49152-65535",
+                     value, source);
+            return 2;
+        }
+        r.lo = (uint16_t)ends[0];
+        r.hi = (uint16_t)ends[1];
+        memcpy(base + o->offset, &r, sizeof r);
+        break;
+    }
     }
     if (o->set_offset != NO_SET) {
         bool yes = true;
@@ -393,7 +496,7 @@ int config_parse(relay_config *c, int argc, char **argv,
                 snprintf(err, errlen, "--%s was given more than once", o->flag);
                 return 2;
             }
-            if (o->kind == VALUE_SWITCH) {
+            if (o->kind == VALUE_SWITCH || o->kind == VALUE_BOOL) {
                 if (eq != NULL) {
                     snprintf(err, errlen, "--%s takes no value", o->flag);
                     return 2;
@@ -568,6 +671,49 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         }
         c->health_check_interval_secs = c->liveness_deadline_secs;
     }
+    if (c->turn && c->turn_public_ip.family == 0) {
+        snprintf(err, errlen,
+                 "--turn-public-ip is required with --turn: the address clients reach the relay "
+                 "at, put in XOR-RELAYED-ADDRESS and in the credential URIs");
+        return 2;
+    }
+    if (c->turn_public_ip.family != 0) {
+        addr_t ip = c->turn_public_ip;
+        char text[ADDR_STRLEN];
+        bool mapped = ip.family == 6 && ip.ip[10] == 0xff && ip.ip[11] == 0xff;
+        addr_unmap(&ip);
+        bool unspecified = ip.family == 4 ? ip.ip[0] == 0 : addr_is_unspecified(&ip);
+        bool multicast = ip.family == 4 ? ip.ip[0] >= 224 : ip.ip[0] == 0xff;
+        if (mapped || unspecified || multicast) {
+            addr_format_ip(&c->turn_public_ip, text);
+            snprintf(err, errlen, "--turn-public-ip %s is not a unicast %s address clients can reach",
+                     text, mapped ? "IPv6 (it is IPv4-mapped: give the IPv4 address)" : "IP");
+            return 2;
+        }
+    }
+    if (c->turn_max_allocations < 1) {
+        snprintf(err, errlen, "--turn-max-allocations must be at least 1");
+        return 2;
+    }
+    if (c->turn_max_allocations_per_user < 1) {
+        snprintf(err, errlen, "--turn-max-allocations-per-user must be at least 1");
+        return 2;
+    }
+    if (c->turn_credential_ttl_secs < 1) {
+        snprintf(err, errlen, "--turn-credential-ttl-secs must be at least 1");
+        return 2;
+    }
+    if (c->turn_max_allocations_per_user > c->turn_max_allocations) {
+        if (c->set_turn_max_allocations_per_user) {
+            snprintf(err, errlen, "%s must not exceed %s",
+                     flag_value(a, sizeof a, "turn-max-allocations-per-user",
+                                c->turn_max_allocations_per_user, true),
+                     flag_value(b, sizeof b, "turn-max-allocations", c->turn_max_allocations,
+                                c->set_turn_max_allocations));
+            return 2;
+        }
+        c->turn_max_allocations_per_user = c->turn_max_allocations;
+    }
     if (c->max_connections_per_ip != 0 && c->max_connections_per_ip > c->max_connections) {
         if (c->set_max_connections_per_ip) {
             snprintf(err, errlen, "%s must not exceed %s (0 disables the per-IP cap)",
@@ -580,6 +726,17 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         c->max_connections_per_ip = c->max_connections;
     }
     return 0;
+}
+
+bool config_turn_secret_path(const relay_config *c, const char *default_state_dir, char *buf,
+                             size_t cap)
+{
+    int n;
+    if (c->turn_secret_file)
+        n = snprintf(buf, cap, "%s", c->turn_secret_file);
+    else
+        n = snprintf(buf, cap, "%s/turn-secret", c->state_dir ? c->state_dir : default_state_dir);
+    return n > 0 && (size_t)n < cap;
 }
 
 /* ---- help --------------------------------------------------------------------------------- */
@@ -672,6 +829,44 @@ const char *config_usage(void)
         "      requires each client's certificate to match its registered peer id.\n"
         "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
         "      Private key (PEM) for --tls-cert. Unset: plain ws://, TLS ends upstream.\n"
+        "\n"
+        "TURN (RFC 8656) beside STUN, off by default. TURN over UDP shares the STUN socket;\n"
+        "registered nodes get time-limited credentials with get_turn_credentials:\n"
+        "  --turn                             DIG_RELAY_TURN=1                 default off\n"
+        "      Serve TURN. Needs --turn-public-ip.\n"
+        "  --turn-public-ip IP                DIG_RELAY_TURN_PUBLIC_IP         default unset\n"
+        "      Address clients reach the relay at: the relayed addresses and the credential\n"
+        "      URIs carry it. An IPv6 address gives IPv6 allocations.\n"
+        "  --turn-realm REALM                 DIG_RELAY_TURN_REALM             default dig.net\n"
+        "      Realm of the long-term credentials.\n"
+        "  --turn-secret-file PATH            DIG_RELAY_TURN_SECRET_FILE\n"
+        "      Shared secret (the file's text, a trailing newline ignored, as coturn's\n"
+        "      static-auth-secret); default <state dir>/turn-secret, created with 32 random\n"
+        "      bytes as hex and mode 0600 when missing; refused when group or others can read it.\n"
+        "  --state-dir PATH                   DIG_RELAY_STATE_DIR\n"
+        "      Where the relay keeps state; default /var/lib/dig-relay as root, else\n"
+        "      $XDG_STATE_HOME/dig-relay or ~/.local/state/dig-relay (%ProgramData%\\dig-relay\n"
+        "      on Windows).\n"
+        "  --turn-tcp-listen ADDR             DIG_RELAY_TURN_TCP_LISTEN        default [::]:3478\n"
+        "      TURN over TCP listener.\n"
+        "  --turn-relay-ports LO-HI           DIG_RELAY_TURN_RELAY_PORTS       default 49152-65535\n"
+        "      UDP ports the relayed addresses are taken from.\n"
+        "  --turn-max-allocations N           DIG_RELAY_TURN_MAX_ALLOCATIONS   default 1000\n"
+        "      Allocations at once, in total; at least 1.\n"
+        "  --turn-max-allocations-per-user N  DIG_RELAY_TURN_MAX_ALLOCATIONS_PER_USER  default 10\n"
+        "      Allocations at once per user (the id part of the username); at least 1.\n"
+        "  --turn-credential-ttl-secs SECS    DIG_RELAY_TURN_CREDENTIAL_TTL_SECS  default 86400\n"
+        "      Lifetime of the credentials get_turn_credentials hands out.\n"
+        "  --turn-max-bps BYTES               DIG_RELAY_TURN_MAX_BPS           default 0\n"
+        "      Bytes per second each allocation may relay in each direction, as coturn's\n"
+        "      max-bps; 0: no limit.\n"
+        "  --turn-allow-peer-cidrs LIST       DIG_RELAY_TURN_ALLOW_PEER_CIDRS  default empty\n"
+        "      Peers allowed although the default policy refuses them (loopback, private,\n"
+        "      link-local, CGNAT, unique-local, multicast, broadcast, the relay's own addresses).\n"
+        "  --turn-deny-peer-cidrs LIST        DIG_RELAY_TURN_DENY_PEER_CIDRS   default empty\n"
+        "      Peers refused as well; a deny beats an allow. Lists: 10.0.0.0/8,fc00::/7.\n"
+        "  --turn-allow-loopback-peers        DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS=1\n"
+        "      Allow loopback peers (for tests; logged as a warning).\n"
         "\n"
         "Logging (timestamped lines on stderr):\n"
         "  --log-level LEVEL                  RUST_LOG                         default info\n"

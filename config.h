@@ -17,6 +17,10 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 enum config_command { CMD_SERVE = 0, CMD_HELP, CMD_VERSION };
 
 typedef struct {
+    uint16_t lo, hi;
+} port_range;
+
+typedef struct {
     enum config_command command;
 
     addr_t listen;              /* --listen                       [::]:9450 */
@@ -53,9 +57,26 @@ typedef struct {
 
     enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
 
+    /* TURN (RFC 8656) beside STUN, off unless --turn. */
+    bool turn;                              /* --turn */
+    addr_t turn_public_ip;                  /* --turn-public-ip (port 0), family 0 when unset */
+    const char *turn_realm;                 /* --turn-realm                   dig.net */
+    const char *turn_secret_file;           /* --turn-secret-file, NULL: <state dir>/turn-secret */
+    const char *state_dir;                  /* --state-dir, NULL: compat_default_state_dir() */
+    addr_t turn_tcp_listen;                 /* --turn-tcp-listen              [::]:3478 */
+    port_range turn_relay_ports;            /* --turn-relay-ports             49152-65535 */
+    uint64_t turn_max_allocations;          /* 1000, >= 1 */
+    uint64_t turn_max_allocations_per_user; /* 10, >= 1, at most the above */
+    uint64_t turn_credential_ttl_secs;      /* 86400, >= 1 */
+    uint64_t turn_max_bps;                  /* bytes/s per allocation and direction, 0: none */
+    cidr_list turn_allow_peers;             /* --turn-allow-peer-cidrs */
+    cidr_list turn_deny_peers;              /* --turn-deny-peer-cidrs */
+    bool turn_allow_loopback_peers;         /* for tests; logged as a warning */
+
     /* Which values came from a flag or env var (validation clamps defaults, refuses explicit). */
     bool set_max_connections_per_ip, set_max_connections;
     bool set_liveness_deadline, set_health_check_interval, set_idle_timeout;
+    bool set_turn_max_allocations, set_turn_max_allocations_per_user;
 } relay_config;
 
 void config_defaults(relay_config *c);
@@ -68,6 +89,12 @@ int config_parse(relay_config *c, int argc, char **argv,
 
 /* Validation alone (used by config_parse); 0 or 2 with a message naming the flags. */
 int config_validate(relay_config *c, char *err, size_t errlen);
+
+/* Where the TURN secret lives: --turn-secret-file, else <--state-dir>/turn-secret, else
+ * <default_state_dir>/turn-secret (the caller passes the platform default). Writes the path into
+ * buf; false when it does not fit. */
+bool config_turn_secret_path(const relay_config *c, const char *default_state_dir, char *buf,
+                             size_t cap);
 
 /* The --help text. */
 const char *config_usage(void);

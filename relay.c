@@ -8,6 +8,7 @@
 #include "json.h"
 #include "log.h"
 #include "pex.h"
+#include "turn.h"
 #include "wire.h"
 #include "ws.h"
 
@@ -59,6 +60,9 @@ struct relay {
     json_writer jw;           /* reused for every outgoing message */
     char *scratch;            /* decoded strings, max_message_bytes long */
     loop_timer pex_timer;     /* the earliest time any PEX engine has work */
+    uint8_t *turn_secret;     /* NULL while TURN is off */
+    size_t turn_secret_len;
+    char turn_uris[2][ADDR_STRLEN + 32];
 };
 
 /* Longest peer or network id accepted. Real ids are 64 hex characters; the bound keeps the
@@ -119,6 +123,10 @@ void relay_free(relay *s)
     if (!s)
         return;
     loop_timer_stop(s->lp, &s->pex_timer);
+    if (s->turn_secret) {
+        memset(s->turn_secret, 0, s->turn_secret_len);
+        free(s->turn_secret);
+    }
     for (size_t i = 0; s->nets && i <= s->table_mask; i++) {
         while (s->nets[i]) {
             network *n = s->nets[i];
@@ -599,6 +607,57 @@ static void handle_hole_punch_result(relay *s, conn *c, const wire_msg *m)
     send_writer(s, t->c);
 }
 
+static void handle_get_turn_credentials(relay *s, conn *c)
+{
+    char username[TURN_MAX_USERNAME + 1], password[29];
+    wire_str peer = reg_id(reg_of(c)), uris[2];
+    int n;
+
+    if (!s->turn_secret) {
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "turn is not enabled on this relay");
+        return;
+    }
+    n = snprintf(username, sizeof username, "%llu:%.*s",
+                 (unsigned long long)(loop_wall_secs(s->lp) + s->cfg->turn_credential_ttl_secs),
+                 (int)peer.n, peer.p);
+    if (n < 0 || (size_t)n >= sizeof username) {
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "peer id too long for a TURN username");
+        return;
+    }
+    turn_rest_password(s->turn_secret, s->turn_secret_len, username, (size_t)n, password);
+    for (int i = 0; i < 2; i++)
+        uris[i] = (wire_str){ s->turn_uris[i], strlen(s->turn_uris[i]) };
+    wire_write_turn_credentials(&s->jw, (wire_str){ username, (size_t)n },
+                                (wire_str){ password, strlen(password) },
+                                s->cfg->turn_credential_ttl_secs, uris, 2);
+    send_writer(s, c);
+}
+
+bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len)
+{
+    char host[ADDR_STRLEN + 2];
+    const addr_t *ip = &r->cfg->turn_public_ip;
+    free(r->turn_secret);
+    r->turn_secret = malloc(secret_len ? secret_len : 1);
+    if (!r->turn_secret)
+        return false;
+    memcpy(r->turn_secret, secret, secret_len);
+    r->turn_secret_len = secret_len;
+    /* RFC 7065 URIs; an IPv6 host goes in brackets. */
+    if (ip->family == 6) {
+        host[0] = '[';
+        addr_format_ip(ip, host + 1);
+        strcat(host, "]");
+    } else {
+        addr_format_ip(ip, host);
+    }
+    snprintf(r->turn_uris[0], sizeof r->turn_uris[0], "turn:%s:%u?transport=udp", host,
+             (unsigned)r->cfg->stun_listen.port);
+    snprintf(r->turn_uris[1], sizeof r->turn_uris[1], "turn:%s:%u?transport=tcp", host,
+             (unsigned)r->cfg->turn_tcp_listen.port);
+    return true;
+}
+
 static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 {
     relay *s = ctx;
@@ -634,6 +693,7 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
         return true;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
+    case WT_GET_TURN_CREDENTIALS: handle_get_turn_credentials(s, c); break;
     case WT_PEX:
         if (pex_on_frame(reg_of(c)->net->pex, pex_id(c), (const char *)msg, len, pex_now(s)) ==
             PEX_NOT_REGISTERED)

@@ -1,7 +1,8 @@
 /* The relay wire's meaning (RLY-001..008): registration, the peer registry, routing of
- * relay_message and broadcast, peer notifications, keepalive, hole-punch signalling and Peer
- * Exchange. It works on decoded messages and sees connections only through conn.h's narrow
- * interface; its one timer (the PEX schedule) lives on the loop. */
+ * relay_message and broadcast, peer notifications, keepalive, hole-punch signalling, Peer
+ * Exchange, and TURN credentials for registered nodes. It works on decoded messages and sees
+ * connections only through conn.h's narrow interface; its one timer (the PEX schedule) lives on
+ * the loop. */
 #ifndef DIG_RELAY_H
 #define DIG_RELAY_H
 
@@ -27,6 +28,12 @@ void relay_free(relay *r);
  * on_close removes the connection's registration and tells its network; on_silence logs, counts
  * and closes a registered connection silent past the idle timeout or the liveness deadline. */
 conn_handler relay_conn_handler(relay *r);
+
+/* TURN credentials for get_turn_credentials (issue 15): once enabled with the shared secret
+ * (copied), a registered node is answered with username "<expiry>:<peer_id>" valid for
+ * --turn-credential-ttl-secs, its REST password and the relay's TURN URIs. Until then the answer
+ * is error 2 "turn is not enabled on this relay". False when out of memory. */
+bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len);
 
 /* Live registrations (the health answer's connected_peers). */
 size_t relay_peer_count(const relay *r);

@@ -1,6 +1,6 @@
 /* The server (see server.h): listeners and accept, the loop pass (wait, I/O, timers, flushing),
- * keepalive coalescing, the abuse counters log line, and shutdown. What one connection does is
- * conn.c's; what a message means is relay.c's. */
+ * keepalive coalescing, the abuse counters log line, TURN's start (turnd.c), and shutdown. What
+ * one connection does is conn.c's; what a message means is relay.c's. */
 #include "server.h"
 
 #include "conn.h"
@@ -9,7 +9,10 @@
 #include "net.h"
 #include "relay.h"
 #include "routes.h"
+#include "secretfile.h"
 #include "stund.h"
+#include "turnd.h"
+#include "compat/files.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@ struct server {
     abuse_guard abuse;
     relay *relay;
     stund *stun;
+    turnd *turn;              /* NULL unless --turn */
     conn_hub hub;
     conn_listener wire, health, redirect;
     route_table wire_routes, health_routes, redirect_routes;
@@ -175,6 +179,37 @@ static bool init_routes(server *s)
            routes_add(&s->wire_routes, &index);
 }
 
+/* TURN beside STUN: the shared secret from its file (made on first start), the sockets, and the
+ * credentials the relay hands registered nodes. */
+static bool start_turn(server *s, char *err, size_t errlen)
+{
+    char state_dir[1024] = "", path[1200];
+    uint8_t secret[TURN_MAX_SECRET];
+    size_t len = 0;
+    bool created = false, ok;
+
+    if (!s->cfg->state_dir && !s->cfg->turn_secret_file &&
+        !compat_default_state_dir(state_dir, sizeof state_dir)) {
+        snprintf(err, errlen, "cannot tell where to keep the TURN secret (no HOME): set --state-dir "
+                              "or --turn-secret-file");
+        return false;
+    }
+    if (!config_turn_secret_path(s->cfg, state_dir, path, sizeof path)) {
+        snprintf(err, errlen, "the TURN secret path is too long (--state-dir, --turn-secret-file)");
+        return false;
+    }
+    if (!secret_file_load(path, secret, sizeof secret, &len, &created, err, errlen))
+        return false;
+    if (created)
+        log_info("TURN: created a new shared secret in %s", path);
+    s->turn = turnd_open(s->cfg, s->lp, s->stun, secret, len, err, errlen);
+    ok = s->turn && relay_enable_turn(s->relay, secret, len);
+    if (s->turn && !ok)
+        snprintf(err, errlen, "out of memory starting TURN");
+    memset(secret, 0, sizeof secret);
+    return ok;
+}
+
 server *server_new(const relay_config *cfg, char *err, size_t errlen)
 {
     size_t spare = MAX_HEALTH_CONNS + MAX_REDIRECT_CONNS + 8;
@@ -235,6 +270,10 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
     }
     s->stun = stund_open(&cfg->stun_listen, cfg->stun_per_ip_rps, cfg->stun_global_rps, err, errlen);
     if (!s->stun || loop_add(s->lp, stund_fd(s->stun), LOOP_READ, on_stun, s) < 0) {
+        server_free(s);
+        return NULL;
+    }
+    if (cfg->turn && !start_turn(s, err, errlen)) {
         server_free(s);
         return NULL;
     }
@@ -305,6 +344,7 @@ void server_free(server *s)
         }
         conn_drop_all(&s->hub);
     }
+    turnd_close(s->turn);
     if (s->stun)
         stund_close(s->stun);
     if (s->wire_fd != SOCKET_INVALID)

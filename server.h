@@ -1,6 +1,6 @@
-/* The running relay: its listeners (wire, health, redirect, STUN), accept with the open-socket
- * caps, the loop run until a shutdown signal, and a clean shutdown that closes every
- * connection with 1001. */
+/* The running relay: its listeners (wire, health, redirect, STUN, and TURN when on), accept with
+ * the open-socket caps, the loop run until a shutdown signal, and a clean shutdown that closes
+ * every connection with 1001. */
 #ifndef DIG_SERVER_H
 #define DIG_SERVER_H
 

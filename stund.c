@@ -1,6 +1,6 @@
 /* The STUN UDP listener (see stund.h): receive a batch, decide each datagram with stun.c and the
- * reflection limits of ratelimit.c, send the answers as one batch. Every buffer is allocated once
- * in stund_open; a datagram costs no allocation. */
+ * reflection limits of ratelimit.c (or hand it to the TURN hook), send the answers as one batch.
+ * Every buffer is allocated once in stund_open; a datagram costs no allocation. */
 #include "stund.h"
 
 #include "compat/udp_batch.h"
@@ -15,18 +15,20 @@
 #define STUND_BATCH UDP_BATCH_MAX
 /* Datagrams handled per stund_on_readable call before the loop gets to serve everyone else. */
 #define STUND_PASS_BUDGET 256
-/* Receive buffer per datagram: anything longer than a typical MTU is not a request we answer,
- * and arrives truncated (so its length field no longer matches and it is dropped). */
-#define STUND_DATAGRAM_MAX 1500
+/* Receive buffer per datagram: room for a Binding request or TURN ChannelData carrying a full
+ * Ethernet-sized payload; a longer datagram does not fit and is dropped. */
+#define STUND_DATAGRAM_MAX 2048
 
 struct stund {
     socket_t fd;
+    addr_t bound;
     stun_limiter limiter;
     uint64_t responses;
+    stund_hook hook;
     udp_datagram in[STUND_BATCH];
     udp_datagram out[STUND_BATCH];
     uint8_t in_buf[STUND_BATCH][STUND_DATAGRAM_MAX];
-    uint8_t out_buf[STUND_BATCH][STUN_RESPONSE_MAX];
+    uint8_t out_buf[STUND_BATCH][STUND_REPLY_MAX];
 };
 
 stund *stund_open(const addr_t *bind, uint64_t per_ip_rps, uint64_t global_rps, char *err, size_t errlen)
@@ -40,6 +42,7 @@ stund *stund_open(const addr_t *bind, uint64_t per_ip_rps, uint64_t global_rps, 
         snprintf(err, errlen, "out of memory opening the STUN listener on %s", text);
         return NULL;
     }
+    s->bound = *bind;
     s->fd = net_bind_udp(bind, err, errlen);
     if (s->fd == SOCKET_INVALID) {
         free(s);
@@ -80,15 +83,31 @@ void stund_close(stund *s)
 
 socket_t stund_fd(const stund *s) { return s->fd; }
 
+const addr_t *stund_bound(const stund *s) { return &s->bound; }
+
+void stund_set_hook(stund *s, const stund_hook *hook) { s->hook = *hook; }
+
 uint64_t stund_requests(const stund *s) { return s->responses; }
+
+/* A Binding request's first 16 bits: the two zero top bits, the method and the class. */
+static bool is_binding_request(const udp_datagram *d)
+{
+    return d->len >= 2 && d->buf[0] == 0x00 && d->buf[1] == 0x01;
+}
 
 /* Builds the answer to one datagram in *reply; false when it gets none (not a Binding Request,
  * or over a budget: the limiter runs only on valid requests, so junk costs no tokens). */
-static bool answer(stund *s, const udp_datagram *req, udp_datagram *reply, uint64_t now_ms)
+static bool answer(stund *s, udp_datagram *req, udp_datagram *reply, uint64_t now_ms, int *bindings)
 {
     stun_request parsed;
     addr_t source;
 
+    if (s->hook.on_datagram && !is_binding_request(req)) {
+        reply->len = s->hook.on_datagram(s->hook.ctx, req, reply->buf, reply->cap, now_ms);
+        memcpy(&reply->peer, &req->peer, sizeof reply->peer);
+        reply->peer_len = req->peer_len;
+        return reply->len > 0;
+    }
     if (stun_parse(req->buf, req->len, &parsed) == STUN_DROP)
         return false;
     if (req->peer_len <= 0 || (size_t)req->peer_len > sizeof req->peer ||
@@ -99,6 +118,7 @@ static bool answer(stund *s, const udp_datagram *req, udp_datagram *reply, uint6
     reply->len = stun_write_response(&parsed, &source, reply->buf, reply->cap);
     memcpy(&reply->peer, &req->peer, (size_t)req->peer_len);
     reply->peer_len = req->peer_len;
+    *bindings += reply->len > 0;
     return reply->len > 0;
 }
 
@@ -109,16 +129,20 @@ bool stund_on_readable(stund *s, uint64_t now_ms)
     while (budget > 0) {
         int want = budget < STUND_BATCH ? budget : STUND_BATCH;
         int got = udp_batch_recv(s->fd, s->in, want);
-        int replies = 0;
+        int replies = 0, bindings = 0;
 
         if (got <= 0)
             return false;   /* drained, or an error the next readiness report will retry */
         budget -= got;
         for (int i = 0; i < got; i++)
-            if (answer(s, &s->in[i], &s->out[replies], now_ms))
+            if (answer(s, &s->in[i], &s->out[replies], now_ms, &bindings))
                 replies++;
-        if (replies > 0)
-            s->responses += (uint64_t)udp_batch_send(s->fd, s->out, replies);
+        if (replies > 0) {
+            int sent = udp_batch_send(s->fd, s->out, replies);
+            s->responses += (uint64_t)(sent < bindings ? sent : bindings);
+        }
+        if (s->hook.end_of_batch)
+            s->hook.end_of_batch(s->hook.ctx);
         if (got < want)
             return false;
     }

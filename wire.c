@@ -1,6 +1,7 @@
-/* The relay wire (RLY-001..007 and the pex_ passthrough): decoding one JSON text into a wire_msg
- * with serde's rules (type tag anywhere, unknown fields ignored, duplicates and missing fields
- * rejected), and writing each message byte-identical with the reference serde_json output.
+/* The relay wire (RLY-001..007, the pex_ passthrough and issue 15's TURN credential pair):
+ * decoding one JSON text into a wire_msg with serde's rules (type tag anywhere, unknown fields
+ * ignored, duplicates and missing fields rejected), and writing each message byte-identical with
+ * the reference serde_json output.
  *
  * Decoding is one pass over the object. Every field name has the same JSON type in every message
  * it appears in, so each known field is parsed by type as soon as it is met, before the `type`
@@ -19,13 +20,13 @@
 enum field {
     F_TYPE, F_PEER_ID, F_NETWORK_ID, F_PROTOCOL_VERSION, F_LISTEN_ADDRS, F_SUCCESS, F_MESSAGE,
     F_CONNECTED_PEERS, F_FROM, F_TO, F_PAYLOAD, F_SEQ, F_EXCLUDE, F_PEER, F_PEERS, F_TIMESTAMP,
-    F_TARGET_PEER_ID, F_EXTERNAL_ADDR, F_CODE, F_COUNT
+    F_TARGET_PEER_ID, F_EXTERNAL_ADDR, F_CODE, F_USERNAME, F_PASSWORD, F_TTL_SECS, F_URIS, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "type", "peer_id", "network_id", "protocol_version", "listen_addrs", "success", "message",
     "connected_peers", "from", "to", "payload", "seq", "exclude", "peer", "peers", "timestamp",
-    "target_peer_id", "external_addr", "code"
+    "target_peer_id", "external_addr", "code", "username", "password", "ttl_secs", "uris"
 };
 
 #define BIT(f) (1u << (f))
@@ -52,6 +53,9 @@ static const struct {
     [WT_HOLE_PUNCH_COORDINATE] = { "hole_punch_coordinate", BIT(F_PEER_ID) | BIT(F_EXTERNAL_ADDR), 0 },
     [WT_HOLE_PUNCH_RESULT] = { "hole_punch_result", BIT(F_PEER_ID) | BIT(F_SUCCESS), 0 },
     [WT_ERROR] = { "error", BIT(F_CODE) | BIT(F_MESSAGE), 0 },
+    [WT_GET_TURN_CREDENTIALS] = { "get_turn_credentials", 0, 0 },
+    [WT_TURN_CREDENTIALS] = { "turn_credentials",
+                              BIT(F_USERNAME) | BIT(F_PASSWORD) | BIT(F_TTL_SECS) | BIT(F_URIS), 0 },
 };
 #define N_TYPES (sizeof types / sizeof types[0])
 
@@ -578,6 +582,9 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
     case F_FROM: str = &m->from; break;
     case F_TO: str = &m->to; break;
     case F_TARGET_PEER_ID: str = &m->target_peer_id; break;
+    case F_USERNAME: str = &m->username; break;
+    case F_PASSWORD: str = &m->password; break;
+    case F_TTL_SECS: num = &m->ttl_secs; break;
     case F_NETWORK_ID:
         if (json_peek(r) == JSON_NULL) {
             json_read_null(r);
@@ -605,6 +612,7 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
             return "expected a socket address string";
         return addr_from_raw(raw, &m->external_addr) ? NULL : "invalid socket address";
     case F_EXCLUDE:
+    case F_URIS:
     case F_LISTEN_ADDRS: {
         size_t count = 0;
         json_peek(r);
@@ -614,7 +622,7 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
         while (json_array_next(r)) {
             addr_t a;
             if (!json_read_string(r, &raw))
-                return f == F_EXCLUDE ? "expected an array of strings" : "expected an array of socket addresses";
+                return f != F_LISTEN_ADDRS ? "expected an array of strings" : "expected an array of socket addresses";
             if (f == F_LISTEN_ADDRS && !addr_from_raw(raw, &a))
                 return "invalid socket address";
             count++;
@@ -624,6 +632,9 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
         json_span whole = { r->buf + start, r->pos - start };
         if (f == F_EXCLUDE) {
             m->exclude = whole;
+        } else if (f == F_URIS) {
+            m->uris = whole;
+            m->uris_count = count;
         } else {
             m->listen_addrs = whole;
             m->listen_addrs_count = count;
@@ -968,6 +979,48 @@ void wire_write_error(json_writer *w, uint64_t code, const char *message)
     write_error(w, code, cstr(message));
 }
 
+/* Everything up to the URI array: the writer and the re-encoder share it. */
+static void write_turn_credentials_head(json_writer *w, wire_str username, wire_str password,
+                                        uint64_t ttl_secs)
+{
+    JW_LIT(w, "{\"type\":\"turn_credentials\",\"username\":");
+    write_str(w, username);
+    JW_LIT(w, ",\"password\":");
+    write_str(w, password);
+    JW_LIT(w, ",\"ttl_secs\":");
+    jw_u64(w, ttl_secs);
+    JW_LIT(w, ",\"uris\":");
+}
+
+/* A validated raw array of strings, re-encoded canonically. */
+static void write_string_array(json_writer *w, json_span arr, char *scratch)
+{
+    wire_iter it = { 0 };
+    wire_str s;
+    bool first = true;
+    JW_LIT(w, "[");
+    while (wire_next_string(&it, arr, &s, scratch)) {
+        if (!first)
+            JW_LIT(w, ",");
+        first = false;
+        write_str(w, s);
+    }
+    JW_LIT(w, "]");
+}
+
+void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str password,
+                                 uint64_t ttl_secs, const wire_str *uris, size_t n_uris)
+{
+    write_turn_credentials_head(w, username, password, ttl_secs);
+    JW_LIT(w, "[");
+    for (size_t i = 0; i < n_uris; i++) {
+        if (i)
+            JW_LIT(w, ",");
+        write_str(w, uris[i]);
+    }
+    JW_LIT(w, "]}");
+}
+
 /* ---- canonical re-encoding ---- */
 
 /* A validated payload with any whitespace dropped (serde_json writes it compact). */
@@ -988,7 +1041,6 @@ static void write_payload_compact(json_writer *w, json_span payload)
 void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
 {
     wire_iter it = { 0 };
-    wire_str s;
     addr_t a;
     wire_peer_info pi;
     bool first = true;
@@ -1037,14 +1089,9 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
         write_str(w, m->from);
         JW_LIT(w, ",\"payload\":");
         write_payload_compact(w, m->payload);
-        JW_LIT(w, ",\"exclude\":[");
-        while (wire_next_string(&it, m->exclude, &s, scratch)) {
-            if (!first)
-                JW_LIT(w, ",");
-            first = false;
-            write_str(w, s);
-        }
-        JW_LIT(w, "]}");
+        JW_LIT(w, ",\"exclude\":");
+        write_string_array(w, m->exclude, scratch);
+        JW_LIT(w, "}");
         break;
     case WT_PEER_CONNECTED:
         wire_write_peer_connected(w, &m->peer);
@@ -1091,6 +1138,14 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
         break;
     case WT_ERROR:
         write_error(w, m->code, m->message);
+        break;
+    case WT_GET_TURN_CREDENTIALS:
+        JW_LIT(w, "{\"type\":\"get_turn_credentials\"}");
+        break;
+    case WT_TURN_CREDENTIALS:
+        write_turn_credentials_head(w, m->username, m->password, m->ttl_secs);
+        write_string_array(w, m->uris, scratch);
+        JW_LIT(w, "}");
         break;
     case WT_PEX:
     case WT_UNKNOWN:

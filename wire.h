@@ -1,4 +1,5 @@
-/* The relay wire (RLY-001..007, plus recognising RLY-008 pex_ frames) on top of json.c.
+/* The relay wire (RLY-001..007, plus recognising RLY-008 pex_ frames, and the additive
+ * get_turn_credentials / turn_credentials pair of issue 15) on top of json.c.
  *
  * wire_decode reads one JSON text into a wire_msg: the type (which may appear anywhere in the
  * object), every known field, with unknown fields ignored. Strings come out decoded (escapes
@@ -26,6 +27,7 @@ enum wire_type {
     WT_REGISTER, WT_REGISTER_ACK, WT_UNREGISTER, WT_RELAY_MESSAGE, WT_BROADCAST,
     WT_PEER_CONNECTED, WT_PEER_DISCONNECTED, WT_GET_PEERS, WT_PEERS, WT_PING, WT_PONG,
     WT_HOLE_PUNCH_REQUEST, WT_HOLE_PUNCH_COORDINATE, WT_HOLE_PUNCH_RESULT, WT_ERROR,
+    WT_GET_TURN_CREDENTIALS, WT_TURN_CREDENTIALS,   /* ours, beyond the reference (issue 15) */
     WT_PEX            /* any "pex_..." type: handed whole to the PEX binding */
 };
 
@@ -59,6 +61,10 @@ typedef struct {
     size_t listen_addrs_count;
     json_span peers;             /* peers: raw array of peer infos */
     wire_peer_info peer;         /* peer_connected */
+    wire_str username, password; /* turn_credentials */
+    uint64_t ttl_secs;
+    json_span uris;              /* raw array of strings */
+    size_t uris_count;
 } wire_msg;
 
 /* Decodes one message. scratch must hold at least len bytes (decoded strings never grow): a
@@ -105,6 +111,9 @@ void wire_write_ping(json_writer *w, uint64_t timestamp);
 void wire_write_hole_punch_coordinate(json_writer *w, wire_str peer_id, const addr_t *external_addr);
 void wire_write_hole_punch_result(json_writer *w, wire_str peer_id, bool success);
 void wire_write_error(json_writer *w, uint64_t code, const char *message);
+/* {"type":"turn_credentials","username":..,"password":..,"ttl_secs":..,"uris":[..]} */
+void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str password,
+                                 uint64_t ttl_secs, const wire_str *uris, size_t n_uris);
 
 /* Re-encodes any decoded message in canonical form (the conformance round trip): strings
  * re-escaped, addresses formatted, payload whitespace dropped. scratch is for decoding the

@@ -21,24 +21,8 @@ SOCKETS=${SOCKETS:-8}
 WINDOWS=${WINDOWS:-32 64 128 256}
 RELAY=${DIG_RELAY_BIN:-./dig-relay}
 LOAD=${STUN_LOAD:-bench/bin/stun_load}
-WORK=$(mktemp -d /tmp/bench-stun.XXXXXX)
-SERVER_PID=""
-
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-cleanup() { stop_server; rm -rf "$WORK"; }
-trap cleanup EXIT INT TERM
-
-# Servers and tool run at a raised priority when allowed, like bench/bench.sh, so background
-# jobs on a shared machine disturb the figures less; both servers get the same treatment.
-NICE=${BENCH_NICE:--15}
-PRIO=""
-if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null; then PRIO="nice -n $NICE"; fi
+BENCH_NAME=stun
+. bench/server-lib.sh
 
 for f in "$RELAY" "$LOAD"; do
     [ -x "$f" ] || { echo "bench-stun: $f not built (run: make bench-stun)"; exit 2; }
@@ -64,9 +48,6 @@ start_coturn() {
         >"$WORK/coturn.out" 2>&1 &
     SERVER_PID=$!
 }
-
-# CPU time the server process (all its threads) has used, in clock ticks.
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 
 # Runs one round against the server just started, WINDOW deep; prints its responses/s and the
 # server's CPU microseconds per response (a figure background load disturbs far less).
@@ -95,8 +76,6 @@ cpu_coturn=""
 have_coturn=1
 command -v turnserver >/dev/null 2>&1 || have_coturn=0
 
-# Keeps the lowest CPU cost per response seen (the least disturbed measurement).
-lower() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 
 echo "STUN benchmark: $SOCKETS sockets, windows $WINDOWS, ${SECONDS_PER_ROUND}s per round, $ROUNDS rounds"
 echo "machine: $(nproc) CPU(s), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"

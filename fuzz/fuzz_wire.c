@@ -38,6 +38,12 @@ static void check_iterators(const wire_msg *m, char *scratch)
     while (wire_next_peer_info(&ip, m->peers, &p, scratch))
         if (p.n_addresses > ADDR_MAX_DIALABLE)
             abort();
+    wire_iter iu = { 0 };
+    n = 0;
+    while (wire_next_string(&iu, m->uris, &s, scratch))
+        n++;
+    if (n != m->uris_count)
+        abort();
 }
 
 static bool wf_same_str(wire_str a, wire_str b)
@@ -198,6 +204,22 @@ static void wf_notices(const wire_msg *m)
             abort();
         wf_end(&f);
         break;
+    case WT_TURN_CREDENTIALS: {
+        /* The relay's answer written from the same fields reads back the same. */
+        wire_str uris[8];
+        size_t n = 0;
+        wire_iter it = { 0 };
+        while (n < 8 && wire_next_string(&it, m->uris, &uris[n], NULL))
+            n++;
+        wf_begin(&f);
+        wire_write_turn_credentials(&f.w, m->username, m->password, m->ttl_secs, uris, n);
+        if (wf_reread(&f, WT_TURN_CREDENTIALS) &&
+            (!wf_same_str(f.m.username, m->username) || !wf_same_str(f.m.password, m->password) ||
+             f.m.ttl_secs != m->ttl_secs || f.m.uris_count != n))
+            abort();
+        wf_end(&f);
+        break;
+    }
     case WT_HOLE_PUNCH_RESULT:
     case WT_UNREGISTER:
         wf_begin(&f);

@@ -1,6 +1,7 @@
 /* Unit tests for config.c: defaults, flag > env > default precedence, both flag forms, the
  * usage errors (each naming its flag or variable), validation and the clamping of defaults,
- * RUST_LOG filters, and a help text that documents every option. */
+ * RUST_LOG filters, the TURN options and their errors, and a help text that documents every
+ * option. */
 #include "config.h"
 #include "test.h"
 
@@ -576,6 +577,17 @@ static void test_usage_documents_everything(void)
         "--tls-cert", "DIG_RELAY_TLS_CERT_PATH", "--tls-key", "DIG_RELAY_TLS_KEY_PATH",
         "--log-level", "RUST_LOG", "serve", "--help", "--version", "install",
         "--trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS",
+        "--turn ", "DIG_RELAY_TURN=1", "--turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP",
+        "--turn-realm", "DIG_RELAY_TURN_REALM", "dig.net", "--turn-secret-file",
+        "DIG_RELAY_TURN_SECRET_FILE", "--state-dir", "DIG_RELAY_STATE_DIR", "/var/lib/dig-relay",
+        "--turn-tcp-listen", "DIG_RELAY_TURN_TCP_LISTEN", "--turn-relay-ports",
+        "DIG_RELAY_TURN_RELAY_PORTS", "49152-65535", "--turn-max-allocations ",
+        "DIG_RELAY_TURN_MAX_ALLOCATIONS ", "--turn-max-allocations-per-user",
+        "DIG_RELAY_TURN_MAX_ALLOCATIONS_PER_USER", "--turn-credential-ttl-secs",
+        "DIG_RELAY_TURN_CREDENTIAL_TTL_SECS", "86400", "--turn-max-bps", "DIG_RELAY_TURN_MAX_BPS",
+        "--turn-allow-peer-cidrs", "DIG_RELAY_TURN_ALLOW_PEER_CIDRS", "--turn-deny-peer-cidrs",
+        "DIG_RELAY_TURN_DENY_PEER_CIDRS", "--turn-allow-loopback-peers",
+        "DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS",
     };
     const char *u = config_usage();
     for (size_t i = 0; i < sizeof must_appear / sizeof must_appear[0]; i++) {
@@ -592,7 +604,7 @@ static void test_usage_documents_everything(void)
         char flag[64];
         snprintf(flag, sizeof flag, "%.*s", (int)n, name);
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0 ||
-            strcmp(flag, "--json") == 0)
+            strcmp(flag, "--json") == 0 || strcmp(flag, "--turn-allow-loopback-peers") == 0)
             continue;
         int rc = PARSE(flag);
         if (strstr(err, "unknown flag") != NULL || rc == 0) {
@@ -600,6 +612,143 @@ static void test_usage_documents_everything(void)
             test_cur_failed = 1;
         }
     }
+}
+
+static void test_turn_flags(void)
+{
+    char path[256];
+    env_clear();
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK(!cfg.turn && cfg.turn_public_ip.family == 0 && !cfg.turn_allow_loopback_peers);
+    CHECK_EQ_STR(cfg.turn_realm, "dig.net");
+    CHECK(cfg.turn_secret_file == NULL && cfg.state_dir == NULL);
+    CHECK_ADDR(cfg.turn_tcp_listen, "[::]:3478");
+    CHECK(cfg.turn_relay_ports.lo == 49152 && cfg.turn_relay_ports.hi == 65535);
+    CHECK_EQ_INT(cfg.turn_max_allocations, 1000);
+    CHECK_EQ_INT(cfg.turn_max_allocations_per_user, 10);
+    CHECK_EQ_INT(cfg.turn_credential_ttl_secs, 86400);
+    CHECK_EQ_INT(cfg.turn_max_bps, 0);
+    CHECK(cfg.turn_allow_peers.n == 0 && cfg.turn_deny_peers.n == 0);
+    CHECK(config_turn_secret_path(&cfg, "/var/lib/dig-relay", path, sizeof path));
+    CHECK_EQ_STR(path, "/var/lib/dig-relay/turn-secret");
+
+    REQUIRE(PARSE("--turn", "--turn-public-ip", "203.0.113.7", "--turn-realm", "relay.example",
+                  "--turn-secret-file", "/etc/dig/secret", "--state-dir", "/srv/dig",
+                  "--turn-tcp-listen", "0.0.0.0:3479", "--turn-relay-ports", "50000-50100",
+                  "--turn-max-allocations", "20", "--turn-max-allocations-per-user", "2",
+                  "--turn-credential-ttl-secs", "600", "--turn-max-bps", "125000",
+                  "--turn-allow-peer-cidrs", "10.0.0.0/8", "--turn-deny-peer-cidrs",
+                  "198.51.100.0/24, 2001:db8::/32", "--turn-allow-loopback-peers") == 0);
+    CHECK(cfg.turn && cfg.turn_allow_loopback_peers);
+    CHECK(cfg.turn_public_ip.family == 4 && cfg.turn_public_ip.ip[3] == 7);
+    CHECK_EQ_STR(cfg.turn_realm, "relay.example");
+    CHECK_EQ_STR(cfg.turn_secret_file, "/etc/dig/secret");
+    CHECK_EQ_STR(cfg.state_dir, "/srv/dig");
+    CHECK_ADDR(cfg.turn_tcp_listen, "0.0.0.0:3479");
+    CHECK(cfg.turn_relay_ports.lo == 50000 && cfg.turn_relay_ports.hi == 50100);
+    CHECK_EQ_INT(cfg.turn_max_allocations, 20);
+    CHECK_EQ_INT(cfg.turn_max_allocations_per_user, 2);
+    CHECK_EQ_INT(cfg.turn_credential_ttl_secs, 600);
+    CHECK_EQ_INT(cfg.turn_max_bps, 125000);
+    CHECK(cfg.turn_allow_peers.n == 1 && cfg.turn_allow_peers.items[0].prefix == 8);
+    CHECK(cfg.turn_deny_peers.n == 2 && cfg.turn_deny_peers.items[1].family == 6);
+    CHECK(config_turn_secret_path(&cfg, "/unused", path, sizeof path));
+    CHECK_EQ_STR(path, "/etc/dig/secret");
+    REQUIRE(PARSE("--state-dir", "/srv/dig") == 0);
+    CHECK(config_turn_secret_path(&cfg, "/unused", path, sizeof path));
+    CHECK_EQ_STR(path, "/srv/dig/turn-secret");
+    CHECK(!config_turn_secret_path(&cfg, "/unused", path, 8));
+
+    env_set("DIG_RELAY_TURN", "1");
+    env_set("DIG_RELAY_TURN_PUBLIC_IP", "2001:db8::7");
+    env_set("DIG_RELAY_TURN_REALM", "r");
+    env_set("DIG_RELAY_TURN_SECRET_FILE", "s");
+    env_set("DIG_RELAY_STATE_DIR", "d");
+    env_set("DIG_RELAY_TURN_TCP_LISTEN", "[::1]:5000");
+    env_set("DIG_RELAY_TURN_RELAY_PORTS", "1-1");
+    env_set("DIG_RELAY_TURN_MAX_ALLOCATIONS", "3");
+    env_set("DIG_RELAY_TURN_MAX_ALLOCATIONS_PER_USER", "3");
+    env_set("DIG_RELAY_TURN_CREDENTIAL_TTL_SECS", "4");
+    env_set("DIG_RELAY_TURN_MAX_BPS", "5");
+    env_set("DIG_RELAY_TURN_ALLOW_PEER_CIDRS", "::1");
+    env_set("DIG_RELAY_TURN_DENY_PEER_CIDRS", "");
+    env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", "true");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK(cfg.turn && cfg.turn_public_ip.family == 6 && cfg.turn_allow_loopback_peers);
+    CHECK_EQ_STR(cfg.turn_realm, "r");
+    CHECK_EQ_STR(cfg.turn_secret_file, "s");
+    CHECK_EQ_STR(cfg.state_dir, "d");
+    CHECK_ADDR(cfg.turn_tcp_listen, "[::1]:5000");
+    CHECK(cfg.turn_relay_ports.lo == 1 && cfg.turn_relay_ports.hi == 1);
+    CHECK(cfg.turn_max_allocations == 3 && cfg.turn_max_allocations_per_user == 3);
+    CHECK(cfg.turn_credential_ttl_secs == 4 && cfg.turn_max_bps == 5);
+    CHECK(cfg.turn_allow_peers.n == 1 && cfg.turn_allow_peers.items[0].prefix == 128);
+    CHECK(cfg.turn_deny_peers.n == 0);
+    env_clear();
+    static const char *const off[] = {"0", "false", "No", "OFF"}, *const on[] = {"TRUE", "yes", "on"};
+    for (size_t i = 0; i < 4; i++) {
+        env_clear();
+        env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", off[i]);
+        REQUIRE(PARSE(NULL) == 0);
+        CHECK(!cfg.turn_allow_loopback_peers);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        env_clear();
+        env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", on[i]);
+        REQUIRE(PARSE(NULL) == 0);
+        CHECK(cfg.turn_allow_loopback_peers);
+    }
+    env_clear();
+}
+
+static void test_turn_errors_name_the_flag(void)
+{
+    static const struct { const char *args[4]; const char *needle; } bad[] = {
+        {{"--turn"}, "--turn-public-ip is required with --turn"},
+        {{"--turn=1"}, "--turn takes no value"},
+        {{"--turn-public-ip", "example.com"}, "for --turn-public-ip: expected an IP address"},
+        {{"--turn-public-ip", "203.0.113.7:3478"}, "--turn-public-ip"},
+        {{"--turn-public-ip", "0.0.0.0"}, "--turn-public-ip 0.0.0.0 is not a unicast"},
+        {{"--turn-public-ip", "::"}, "--turn-public-ip :: is not a unicast"},
+        {{"--turn-public-ip", "224.0.0.1"}, "not a unicast"},
+        {{"--turn-public-ip", "::ffff:203.0.113.7"}, "give the IPv4 address"},
+        {{"--turn-realm", "has\"quote"}, "for --turn-realm"},
+        {{"--turn-realm", ""}, "--turn-realm"},
+        {{"--turn-relay-ports", "50000"}, "for --turn-relay-ports: expected LO-HI"},
+        {{"--turn-relay-ports", "60000-50000"}, "--turn-relay-ports"},
+        {{"--turn-relay-ports", "0-10"}, "--turn-relay-ports"},
+        {{"--turn-relay-ports", "1-65536"}, "--turn-relay-ports"},
+        {{"--turn-relay-ports", "1- 2"}, "--turn-relay-ports"},
+        {{"--turn-relay-ports", "1-2x"}, "--turn-relay-ports"},
+        {{"--turn-allow-peer-cidrs", "10.0.0.0/8,nope"}, "for --turn-allow-peer-cidrs"},
+        {{"--turn-deny-peer-cidrs", "10.0.0.0/33"}, "for --turn-deny-peer-cidrs"},
+        {{"--turn-max-allocations", "0"}, "--turn-max-allocations must be at least 1"},
+        {{"--turn-max-allocations-per-user", "0"}, "--turn-max-allocations-per-user must be at least 1"},
+        {{"--turn-credential-ttl-secs", "0"}, "--turn-credential-ttl-secs must be at least 1"},
+        {{"--turn-max-allocations", "5", "--turn-max-allocations-per-user", "6"},
+         "--turn-max-allocations-per-user (6) must not exceed --turn-max-allocations (5)"},
+        {{"--turn-max-allocations-per-user", "1001"}, "(1000, the default)"},
+    };
+    env_clear();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = parse_args(bad[i].args[0], bad[i].args[1], bad[i].args[2], bad[i].args[3],
+                            (const char *)NULL);
+        if (rc != 2 || !err_has(bad[i].needle)) {
+            printf("  case %zu (%s): rc %d\n", i, bad[i].args[0], rc);
+            test_cur_failed = 1;
+        }
+    }
+    env_set("DIG_RELAY_TURN", "maybe");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("for DIG_RELAY_TURN: expected 1 or 0"));
+    env_clear();
+    env_set("DIG_RELAY_TURN_DENY_PEER_CIDRS", "x");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("DIG_RELAY_TURN_DENY_PEER_CIDRS"));
+    env_clear();
+    /* A default per-user limit above a lowered total is lowered to fit. */
+    REQUIRE(PARSE("--turn-max-allocations", "4") == 0);
+    CHECK_EQ_INT(cfg.turn_max_allocations_per_user, 4);
 }
 
 int main(void)
@@ -619,5 +768,7 @@ int main(void)
     RUN(test_log_level_words_and_filters);
     RUN(test_log_level_sources);
     RUN(test_usage_documents_everything);
+    RUN(test_turn_flags);
+    RUN(test_turn_errors_name_the_flag);
     return test_finish();
 }

@@ -76,6 +76,15 @@ typedef int (*fuzz_entry)(const uint8_t *data, size_t size);
 #define HAVE_FUZZ_STUN
 #endif
 
+#if __has_include("fuzz/fuzz_turn.c")
+#define LLVMFuzzerTestOneInput fuzz_entry_turn
+#include "fuzz/fuzz_turn.c"
+#undef LLVMFuzzerTestOneInput
+#define HAVE_FUZZ_TURN { "turn", fuzz_entry_turn },
+#else
+#define HAVE_FUZZ_TURN
+#endif
+
 #if __has_include("fuzz/fuzz_wire.c")
 #define LLVMFuzzerTestOneInput fuzz_entry_wire
 #include "fuzz/fuzz_wire.c"
@@ -101,7 +110,7 @@ typedef struct {
 
 static const harness harnesses[] = {
     HAVE_FUZZ_ADDR HAVE_FUZZ_HTTP HAVE_FUZZ_JSON HAVE_FUZZ_PEX HAVE_FUZZ_PROXY HAVE_FUZZ_STUN
-    HAVE_FUZZ_WIRE HAVE_FUZZ_WS
+    HAVE_FUZZ_TURN HAVE_FUZZ_WIRE HAVE_FUZZ_WS
 };
 #define N_HARNESSES (sizeof harnesses / sizeof harnesses[0])
 

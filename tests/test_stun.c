@@ -1,7 +1,11 @@
-/* Unit tests for the STUN codec (stun.c): the RFC 5769 vectors, every drop case, FINGERPRINT,
- * 420 Unknown Attribute, the no-amplification bound, and buffers at odd addresses. Responses are
- * checked with a small decoder written here, independent of the writer under test. */
+/* Unit tests for the STUN codec (stun.c): the RFC 5769 vectors (MESSAGE-INTEGRITY with short- and
+ * long-term keys included), every drop case, FINGERPRINT, 420 Unknown Attribute, the
+ * no-amplification bound, buffers at odd addresses, message types, TURN attributes well formed
+ * and malformed, the message writer, ChannelData and TCP stream framing. Responses are checked
+ * with a small decoder written here, independent of the writer under test. */
 #include "stun.h"
+#include "hash.h"
+#include "tests/rfc5769.h"
 #include "tests/test.h"
 
 #include <stdbool.h>
@@ -660,6 +664,281 @@ static void test_misaligned_buffers(void)
     }
 }
 
+
+/* ---- the general codec: types, TURN attributes, integrity, the writer, ChannelData ---- */
+
+static void test_message_types(void)
+{
+    static const struct { uint16_t method; enum stun_class cls; uint16_t type; } v[] = {
+        { STUN_BINDING, STUN_CLASS_REQUEST, 0x0001 }, { STUN_BINDING, STUN_CLASS_SUCCESS, 0x0101 },
+        { STUN_BINDING, STUN_CLASS_ERROR, 0x0111 }, { STUN_BINDING, STUN_CLASS_INDICATION, 0x0011 },
+        { STUN_ALLOCATE, STUN_CLASS_REQUEST, 0x0003 }, { STUN_ALLOCATE, STUN_CLASS_SUCCESS, 0x0103 },
+        { STUN_ALLOCATE, STUN_CLASS_ERROR, 0x0113 }, { STUN_REFRESH, STUN_CLASS_REQUEST, 0x0004 },
+        { STUN_SEND, STUN_CLASS_INDICATION, 0x0016 }, { STUN_DATA, STUN_CLASS_INDICATION, 0x0017 },
+        { STUN_CREATE_PERMISSION, STUN_CLASS_REQUEST, 0x0008 },
+        { STUN_CHANNEL_BIND, STUN_CLASS_SUCCESS, 0x0109 }, { 0xFFF, STUN_CLASS_ERROR, 0x3FFF },
+        { 0x080, STUN_CLASS_REQUEST, 0x0200 },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        msg m;
+        stun_msg p;
+        CHECK_EQ_INT(stun_type(v[i].method, v[i].cls), v[i].type);
+        msg_start(&m, v[i].type);
+        REQUIRE(stun_decode(m.b, m.n, &p));
+        CHECK_EQ_INT(p.method, v[i].method);
+        CHECK_EQ_INT(p.cls, v[i].cls);
+    }
+}
+
+static void put_be16(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+
+/* An XOR address value as a client writes it (independent of stun_put_xor_addr). */
+static size_t xor_value(uint8_t *out, const addr_t *a, const uint8_t *tid)
+{
+    uint8_t mask[16] = { 0x21, 0x12, 0xa4, 0x42 };
+    size_t ip_len = a->family == 4 ? 4 : 16;
+    memcpy(mask + 4, tid, 12);
+    out[0] = 0;
+    out[1] = a->family == 4 ? 1 : 2;
+    put_be16(out + 2, a->port ^ 0x2112u);
+    for (size_t i = 0; i < ip_len; i++)
+        out[4 + i] = (uint8_t)(a->ip[i] ^ mask[i]);
+    return 4 + ip_len;
+}
+
+static void test_decode_turn_attributes(void)
+{
+    msg m;
+    stun_msg p;
+    uint8_t v[20];
+    addr_t peer4 = v4(198, 51, 100, 9, 5000), peer6 = v6(doc_v6, 6000);
+
+    msg_start(&m, 0x0003);
+    msg_attr(&m, 0x0019, "\x11\0\0\0", 4);            /* REQUESTED-TRANSPORT UDP */
+    msg_attr(&m, 0x0017, "\x02\0\0\0", 4);            /* REQUESTED-ADDRESS-FAMILY IPv6 */
+    msg_attr(&m, 0x000D, "\0\0\x0e\x10", 4);          /* LIFETIME 3600 */
+    msg_attr(&m, 0x0018, "\x80", 1);                  /* EVEN-PORT, R set */
+    msg_attr(&m, 0x001A, NULL, 0);                    /* DONT-FRAGMENT */
+    msg_attr(&m, 0x0006, "1700000000:peer", 15);
+    msg_attr(&m, 0x0014, "dig.net", 7);
+    msg_attr(&m, 0x0015, "abcdef", 6);
+    msg_attr(&m, 0x8022, "sw", 2);
+    msg_attr(&m, 0x000D, "\0\0\0\x01", 4);            /* a second LIFETIME: ignored */
+    REQUIRE(stun_decode(m.b, m.n, &p));
+    CHECK(p.method == STUN_ALLOCATE && p.cls == STUN_CLASS_REQUEST);
+    CHECK(p.has_transport && p.transport == 17);
+    CHECK(p.has_family && p.family == 6);
+    CHECK(p.has_lifetime && p.lifetime == 3600);
+    CHECK(p.has_even_port && p.even_port_reserve);
+    CHECK(p.dont_fragment);
+    CHECK_EQ_MEM(m.b + p.username.off, p.username.len, "1700000000:peer", 15);
+    CHECK_EQ_MEM(m.b + p.realm.off, p.realm.len, "dig.net", 7);
+    CHECK_EQ_MEM(m.b + p.nonce.off, p.nonce.len, "abcdef", 6);
+    CHECK_EQ_MEM(m.b + p.software.off, p.software.len, "sw", 2);
+    CHECK(p.integrity_at == 0 && p.malformed == 0 && p.n_unknown == 0 && !p.fingerprint);
+
+    /* Peers, channel and data. */
+    msg_start(&m, 0x0009);
+    msg_attr(&m, 0x000C, "\x40\x01\0\0", 4);
+    msg_attr(&m, 0x0012, v, (uint16_t)xor_value(v, &peer4, m.b + 8));
+    msg_attr(&m, 0x0012, v, (uint16_t)xor_value(v, &peer6, m.b + 8));
+    msg_attr(&m, 0x0013, "hello", 5);
+    REQUIRE(stun_decode(m.b, m.n, &p));
+    CHECK(p.has_channel && p.channel == 0x4001);
+    REQUIRE(p.n_peers == 2);
+    CHECK(p.peers[0].family == 4 && p.peers[0].port == 5000);
+    CHECK_EQ_MEM(p.peers[0].ip, 4, peer4.ip, 4);
+    CHECK(p.peers[1].family == 6 && p.peers[1].port == 6000);
+    CHECK_EQ_MEM(p.peers[1].ip, 16, doc_v6, 16);
+    CHECK_EQ_MEM(m.b + p.data.off, p.data.len, "hello", 5);
+
+    /* More peers than we read: flagged, not dropped. */
+    msg_start(&m, 0x0008);
+    for (int i = 0; i < STUN_MAX_PEERS + 1; i++)
+        msg_attr(&m, 0x0012, v, (uint16_t)xor_value(v, &peer4, m.b + 8));
+    REQUIRE(stun_decode(m.b, m.n, &p));
+    CHECK(p.too_many_peers && p.n_peers == STUN_MAX_PEERS);
+
+    /* In a Binding request the same attributes are unknown, not parsed. */
+    msg_start(&m, 0x0001);
+    msg_attr(&m, 0x0019, "\x11\0\0\0", 4);
+    REQUIRE(stun_decode(m.b, m.n, &p));
+    CHECK(!p.has_transport && p.n_unknown == 1 && p.unknown[0] == 0x0019);
+}
+
+static void test_decode_malformed_turn_values(void)
+{
+    static const struct { uint16_t type; const char *value; uint16_t len; } bad[] = {
+        { 0x000D, "\0\0\0", 3 }, { 0x0019, "\x11", 1 }, { 0x0017, "\x01\0\0\0\0", 5 },
+        { 0x0018, "\x80\0", 2 }, { 0x000C, "\x40\0", 2 }, { 0x001A, "x", 1 },
+        { 0x0022, "1234", 4 }, { 0x0012, "\0\x03\0\0\0\0\0\0", 8 }, { 0x0012, "\0\x01\0\0\0\0", 6 },
+        { 0x0012, "\0\x02\0\0\0\0\0\0", 8 }, { 0x0008, "short", 5 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg m;
+        stun_msg p;
+        msg_start(&m, 0x0003);
+        msg_attr(&m, 0x0019, "\x11\0\0\0", 4);
+        msg_attr(&m, bad[i].type, bad[i].value, bad[i].len);
+        REQUIRE(stun_decode(m.b, m.n, &p));
+        CHECK_EQ_INT(p.malformed, bad[i].type);
+    }
+    /* An unknown family value is read as 0 (answered 440), not as malformed. */
+    msg m;
+    stun_msg p;
+    msg_start(&m, 0x0003);
+    msg_attr(&m, 0x0017, "\x03\0\0\0", 4);
+    REQUIRE(stun_decode(m.b, m.n, &p));
+    CHECK(p.has_family && p.family == 0 && p.malformed == 0);
+}
+
+/* RFC 5769 §2.1 and §2.2 are signed with the short-term password as the key; §2.1 also carries a
+ * FINGERPRINT after the integrity, so the length the signer used must be reconstructed. */
+static void test_check_integrity_rfc5769(void)
+{
+    static const char pw[] = "VOkJxbRl1RmTxUk/WvJxBt";
+    stun_msg p;
+    uint8_t copy[sizeof rfc5769_request];
+
+    REQUIRE(stun_decode(rfc5769_request, sizeof rfc5769_request, &p));
+    REQUIRE(p.integrity_at == 76);
+    CHECK(p.fingerprint);
+    CHECK(stun_check_integrity(rfc5769_request, &p, (const uint8_t *)pw, sizeof pw - 1));
+    CHECK(!stun_check_integrity(rfc5769_request, &p, (const uint8_t *)pw, sizeof pw - 2));
+
+    REQUIRE(stun_decode(rfc5769_response_v4, sizeof rfc5769_response_v4, &p));
+    CHECK(p.cls == STUN_CLASS_SUCCESS);
+    CHECK(stun_check_integrity(rfc5769_response_v4, &p, (const uint8_t *)pw, sizeof pw - 1));
+    REQUIRE(stun_decode(rfc5769_response_v6, sizeof rfc5769_response_v6, &p));
+    CHECK(stun_check_integrity(rfc5769_response_v6, &p, (const uint8_t *)pw, sizeof pw - 1));
+
+    /* A flipped bit in a covered attribute fails the integrity (the fingerprint is left stale, so
+     * only the integrity check is asked). */
+    memcpy(copy, rfc5769_request, sizeof copy);
+    REQUIRE(stun_decode(copy, sizeof copy, &p));
+    copy[30] ^= 1;
+    CHECK(!stun_check_integrity(copy, &p, (const uint8_t *)pw, sizeof pw - 1));
+}
+
+/* RFC 5769 §2.4 through the decoder: USERNAME, NONCE and REALM found, and the long-term key
+ * stun_long_term_key makes, MD5("<username>:example.org:TheMatrIX"), verifies its integrity. */
+static void test_check_integrity_rfc5769_long_term(void)
+{
+    stun_msg p;
+    uint8_t key[HASH_MD5_LEN];
+
+    const uint8_t *req = rfc5769_long_term_request;
+    REQUIRE(stun_decode(req, sizeof rfc5769_long_term_request, &p));
+    CHECK_EQ_INT(p.username.len, 18);
+    CHECK_EQ_MEM(req + p.nonce.off, p.nonce.len, "f//499k954d6OL34oL9FSTvy64sA", 28);
+    CHECK_EQ_MEM(req + p.realm.off, p.realm.len, "example.org", 11);
+    stun_long_term_key(req + p.username.off, p.username.len, "example.org", "TheMatrIX", key);
+    CHECK(stun_check_integrity(req, &p, key, sizeof key));
+    key[0] ^= 1;
+    CHECK(!stun_check_integrity(req, &p, key, sizeof key));
+}
+
+/* What the writer builds decodes to what was put in, its integrity verifies (with and without a
+ * fingerprint after it) and its padding is zero. */
+static void test_writer_round_trip(void)
+{
+    static const uint8_t tid[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+    static const uint8_t key[16] = "0123456789abcdef";
+    uint8_t buf[256], mac[20];
+    addr_t relayed = v4(203, 0, 113, 5, 50000), mapped = v6(doc_v6, 40000);
+    stun_writer w;
+    stun_msg p;
+    decoded d;
+    size_t n;
+
+    for (int fp = 0; fp < 2; fp++) {
+        stun_begin(&w, buf, sizeof buf, stun_type(STUN_ALLOCATE, STUN_CLASS_SUCCESS), tid);
+        stun_put_xor_addr(&w, STUN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
+        stun_put_xor_addr(&w, STUN_ATTR_XOR_MAPPED_ADDRESS, &mapped);
+        stun_put_u32(&w, STUN_ATTR_LIFETIME, 600);
+        stun_put(&w, STUN_ATTR_SOFTWARE, "abcde", 5);
+        stun_put_integrity(&w, key, sizeof key);
+        if (fp)
+            stun_put_fingerprint(&w);
+        n = stun_finish(&w);
+        REQUIRE(n == 20 + 12 + 24 + 8 + 12 + 24 + (fp ? 8u : 0u));
+        CHECK_EQ_MEM(buf + 20 + 12 + 24 + 8 + 9, 3, "\0\0\0", 3);
+        REQUIRE(decode(buf, n, &d));
+        CHECK(d.type == 0x0103 && d.has_fingerprint == (fp == 1));
+        CHECK(!fp || d.fingerprint_ok);
+        CHECK(d.has_mapped && d.mapped.port == 40000);   /* the decoder here reads 0x0020 */
+        REQUIRE(stun_decode(buf, n, &p));
+        REQUIRE(p.integrity_at == 20 + 12 + 24 + 8 + 12);
+        CHECK(stun_check_integrity(buf, &p, key, sizeof key));
+        /* Independently: HMAC over the prefix with the length ending at the integrity. */
+        uint8_t copy[256];
+        memcpy(copy, buf, n);
+        put_be16(copy + 2, p.integrity_at + 24u - 20u);
+        hash_hmac_sha1(key, sizeof key, copy, p.integrity_at, mac);
+        CHECK_EQ_MEM(mac, 20, buf + p.integrity_at + 4, 20);
+        addr_t back;
+        REQUIRE(stun_read_xor_addr(buf + 24, 8, tid, &back));
+        CHECK(back.family == 4 && back.port == 50000 && memcmp(back.ip, relayed.ip, 4) == 0);
+    }
+
+    /* Error with reason and UNKNOWN-ATTRIBUTES, then an overflow. */
+    uint16_t unknown[3] = { 0x0024, 0x0003, 0x7FFF };
+    stun_begin(&w, buf, sizeof buf, stun_type(STUN_ALLOCATE, STUN_CLASS_ERROR), tid);
+    stun_put_error(&w, 438, "Stale Nonce");
+    stun_put_unknown(&w, unknown, 3);
+    n = stun_finish(&w);
+    REQUIRE(decode(buf, n, &d));
+    CHECK_EQ_INT(d.error_code, 438);
+    CHECK(d.n_unknown == 3 && d.unknown[2] == 0x7FFF);
+    CHECK_EQ_MEM(buf + 28, 11, "Stale Nonce", 11);
+
+    stun_begin(&w, buf, 40, stun_type(STUN_DATA, STUN_CLASS_INDICATION), tid);
+    stun_put(&w, STUN_ATTR_DATA, "0123456789abcdef0123", 20);
+    CHECK(w.overflow);
+    CHECK_EQ_INT(stun_finish(&w), 0);
+    stun_begin(&w, buf, 10, stun_type(STUN_DATA, STUN_CLASS_INDICATION), tid);
+    CHECK_EQ_INT(stun_finish(&w), 0);
+}
+
+static void test_channel_data_framing(void)
+{
+    uint8_t d[16] = { 0x40, 0x00, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0 };
+    uint16_t ch;
+    size_t len;
+
+    CHECK(stun_is_channel_data(0x40) && stun_is_channel_data(0x7F));
+    CHECK(!stun_is_channel_data(0x00) && !stun_is_channel_data(0x80) && !stun_is_channel_data(0xC0));
+    CHECK(stun_channel_data_read(d, 9, &ch, &len) && ch == 0x4000 && len == 5);
+    CHECK(stun_channel_data_read(d, 12, &ch, &len) && len == 5);   /* padding allowed over UDP */
+    CHECK(!stun_channel_data_read(d, 8, &ch, &len));                /* shorter than it claims */
+    CHECK(!stun_channel_data_read(d, 3, &ch, &len));
+    d[0] = 0x7F, d[1] = 0xFF;
+    CHECK(stun_channel_data_read(d, 9, &ch, &len) && ch == 0x7FFF);
+    d[0] = 0x80, d[1] = 0x00;
+    CHECK(!stun_channel_data_read(d, 9, &ch, &len));
+    d[0] = 0x3F, d[1] = 0xFF;
+    CHECK(!stun_channel_data_read(d, 9, &ch, &len));
+
+    uint8_t hdr[4];
+    CHECK_EQ_INT(stun_channel_data_header(hdr, 0x4001, 5, false), 0);
+    CHECK_EQ_MEM(hdr, 4, "\x40\x01\x00\x05", 4);
+    CHECK_EQ_INT(stun_channel_data_header(hdr, 0x4001, 5, true), 3);
+    CHECK_EQ_INT(stun_channel_data_header(hdr, 0x4001, 8, true), 0);
+    CHECK_EQ_INT(stun_channel_data_header(hdr, 0x4001, 0, true), 0);
+
+    /* Stream framing. */
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x40\x00\x00", 3), 0);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x40\x00\x00\x05", 4), 12);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x40\x00\x00\x08", 4), 12);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x00\x03\x00\x08", 4), 28);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x00\x03\x00\x06", 4), -1);
+    /* "GET " has the top bits of ChannelData: an HTTP client is framed as junk of its own length. */
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"GET ", 4), 4 + 0x5420);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x80\x00\x00\x00", 4), -1);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\xC0\x00\x00\x00", 4), -1);
+    CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x7F\xFF\xFF\xFF", 4), 4 + 0x10000);
+}
+
 int main(void)
 {
     RUN(test_crc32_check_value);
@@ -680,5 +959,12 @@ int main(void)
     RUN(test_no_amplification);
     RUN(test_write_response_refuses_small_buffer_and_drop);
     RUN(test_misaligned_buffers);
+    RUN(test_message_types);
+    RUN(test_decode_turn_attributes);
+    RUN(test_decode_malformed_turn_values);
+    RUN(test_check_integrity_rfc5769);
+    RUN(test_check_integrity_rfc5769_long_term);
+    RUN(test_writer_round_trip);
+    RUN(test_channel_data_framing);
     return test_finish();
 }

@@ -735,8 +735,44 @@ static void test_payload_record_sized(void)
     check_every_kernel(m.payload.p + 1, m.payload.n - 2, true, 5000);
 }
 
+/* issue 15's additive pair: get_turn_credentials (no fields) and the turn_credentials answer. */
+static void test_turn_credentials(void)
+{
+    wire_msg m;
+    json_writer w;
+    REQUIRE(decode("{\"type\":\"get_turn_credentials\"}", &m));
+    CHECK(m.type == WT_GET_TURN_CREDENTIALS);
+    REQUIRE(decode("{\"extra\":[1],\"type\":\"get_turn_credentials\",\"peer_id\":5}", &m));
+    CHECK(m.type == WT_GET_TURN_CREDENTIALS);   /* unknown and unused fields are ignored */
+
+    static const char full[] =
+        "{\"type\":\"turn_credentials\",\"username\":\"1700086400:ab\",\"password\":\"x/y+z=\","
+        "\"ttl_secs\":86400,\"uris\":[\"turn:203.0.113.7:3478?transport=udp\","
+        "\"turn:[2001:db8::7]:3478?transport=tcp\"]}";
+    REQUIRE(decode(full, &m));
+    CHECK(m.type == WT_TURN_CREDENTIALS && m.ttl_secs == 86400 && m.uris_count == 2);
+    CHECK(m.username.n == 13 && memcmp(m.username.p, "1700086400:ab", 13) == 0);
+    CHECK(m.password.n == 6 && memcmp(m.password.p, "x/y+z=", 6) == 0);
+    CHECK(round_trip(full, sizeof full - 1, full, sizeof full - 1));
+    CHECK(rejects_with("{\"type\":\"turn_credentials\",\"username\":\"u\",\"password\":\"p\",\"ttl_secs\":1}",
+                       "missing field `uris`"));
+    CHECK(rejects_with("{\"type\":\"turn_credentials\",\"username\":\"u\",\"password\":\"p\",\"ttl_secs\":1,"
+                       "\"uris\":[1]}", "invalid value for field `uris`: expected an array of strings"));
+    CHECK(rejects_with("{\"type\":\"turn_credentials\",\"username\":7,\"password\":\"p\",\"ttl_secs\":1,"
+                       "\"uris\":[]}", "invalid value for field `username`: expected a string"));
+
+    wire_str uris[2] = { { "turn:1.2.3.4:3478?transport=udp", 31 }, { "turn:1.2.3.4:3478?transport=tcp", 31 } };
+    jw_init(&w, 0, 1 << 16);
+    wire_write_turn_credentials(&w, (wire_str){ "9:p\"q", 5 }, (wire_str){ "pw", 2 }, 60, uris, 2);
+    EXPECT_OUT(w, "{\"type\":\"turn_credentials\",\"username\":\"9:p\\\"q\",\"password\":\"pw\","
+                  "\"ttl_secs\":60,\"uris\":[\"turn:1.2.3.4:3478?transport=udp\","
+                  "\"turn:1.2.3.4:3478?transport=tcp\"]}");
+    jw_free(&w);
+}
+
 int main(void)
 {
+    RUN(test_turn_credentials);
     RUN(test_conformance_valid);
     RUN(test_payload_fast_path_agrees_with_reference);
     RUN(test_payload_record_sized);
