@@ -725,6 +725,14 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         }
         c->max_connections_per_ip = c->max_connections;
     }
+    /* Last, so every other mistake is reported first: accepting the flags without terminating
+     * TLS would claim a protection the relay does not give. */
+    if (c->tls_cert_path != NULL) {
+        snprintf(err, errlen,
+                 "--tls-cert and --tls-key: TLS is not built in to this dig-relay; terminate TLS "
+                 "in front of it (a load balancer or proxy) and leave both unset");
+        return 2;
+    }
     return 0;
 }
 
@@ -825,10 +833,11 @@ const char *config_usage(void)
         "\n"
         "TLS (both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"
-        "      Relay certificate (PEM); with --tls-key the relay terminates mTLS itself and\n"
-        "      requires each client's certificate to match its registered peer id.\n"
+        "      Relay certificate (PEM), for terminating TLS in the relay itself.\n"
         "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
-        "      Private key (PEM) for --tls-cert. Unset: plain ws://, TLS ends upstream.\n"
+        "      Private key (PEM) for --tls-cert.\n"
+        "  This build has no TLS: it refuses to start when either is set. Leave both unset and\n"
+        "  terminate TLS in front of the relay; it then serves plain ws://.\n"
         "\n"
         "TURN (RFC 8656) beside STUN, off by default. TURN over UDP shares the STUN socket;\n"
         "registered nodes get time-limited credentials with get_turn_credentials:\n"

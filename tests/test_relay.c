@@ -1535,6 +1535,25 @@ static void test_cli_unknown_flag_and_bad_values(void)
     CHECK(strstr(err, "DIG_RELAY_MAX_CONNECTIONS") != NULL || strstr(err, "max-connections") != NULL);
 }
 
+/* A build without TLS refuses --tls-cert/--tls-key (flags or variables) instead of accepting them
+ * and serving plain ws:// while --help promised certificate checks. */
+static void test_cli_tls_refused_without_tls(void)
+{
+    char out[16384], err[4096];
+    const char *const flags[] = { "--tls-cert", "/tmp/cert.pem", "--tls-key", "/tmp/key.pem", NULL };
+    CHECK_EQ_INT(h_run_binary(flags, NULL, out, sizeof out, err, sizeof err, 5000), 2);
+    CHECK(strstr(err, "TLS is not built in") != NULL);
+    const char *const env[] = { "DIG_RELAY_TLS_CERT_PATH=/tmp/cert.pem",
+                                "DIG_RELAY_TLS_KEY_PATH=/tmp/key.pem", NULL };
+    const char *const none[] = { NULL };
+    CHECK_EQ_INT(h_run_binary(none, env, out, sizeof out, err, sizeof err, 5000), 2);
+    CHECK(strstr(err, "TLS is not built in") != NULL);
+    const char *const help[] = { "--help", NULL };
+    CHECK_EQ_INT(h_run_binary(help, NULL, out, sizeof out, err, sizeof err, 5000), 0);
+    CHECK(strstr(out, "This build has no TLS") != NULL);
+    CHECK(strstr(out, "mTLS") == NULL);
+}
+
 static void test_cli_port_in_use(void)
 {
     int hold = socket(AF_INET, SOCK_STREAM, 0);
@@ -1770,6 +1789,7 @@ int main(void)
     T(test_max_connections_enforced_at_accept);
     T(test_sigterm_closes_with_1001_and_exits_0);
     T(test_cli_unknown_flag_and_bad_values);
+    T(test_cli_tls_refused_without_tls);
     T(test_cli_port_in_use);
     T(test_cli_help_lists_every_flag);
     T(test_cli_version);
