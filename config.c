@@ -21,6 +21,7 @@ enum value_kind {
     VALUE_PATH,    /* any non-empty text */
     VALUE_CIDRS,   /* comma-separated IP networks, possibly none */
     VALUE_LEVEL,   /* --log-level word or filter */
+    VALUE_CLIENT_AUTH, /* --tls-client-auth required|optional|none */
     VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
     VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
     VALUE_BOOL,    /* a switch that is stored: no value as a flag; 1/0, true/false... as a variable */
@@ -90,6 +91,10 @@ static const option_def options[] = {
     {"tls-key", "DIG_RELAY_TLS_KEY_PATH", VALUE_PATH, FIELD(tls_key_path), 0, NO_SET},
     {"trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS", VALUE_CIDRS, FIELD(trusted_proxies),
      0, NO_SET},
+    {"tls-client-auth", "DIG_RELAY_TLS_CLIENT_AUTH", VALUE_CLIENT_AUTH, FIELD(tls_client_auth), 0,
+     FIELD(set_tls_client_auth)},
+    {"tls-client-ca", "DIG_RELAY_TLS_CLIENT_CA_PATH", VALUE_PATH, FIELD(tls_client_ca_path), 0,
+     NO_SET},
     {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
     {"turn", "DIG_RELAY_TURN", VALUE_BOOL, FIELD(turn), 0, NO_SET},
     {"turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP", VALUE_IP, FIELD(turn_public_ip), 0, NO_SET},
@@ -352,6 +357,21 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
             return 2;
         }
         memcpy(base + o->offset, &level, sizeof level);
+        break;
+    }
+    case VALUE_CLIENT_AUTH: {
+        static const char *const words[] = {"required", "optional", "none"};
+        size_t i = 0;
+        while (i < sizeof words / sizeof words[0] && strcmp(value, words[i]) != 0)
+            i++;
+        if (i == sizeof words / sizeof words[0]) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected required, optional or none", value,
+                     source);
+            return 2;
+        }
+        enum tls_client_auth mode = (enum tls_client_auth)i;
+        memcpy(base + o->offset, &mode, sizeof mode);
         break;
     }
     case VALUE_SCOPE:
@@ -619,6 +639,17 @@ int config_validate(relay_config *c, char *err, size_t errlen)
                  c->tls_cert_path == NULL ? "--tls-cert" : "--tls-key");
         return 2;
     }
+    if (c->tls_cert_path == NULL && (c->set_tls_client_auth || c->tls_client_ca_path != NULL)) {
+        snprintf(err, errlen, "%s only applies to TLS, which needs --tls-cert and --tls-key",
+                 c->set_tls_client_auth ? "--tls-client-auth" : "--tls-client-ca");
+        return 2;
+    }
+    if (c->tls_client_ca_path != NULL && c->tls_client_auth == TLS_CLIENT_AUTH_NONE) {
+        snprintf(err, errlen,
+                 "--tls-client-ca cannot be used with --tls-client-auth none: no client "
+                 "certificate is asked for, so there is no chain to check");
+        return 2;
+    }
     if (c->ban_threshold > 0 && c->ban_duration_secs == 0) {
         snprintf(err, errlen,
                  "--ban-duration-secs must be greater than 0 while --ban-threshold is non-zero "
@@ -831,13 +862,19 @@ const char *config_usage(void)
         "      protocol header (v2, or v1) gives a connection's real source address. Empty: no\n"
         "      header is ever read; a header from any other source is a malformed request.\n"
         "\n"
-        "TLS (both or neither):\n"
+        "TLS (--tls-cert and --tls-key: both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"
         "      Relay certificate (PEM), for terminating TLS in the relay itself.\n"
         "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
         "      Private key (PEM) for --tls-cert.\n"
-        "  This build has no TLS: it refuses to start when either is set. Leave both unset and\n"
-        "  terminate TLS in front of the relay; it then serves plain ws://.\n"
+        "  --tls-client-auth MODE             DIG_RELAY_TLS_CLIENT_AUTH        default required\n"
+        "      required: clients must present a certificate; optional: one that is presented\n"
+        "      binds the peer id, clients without one are served as on plain ws://; none:\n"
+        "      no client certificate is asked for.\n"
+        "  --tls-client-ca PATH               DIG_RELAY_TLS_CLIENT_CA_PATH     default unset\n"
+        "      CA certificates (PEM) client chains must lead to. Unset: no chain is checked.\n"
+        "  This build has no TLS: it refuses to start when any of these is set. Leave them\n"
+        "  unset and terminate TLS in front of the relay; it then serves plain ws://.\n"
         "\n"
         "TURN (RFC 8656) beside STUN, off by default. TURN over UDP shares the STUN socket;\n"
         "registered nodes get time-limited credentials with get_turn_credentials:\n"

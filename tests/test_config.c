@@ -400,6 +400,47 @@ static void test_trusted_proxy_cidrs(void)
     env_clear();
 }
 
+static void test_tls_client_auth(void)
+{
+    env_clear();
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem"), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_REQUIRED);   /* the reference's behaviour */
+    CHECK(cfg.tls_client_ca_path == NULL);
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth",
+                       "optional", "--tls-client-ca", "ca.pem"), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_OPTIONAL);
+    CHECK_EQ_STR(cfg.tls_client_ca_path, "ca.pem");
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth=none"),
+                 tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_NONE);
+    env_set("DIG_RELAY_TLS_CERT_PATH", "c.pem");
+    env_set("DIG_RELAY_TLS_KEY_PATH", "k.pem");
+    env_set("DIG_RELAY_TLS_CLIENT_AUTH", "optional");
+    env_set("DIG_RELAY_TLS_CLIENT_CA_PATH", "/etc/dig/ca.pem");
+    CHECK_EQ_INT(PARSE(NULL), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_OPTIONAL);
+    CHECK_EQ_STR(cfg.tls_client_ca_path, "/etc/dig/ca.pem");
+    CHECK_EQ_INT(PARSE("--tls-client-auth", "required"), tls_rc());   /* flag beats variable */
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_REQUIRED);
+
+    env_clear();
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth", "yes"), 2);
+    CHECK(err_has("invalid value 'yes' for --tls-client-auth: expected required, optional or none"));
+    env_set("DIG_RELAY_TLS_CLIENT_AUTH", "Required");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("for DIG_RELAY_TLS_CLIENT_AUTH"));
+    env_clear();
+    /* Either without a certificate and key has nothing to apply to. */
+    CHECK_EQ_INT(PARSE("--tls-client-auth", "optional"), 2);
+    CHECK(err_has("--tls-client-auth only applies to TLS, which needs --tls-cert and --tls-key"));
+    CHECK_EQ_INT(PARSE("--tls-client-ca", "ca.pem"), 2);
+    CHECK(err_has("--tls-client-ca only applies to TLS"));
+    /* A CA to check chains against, while no certificate is asked for. */
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth", "none",
+                       "--tls-client-ca", "ca.pem"), 2);
+    CHECK(err_has("--tls-client-ca cannot be used with --tls-client-auth none"));
+}
+
 static void test_validation_errors(void)
 {
     env_clear();
@@ -585,6 +626,8 @@ static void test_usage_documents_everything(void)
         "--ban-strike-window-secs", "DIG_RELAY_BAN_STRIKE_WINDOW_SECS", "--stun-per-ip-rps",
         "DIG_RELAY_STUN_PER_IP_RPS", "--stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS",
         "--tls-cert", "DIG_RELAY_TLS_CERT_PATH", "--tls-key", "DIG_RELAY_TLS_KEY_PATH",
+        "--tls-client-auth", "DIG_RELAY_TLS_CLIENT_AUTH", "--tls-client-ca",
+        "DIG_RELAY_TLS_CLIENT_CA_PATH",
         "--log-level", "RUST_LOG", "serve", "--help", "--version", "install",
         "--trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS",
         "--turn ", "DIG_RELAY_TURN=1", "--turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP",
@@ -772,6 +815,7 @@ int main(void)
     RUN(test_usage_errors);
     RUN(test_env_errors_name_the_variable);
     RUN(test_trusted_proxy_cidrs);
+    RUN(test_tls_client_auth);
     RUN(test_validation_errors);
     RUN(test_explicit_conflicts_are_refused);
     RUN(test_defaults_are_clamped);

@@ -1601,7 +1601,8 @@ static void test_cli_help_lists_every_flag(void)
         "--liveness-deadline-secs", "--max-connections-per-ip", "--registrations-per-ip-per-sec",
         "--max-registrations-per-ip", "--messages-per-conn-per-sec", "--bytes-per-conn-per-sec",
         "--max-relayed-bytes-per-conn", "--ban-threshold", "--ban-duration-secs", "--ban-strike-window-secs",
-        "--tls-cert", "--tls-key", "--log-level", "--help", "--version",
+        "--tls-cert", "--tls-key", "--tls-client-auth", "--tls-client-ca", "--log-level", "--help",
+        "--version",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         /* each flag as a whole word (so --listen is not satisfied by --health-listen) */
