@@ -545,6 +545,83 @@ int h_run(const char *const *argv, const char *const *env, char *out, size_t out
     return code;
 }
 
+uint8_t *h_read_file(const char *path, size_t *len)
+{
+    const size_t cap = 16u << 20;
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = f ? malloc(cap) : NULL;
+    if (buf == NULL) {
+        printf("  cannot read %s: %s\n", path, f ? "out of memory" : strerror(errno));
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    *len = fread(buf, 1, cap, f);
+    fclose(f);
+    return buf;
+}
+
+int h_sh(const char *cmd, char *out, size_t out_cap, unsigned timeout_ms)
+{
+    char err[2048];
+    const char *const argv[] = { "/bin/sh", "-c", cmd, NULL };
+    int code = h_run(argv, NULL, out, out_cap, err, sizeof err, timeout_ms);
+    if (code != 0)
+        printf("  h_sh: '%s' exited %d: %.600s\n", cmd, code, err);
+    return code;
+}
+
+bool h_have_openssl(void)
+{
+    const char *const argv[] = { "/bin/sh", "-c", "openssl version", NULL };
+    return h_run(argv, NULL, NULL, 0, NULL, 0, 10000) == 0;
+}
+
+bool h_make_cert(const char *dir, const char *name, const char *keyspec, const char *issuer,
+                 bool ca, char peer_id[65])
+{
+    char cmd[2048], gen[128], sign[512], out[256];
+    int bits = 0;
+
+    if (strncmp(keyspec, "ec:", 3) == 0)
+        snprintf(gen, sizeof gen, "-algorithm EC -pkeyopt ec_paramgen_curve:%s", keyspec + 3);
+    else if (sscanf(keyspec, "rsa:%d", &bits) == 1)
+        snprintf(gen, sizeof gen, "-algorithm RSA -pkeyopt rsa_keygen_bits:%d", bits);
+    else {
+        printf("  h_make_cert: unknown key spec %s\n", keyspec);
+        return false;
+    }
+    if (issuer == NULL)
+        snprintf(sign, sizeof sign, "openssl req -x509 -new -key %s.key.pem -subj /CN=%s -days 3650 "
+                 "-addext basicConstraints=critical,CA:%s -out %s.crt.pem", name, name,
+                 ca ? "TRUE" : "FALSE", name);
+    else
+        snprintf(sign, sizeof sign, "openssl req -new -key %s.key.pem -subj /CN=%s -out %s.csr && "
+                 "printf 'basicConstraints=critical,CA:%s\\n' > %s.ext && "
+                 "openssl x509 -req -in %s.csr -CA %s.crt.pem -CAkey %s.key.pem -set_serial %u "
+                 "-days 3650 -extfile %s.ext -out %s.crt.pem", name, name, name,
+                 ca ? "TRUE" : "FALSE", name, name, issuer, issuer, (unsigned)(h_now_ms() & 0xffffff),
+                 name, name);
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; openssl genpkey %s -out %s.key.pem 2>/dev/null; %s 2>/dev/null; "
+             "openssl x509 -in %s.crt.pem -outform DER -out %s.crt.der; "
+             "openssl pkey -in %s.key.pem -outform DER -out %s.key.der; "
+             "openssl x509 -in %s.crt.pem -pubkey -noout | openssl pkey -pubin -outform DER | "
+             "openssl dgst -sha256 -r",
+             dir, gen, name, sign, name, name, name, name, name);
+    if (h_sh(cmd, out, sizeof out, 60000) != 0)
+        return false;
+    if (strlen(out) < 64) {
+        printf("  h_make_cert: no digest from openssl: %s\n", out);
+        return false;
+    }
+    if (peer_id != NULL) {
+        memcpy(peer_id, out, 64);
+        peer_id[64] = '\0';
+    }
+    return true;
+}
+
 int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
                  char *err, size_t err_cap, unsigned timeout_ms)
 {

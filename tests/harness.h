@@ -125,6 +125,24 @@ int h_proc_stop(h_proc *p, unsigned timeout_ms);
 /* Stops it, prints its log when show_log, and removes the log. */
 void h_proc_cleanup(h_proc *p, bool show_log);
 
+/* ---------------------------------------------------------------- certificates (openssl) */
+
+/* True when the openssl program can be run (tests that need it SKIP without it). */
+bool h_have_openssl(void);
+/* Makes a private key and a certificate in dir with the openssl program, as a DIG node or an
+ * operator would: <name>.key.pem (PKCS#8) and <name>.crt.pem, plus DER copies <name>.key.der
+ * and <name>.crt.der for clients that take DER. keyspec is "ec:P-256", "ec:P-384", "ec:P-521" or
+ * "rsa:BITS". issuer is NULL for a self-signed certificate, or the name of one made before in
+ * dir, which signs this one; ca marks it a CA (basicConstraints CA:TRUE). peer_id (may be NULL)
+ * receives what openssl says the DIG peer id is: the lowercase hex SHA-256 of the certificate's
+ * SubjectPublicKeyInfo DER. False (reason printed) on failure. */
+bool h_make_cert(const char *dir, const char *name, const char *keyspec, const char *issuer,
+                 bool ca, char peer_id[65]);
+/* Reads a whole file (up to 16 MiB) into a malloc'd buffer; NULL (reason printed) on failure. */
+uint8_t *h_read_file(const char *path, size_t *len);
+/* Runs a shell command line (/bin/sh -c) to completion; its exit code, -1 on timeout. */
+int h_sh(const char *cmd, char *out, size_t out_cap, unsigned timeout_ms);
+
 /* ---------------------------------------------------------------- raw TCP */
 
 /* Connects to host ("127.0.0.1", "::1", ...) : port, optionally binding the local source address

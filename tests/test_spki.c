@@ -3,7 +3,8 @@
  * public key openssl exports from them; every truncation, a trailing byte, a non-minimal or
  * indefinite length and a wrong tag are refused. */
 #include "spki.h"
-#include "test.h"
+#include "tests/harness.h"
+#include "tests/test.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,20 +13,8 @@
 static uint8_t *load(const char *name, size_t *len)
 {
     char path[256];
-    FILE *f;
-    uint8_t *buf = malloc(8192);
     snprintf(path, sizeof path, "tests/data/tls/%s", name);
-    f = fopen(path, "rb");
-    if (f == NULL || buf == NULL) {
-        printf("  cannot read %s\n", path);
-        free(buf);
-        if (f)
-            fclose(f);
-        return NULL;
-    }
-    *len = fread(buf, 1, 8192, f);
-    fclose(f);
-    return buf;
+    return h_read_file(path, len);
 }
 
 /* The span spki_find returns is byte for byte what `openssl x509 -pubkey | openssl pkey -pubin
