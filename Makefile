@@ -37,7 +37,7 @@ LDLIBS += $(BEARSSL_LIBS)
 else ifeq ($(TLS),1)
 $(error TLS=1 but BearSSL was not found with $(CC): install libbearssl-dev)
 else
-$(info dig-relay: building without TLS: BearSSL not found (install libbearssl-dev; make TLS=0 silences this))
+$(warning dig-relay: building without TLS: BearSSL not found (install libbearssl-dev; make TLS=0 silences this))
 endif
 endif
 

@@ -7,6 +7,7 @@
  * mistake is reported before anything else; then each option takes its flag, else its variable,
  * else keeps its default. An empty variable counts as unset. */
 #include "config.h"
+#include "buildinfo.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -758,10 +759,11 @@ int config_validate(relay_config *c, char *err, size_t errlen)
     }
     /* Last, so every other mistake is reported first: accepting the flags without terminating
      * TLS would claim a protection the relay does not give. */
-    if (c->tls_cert_path != NULL) {
+    if (c->tls_cert_path != NULL && !DIG_HAVE_TLS) {
         snprintf(err, errlen,
-                 "--tls-cert and --tls-key: TLS is not built in to this dig-relay; terminate TLS "
-                 "in front of it (a load balancer or proxy) and leave both unset");
+                 "--tls-cert and --tls-key: TLS is not built in to this dig-relay (it was built "
+                 "without BearSSL, libbearssl-dev); terminate TLS in front of it (a load "
+                 "balancer or proxy) and leave both unset");
         return 2;
     }
     return 0;
@@ -779,6 +781,15 @@ bool config_turn_secret_path(const relay_config *c, const char *default_state_di
 }
 
 /* ---- help --------------------------------------------------------------------------------- */
+
+#if DIG_HAVE_TLS
+#define TLS_BUILD_NOTE \
+    "  A dig-relay built without TLS refuses these flags; --version lists what is built in.\n"
+#else
+#define TLS_BUILD_NOTE \
+    "  This build has no TLS: it refuses to start when any of these is set. Leave them\n" \
+    "  unset and terminate TLS in front of the relay; it then serves plain ws://.\n"
+#endif
 
 const char *config_usage(void)
 {
@@ -862,19 +873,22 @@ const char *config_usage(void)
         "      protocol header (v2, or v1) gives a connection's real source address. Empty: no\n"
         "      header is ever read; a header from any other source is a malformed request.\n"
         "\n"
-        "TLS (--tls-cert and --tls-key: both or neither):\n"
+        "TLS on the relay listener (--tls-cert and --tls-key: both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"
-        "      Relay certificate (PEM), for terminating TLS in the relay itself.\n"
+        "      The relay's certificate chain (PEM, its own certificate first). With --tls-key\n"
+        "      the relay listener speaks TLS 1.2 (wss://, https://); the health, redirect and\n"
+        "      STUN listeners stay plain. Unset: plain ws://, TLS ends in front of the relay.\n"
         "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
-        "      Private key (PEM) for --tls-cert.\n"
+        "      Its private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).\n"
         "  --tls-client-auth MODE             DIG_RELAY_TLS_CLIENT_AUTH        default required\n"
-        "      required: clients must present a certificate; optional: one that is presented\n"
-        "      binds the peer id, clients without one are served as on plain ws://; none:\n"
-        "      no client certificate is asked for.\n"
+        "      required: a client must present a certificate (ECDSA P-256/P-384 or RSA\n"
+        "      2048-4096) and prove it holds its key, and may only register the peer id of\n"
+        "      that certificate (SHA-256 of its public key; else error 6). optional: the same\n"
+        "      for a client that presents one; one without is served as on plain ws://.\n"
+        "      none: no client certificate is asked for.\n"
         "  --tls-client-ca PATH               DIG_RELAY_TLS_CLIENT_CA_PATH     default unset\n"
         "      CA certificates (PEM) client chains must lead to. Unset: no chain is checked.\n"
-        "  This build has no TLS: it refuses to start when any of these is set. Leave them\n"
-        "  unset and terminate TLS in front of the relay; it then serves plain ws://.\n"
+        TLS_BUILD_NOTE
         "\n"
         "TURN (RFC 8656) beside STUN, off by default. TURN over UDP shares the STUN socket;\n"
         "registered nodes get time-limited credentials with get_turn_credentials:\n"

@@ -512,60 +512,87 @@ static long feed(tls_conn *t, unsigned char *dst, size_t room)
     return xport_recv(t->base.fd, dst, room);
 }
 
+/* Decrypts into buf until it is full or the socket has nothing more, so a short read means what
+ * it means on plain TCP: the socket is drained (or the next call reports its end or error). */
 static long tls_read(xport *x, void *buf, size_t len)
 {
     tls_conn *t = (tls_conn *)x;
     br_ssl_engine_context *eng = &t->sc.eng;
+    size_t done = 0;
+    long end;
 
     for (;;) {
         size_t n;
         unsigned char *p;
         unsigned st;
 
-        if (t->state == TS_FAILED)
-            return XPORT_ERROR;
+        if (t->state == TS_FAILED) {
+            end = XPORT_ERROR;
+            break;
+        }
         p = br_ssl_engine_recvapp_buf(eng, &n);
         if (p != NULL) {
-            if (!finish_handshake(t))
-                return XPORT_ERROR;
-            if (n > len)
-                n = len;
-            memcpy(buf, p, n);
+            if (!finish_handshake(t)) {
+                end = XPORT_ERROR;
+                break;
+            }
+            if (n > len - done)
+                n = len - done;
+            memcpy((unsigned char *)buf + done, p, n);
             br_ssl_engine_recvapp_ack(eng, n);
             t->quiet = 0;
-            return (long)n;
+            done += n;
+            if (done == len)
+                return (long)done;
+            continue;
         }
         st = br_ssl_engine_current_state(eng);
-        if (st & BR_SSL_CLOSED)
-            return closed(t);
-        if ((st & BR_SSL_SENDAPP) && !finish_handshake(t))
-            return XPORT_ERROR;
+        if (st & BR_SSL_CLOSED) {
+            end = closed(t);
+            break;
+        }
+        if ((st & BR_SSL_SENDAPP) && !finish_handshake(t)) {
+            end = XPORT_ERROR;
+            break;
+        }
         if (st & BR_SSL_SENDREC) {
             int r = send_records(t);
-            if (r == XPORT_ERROR)
-                return fail(t, "send failed");
+            if (r == XPORT_ERROR) {
+                end = fail(t, "send failed");
+                break;
+            }
             if (r == 0)
                 continue;   /* sending may have let the engine move on */
         }
         p = br_ssl_engine_recvrec_buf(eng, &n);
-        if (p == NULL)
-            return XPORT_AGAIN;   /* our records must leave first: wants() asks for write */
+        if (p == NULL) {
+            end = XPORT_AGAIN;   /* our records must leave first: wants() asks for write */
+            break;
+        }
         long got = feed(t, p, n);
-        if (got == XPORT_AGAIN)
-            return XPORT_AGAIN;
-        if (got == XPORT_ERROR)
-            return fail(t, "receive failed");
+        if (got == XPORT_AGAIN) {
+            end = XPORT_AGAIN;
+            break;
+        }
+        if (got == XPORT_ERROR) {
+            end = fail(t, "receive failed");
+            break;
+        }
         if (got == 0) {
-            if (t->state == TS_HANDSHAKE)
-                return fail(t, "the client closed during the handshake");
-            return 0;   /* closed without close_notify: the end of the stream all the same */
+            /* Closed without close_notify: after the handshake, the end of the stream all the
+             * same (the relay's framing tells a cut message from a whole one). */
+            end = t->state == TS_HANDSHAKE ? fail(t, "the client closed during the handshake") : 0;
+            break;
         }
         t->quiet += (size_t)got;
-        if (t->quiet > QUIET_MAX)
-            return fail(t, t->state == TS_HANDSHAKE ? "handshake larger than 64 KiB"
-                                                    : "64 KiB of records without data");
+        if (t->quiet > QUIET_MAX) {
+            end = fail(t, t->state == TS_HANDSHAKE ? "handshake larger than 64 KiB"
+                                                   : "64 KiB of records without data");
+            break;
+        }
         br_ssl_engine_recvrec_ack(eng, (size_t)got);
     }
+    return done > 0 ? (long)done : end;
 }
 
 static long tls_writev(xport *x, const struct compat_iov *iov, int n)

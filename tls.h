@@ -12,13 +12,10 @@
 #define DIG_TLS_H
 
 #include "config.h"
+#include "buildinfo.h"
 #include "xport.h"
 
 #include <stddef.h>
-
-#ifndef DIG_HAVE_TLS
-#define DIG_HAVE_TLS 0
-#endif
 
 typedef struct tls_server tls_server;
 

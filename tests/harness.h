@@ -73,6 +73,9 @@ int relay_stop(relay_proc *r, unsigned timeout_ms);
 bool relay_alive(relay_proc *r);
 /* Resident set size in KiB from /proc/<pid>/status, 0 when unknown. */
 uint64_t relay_rss_kb(const relay_proc *r);
+/* True when the relay runs under valgrind (tests/valgrind.sh), whose allocator keeps freed
+ * memory in quarantine: RSS bounds say nothing there, valgrind's leak check does. */
+bool relay_under_valgrind(const relay_proc *r);
 /* Prints the last `max_bytes` of the relay's log, prefixed for readability. */
 void relay_print_log(const relay_proc *r, size_t max_bytes);
 /* Stops (if needed) and removes the log file unless keep_log. */
@@ -124,6 +127,11 @@ bool h_proc_alive(h_proc *p);
 int h_proc_stop(h_proc *p, unsigned timeout_ms);
 /* Stops it, prints its log when show_log, and removes the log. */
 void h_proc_cleanup(h_proc *p, bool show_log);
+/* A TLS 1.2 connection to 127.0.0.1:port made by `openssl s_client`, presenting cert and key
+ * (PEM paths) when cert is not NULL. Returns the non-blocking local end of a stream whose bytes
+ * s_client carries over TLS (give it to wsc_opts.fd), or -1; p holds s_client (its stderr in
+ * the log). A refused handshake shows as the stream ending. */
+int h_tls_tunnel(h_proc *p, uint16_t port, const char *cert, const char *key);
 
 /* ---------------------------------------------------------------- certificates (openssl) */
 
@@ -201,6 +209,7 @@ typedef struct {
     const char *extra_headers;/* appended verbatim after the live client's headers ("X: y\r\n") */
     const void *preface;      /* bytes sent before the handshake (a PROXY protocol header) */
     size_t preface_len;
+    int fd;                   /* > 0: speak over this connected stream (h_tls_tunnel) instead */
     unsigned timeout_ms;      /* default 3000 */
 } wsc_opts;
 
