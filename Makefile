@@ -136,7 +136,8 @@ BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
 
 bench/bin/relay_load: bench/relay_load.c
 	@mkdir -p bench/bin
-	$(CC) $(BENCH_CFLAGS) -o $@ $<
+	$(CC) $(BENCH_CFLAGS) $(if $(HAVE_BEARSSL),-DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)) -o $@ $< \
+		$(if $(HAVE_BEARSSL),$(BEARSSL_LIBS))
 
 # tests/test_bench_smoke.c runs the load tool for a few seconds so it never rots.
 test: bench/bin/relay_load
@@ -176,3 +177,12 @@ bench-turn: dig-relay bench/bin/turn_load bench/bin/stun_load
 bench: bench-turn
 
 .PHONY: bench-turn
+
+# TLS benchmark (bench/README.md, "TLS"): the relay's own TLS against HAProxy terminating TLS in
+# front of the plain relay, side by side in one run (needs haproxy and openssl).
+bench-tls: dig-relay bench/bin/relay_load
+	@bash bench/bench-tls.sh
+
+bench: bench-tls
+
+.PHONY: bench-tls

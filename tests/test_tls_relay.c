@@ -8,11 +8,10 @@
  *     clients without one; a chain not under --tls-client-ca is refused;
  *   - HTTP on the wire port over TLS, the health port still plain, headless Chromium loading
  *     https://.../health in `none` mode;
- *   - start-up errors: exit 1 naming the file and what is wrong, exit 2 for usage;
- *   - abuse: garbage instead of a ClientHello, truncated and trickled handshakes, a thousand full
- *     handshakes in a row while a registered peer keeps pinging; the relay stays up, reaps every
- *     stalled handshake at the register deadline and ends with exit status 0.
- * Skipped without TLS built in, openssl, or (for their parts) python3-websockets and chromium. */
+ *   - start-up errors: exit 1 naming the file and what is wrong, exit 2 for usage.
+ * TLS attackers (garbage, truncated and trickled handshakes, a thousand full handshakes) are in
+ * tests/test_attack.c. Skipped without TLS built in, openssl, or (for their parts)
+ * python3-websockets and chromium. */
 #include "tests/test.h"
 #include "tests/harness.h"
 #include "tls.h"
@@ -341,150 +340,6 @@ static void test_startup_errors(void)
     }
 }
 
-/* ---- abuse ------------------------------------------------------------------------------- */
-
-/* A real ClientHello, as Python's ssl writes it, for attackers that send part of one. */
-static size_t client_hello(uint8_t *buf, size_t cap)
-{
-    char path[160];
-    size_t len = 0;
-    snprintf(path, sizeof path, "%s/hello.bin", dir);
-    const char *const argv[] = { PYTHON, "-c",
-        "import ssl, sys\n"
-        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
-        "ctx.verify_mode = ssl.CERT_NONE\n"
-        "i, o = ssl.MemoryBIO(), ssl.MemoryBIO(); s = ctx.wrap_bio(i, o)\n"
-        "try:\n    s.do_handshake()\nexcept ssl.SSLWantReadError:\n    pass\n"
-        "open(sys.argv[1], 'wb').write(o.read())\n", path, NULL };
-    if (h_run(argv, NULL, NULL, 0, NULL, 0, 20000) != 0)
-        return 0;
-    uint8_t *hello = h_read_file(path, &len);
-    if (hello == NULL || len > cap) {
-        free(hello);
-        return 0;
-    }
-    memcpy(buf, hello, len);
-    free(hello);
-    return len;
-}
-
-static void test_abusive_handshakes(void)
-{
-    uint8_t hello[4096];
-    size_t hello_len;
-    NEED_TLS();
-    REQUIRE((hello_len = client_hello(hello, sizeof hello)) > 100);
-    REQUIRE(start_tls((const char *const[]){ "--max-connections-per-ip", "0", NULL }));
-
-    /* A registered peer pings throughout. */
-    tls_ws honest;
-    REQUIRE(tls_ws_connect(&honest, "node"));
-    REQUIRE(wsc_register(&honest.ws, id_node, NET));
-    uint64_t rss_before = relay_rss_kb(&h_relay);
-
-    /* Garbage instead of a ClientHello is dropped at once. */
-    static const char *const garbage[] = { "GET / HTTP/1.1\r\nHost: relay\r\n\r\n",
-                                           "\x16\x03\x01\xff\xff not a hello" };
-    for (size_t i = 0; i < 2; i++) {
-        int fd = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
-        REQUIRE(fd >= 0);
-        uint64_t t0 = h_now_ms();
-        REQUIRE(tcp_send_all(fd, garbage[i], strlen(garbage[i]), WAIT));
-        CHECK(tcp_wait_closed(fd, WAIT));
-        printf("  info: garbage %zu closed after %llu ms\n", i, (unsigned long long)(h_now_ms() - t0));
-        close(fd);
-    }
-
-    /* Half a ClientHello then silence, and a ClientHello one byte a second: both are reaped at
-     * the register deadline (3 s) like any connection that never gets to a request. */
-    int half = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
-    int trickle = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
-    int cut = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);
-    REQUIRE(half >= 0 && trickle >= 0 && cut >= 0);
-    REQUIRE(tcp_send_all(half, hello, hello_len / 2, WAIT));
-    REQUIRE(tcp_send_all(cut, hello, hello_len / 3, WAIT));
-    close(cut);   /* truncated by the client's close */
-    uint64_t t0 = h_now_ms();
-    size_t pos = 0;
-    bool trickle_closed = false, half_closed = false;
-    uint64_t worst = 0;
-    while (h_now_ms() - t0 < 8000 && !(trickle_closed && half_closed)) {
-        if (!trickle_closed && pos < hello_len && send(trickle, hello + pos, 1, MSG_NOSIGNAL) == 1)
-            pos++;
-        long rtt = wsc_ping_rtt(&honest.ws, h_now_ms(), WAIT);
-        CHECK(rtt >= 0);
-        if (rtt > (long)worst)
-            worst = (uint64_t)rtt;
-        if (!trickle_closed && tcp_wait_closed(trickle, 0))
-            trickle_closed = true;
-        if (!half_closed && tcp_wait_closed(half, 0))
-            half_closed = true;
-        h_sleep_ms(1000);
-    }
-    printf("  info: stalled handshakes reaped after %llu ms (%zu bytes trickled), worst ping %llu ms\n",
-           (unsigned long long)(h_now_ms() - t0), pos, (unsigned long long)worst);
-    CHECK(trickle_closed && half_closed);
-    close(half);
-    close(trickle);
-
-    /* A thousand full handshakes in a row (each with a client certificate and a GET /health
-     * answered over it) while the honest peer keeps pinging. */
-    char port[8];
-    snprintf(port, sizeof port, "%u", h_relay.port);
-    const char *const argv[] = { PYTHON, "-c",
-        "import socket, ssl, sys\n"
-        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
-        "ctx.verify_mode = ssl.CERT_NONE; ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
-        "ok = 0\n"
-        "for i in range(1000):\n"
-        "    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))))\n"
-        "    s.sendall(b'GET /health HTTP/1.1\\r\\nHost: relay\\r\\n\\r\\n')\n"
-        "    data = b''\n"
-        "    while True:\n"
-        "        d = s.recv(4096)\n"
-        "        if not d: break\n"
-        "        data += d\n"
-        "    ok += data.startswith(b'HTTP/1.1 200')\n"
-        "    s.close()\n"
-        "print('handshakes', ok)\n",
-        port, path_of("node_rsa", "crt.pem"), path_of("node_rsa", "key.pem"), NULL };
-    h_proc storm;
-    REQUIRE(h_spawn(&storm, argv, NULL));
-    unsigned pings = 0, lost = 0;
-    worst = 0;
-    t0 = h_now_ms();
-    while (h_proc_alive(&storm) && h_now_ms() - t0 < 120000) {
-        long rtt = wsc_ping_rtt(&honest.ws, h_now_ms(), WAIT);
-        pings++;
-        if (rtt < 0)
-            lost++;
-        else if ((uint64_t)rtt > worst)
-            worst = (uint64_t)rtt;
-        h_sleep_ms(20);
-    }
-    uint64_t storm_ms = h_now_ms() - t0;
-    int storm_rc = h_proc_stop(&storm, 5000);
-    char *log = NULL;
-    size_t log_len = 0;
-    log = (char *)h_read_file(storm.log_path, &log_len);
-    if (log) {
-        log[log_len < 65535 ? log_len : 65535] = '\0';
-        printf("  info: %s", log);
-    }
-    CHECK(storm_rc == 0 && log && strstr(log, "handshakes 1000") != NULL);
-    free(log);
-    h_proc_cleanup(&storm, test_cur_failed != 0);
-    uint64_t rss_after = relay_rss_kb(&h_relay);
-    printf("  info: 1000 handshakes in %llu ms; honest peer %u pings, %u lost, worst %llu ms; relay RSS %llu -> %llu KiB\n",
-           (unsigned long long)storm_ms, pings, lost, (unsigned long long)worst,
-           (unsigned long long)rss_before, (unsigned long long)rss_after);
-    CHECK_EQ_INT(lost, 0);
-    CHECK(rss_after < rss_before + 8192 || relay_under_valgrind(&h_relay));
-    CHECK(payload_round_trip(&honest.ws, id_node));   /* still served, byte-exact */
-    tls_ws_close(&honest);
-    STOP_OK();
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -493,7 +348,6 @@ int main(void)
     T(test_https_routes_and_plain_health_port);
     T(test_chromium_loads_health_in_none_mode);
     T(test_startup_errors);
-    T(test_abusive_handshakes);
     if (dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
