@@ -6,6 +6,9 @@
  *     another id gets register_ack{success:false}, error 6 with the reference's text, then the
  *     close; no certificate fails the handshake under `required`; `optional` and `none` serve
  *     clients without one; a chain not under --tls-client-ca is refused;
+ *   - the identity check after the per-source limits (code 7 first) and before the id-in-use
+ *     check (code 6, not 5);
+ *   - a trusted proxy's PROXY header before the ClientHello, in the same segment;
  *   - HTTP on the wire port over TLS, the health port still plain, headless Chromium loading
  *     https://.../health in `none` mode;
  *   - start-up errors: exit 1 naming the file and what is wrong, exit 2 for usage.
@@ -302,6 +305,87 @@ static void test_chromium_loads_health_in_none_mode(void)
     STOP_OK();
 }
 
+/* ---- the identity check among the other refusals ---------------------------------------- */
+
+/* SPEC order: source rate limit (7), identity (6), capacity (4), id in use (5). */
+static void test_identity_check_order(void)
+{
+    char reg_node[512], reg_other[512];
+    uint64_t code = 0;
+    NEED_TLS();
+    h_register_json(reg_node, sizeof reg_node, id_node, NET, NULL);
+    h_register_json(reg_other, sizeof reg_other, "someone-else", NET, NULL);
+
+    /* node_rsa claiming the id node holds: the mismatch is reported, not the id in use. */
+    REQUIRE(start_tls(NULL));
+    tls_ws a, b;
+    REQUIRE(tls_ws_connect(&a, "node"));
+    REQUIRE(wsc_register(&a.ws, id_node, NET));
+    REQUIRE(tls_ws_connect(&b, "node_rsa"));
+    REQUIRE(wsc_send_text(&b.ws, reg_node));
+    REQUIRE(wsc_recv_type(&b.ws, "error", WAIT) == WSC_OK);
+    CHECK(hj_get_u64((const char *)b.ws.msg, "code", &code) && code == 6);
+    tls_ws_close(&b);
+    tls_ws_close(&a);
+    STOP_OK();
+
+    /* One live registration per source: a second one is refused for that (code 7) before its
+     * claim is even compared with its certificate. */
+    REQUIRE(start_tls((const char *const[]){ "--max-registrations-per-ip", "1", NULL }));
+    REQUIRE(tls_ws_connect(&a, "node"));
+    REQUIRE(wsc_register(&a.ws, id_node, NET));
+    REQUIRE(tls_ws_connect(&b, "node_rsa"));
+    REQUIRE(wsc_send_text(&b.ws, reg_other));
+    REQUIRE(wsc_recv_type(&b.ws, "error", WAIT) == WSC_OK);
+    CHECK(hj_get_u64((const char *)b.ws.msg, "code", &code) && code == 7);
+    tls_ws_close(&b);
+    tls_ws_close(&a);
+    STOP_OK();
+}
+
+/* A trusted proxy's PROXY header comes before the TLS handshake, in the same segment as the
+ * start of the ClientHello: the relay takes the source from it and hands the rest to TLS. */
+static void test_proxy_header_before_tls(void)
+{
+    NEED_TLS();
+    REQUIRE(start_tls((const char *const[]){ "--trusted-proxy-cidrs", "127.0.0.1",
+                                             "--log-level", "debug", NULL }));
+    char port[8], out[2048], err[2048];
+    snprintf(port, sizeof port, "%u", h_relay.port);
+    const char *const argv[] = { PYTHON, "-c",
+        "import socket, ssl, sys\n"
+        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
+        "ctx.verify_mode = ssl.CERT_NONE; ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+        "i, o = ssl.MemoryBIO(), ssl.MemoryBIO(); t = ctx.wrap_bio(i, o)\n"
+        "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+        "try:\n    t.do_handshake()\nexcept ssl.SSLWantReadError:\n    pass\n"
+        "s.sendall(b'PROXY TCP4 192.0.2.7 198.51.100.1 4444 9450\\r\\n' + o.read())\n"
+        "def pump():\n"
+        "    d = o.read()\n"
+        "    if d: s.sendall(d)\n"
+        "    r = s.recv(65536)\n"
+        "    if not r: raise SystemExit('closed')\n"
+        "    i.write(r)\n"
+        "while True:\n"
+        "    try:\n        t.do_handshake(); break\n"
+        "    except ssl.SSLWantReadError:\n        pump()\n"
+        "t.write(b'GET /health HTTP/1.1\\r\\nHost: relay\\r\\n\\r\\n'); s.sendall(o.read())\n"
+        "data = b''\n"
+        "while b'}' not in data:\n"
+        "    try:\n        data += t.read(4096)\n"
+        "    except ssl.SSLWantReadError:\n        pump()\n"
+        "print(data.decode().split('\\r\\n')[0])\n",
+        port, path_of("node", "crt.pem"), path_of("node", "key.pem"), NULL };
+    int rc = h_run(argv, NULL, out, sizeof out, err, sizeof err, 30000);
+    if (rc != 0 || !h_starts_with(out, "HTTP/1.1 200"))
+        printf("  client exited %d: %s %.400s\n", rc, out, err);
+    CHECK(rc == 0 && h_starts_with(out, "HTTP/1.1 200"));
+    char *log = relay_read_log(&h_relay);
+    CHECK(log && strstr(log, "PROXY v1 source 192.0.2.7:4444") != NULL);
+    free(log);
+    STOP_OK();
+}
+
 /* ---- start-up errors --------------------------------------------------------------------- */
 
 static void test_startup_errors(void)
@@ -347,6 +431,8 @@ int main(void)
     T(test_python_clients);
     T(test_https_routes_and_plain_health_port);
     T(test_chromium_loads_health_in_none_mode);
+    T(test_identity_check_order);
+    T(test_proxy_header_before_tls);
     T(test_startup_errors);
     if (dir[0]) {
         char cmd[128];
