@@ -7,8 +7,8 @@
  * as the issue says (no certificate fails under required; a presented certificate that fails
  * the policy fails even under optional); a resumed session keeps its identity; bytes read
  * before the transport existed are fed first; garbage, a truncated handshake, a handshake past
- * its byte budget and a stream of empty records all fail; the loader names the file and what is
- * wrong with it. Skipped without openssl or without TLS built in. */
+ * its byte budget and a stream of empty records all fail; a renegotiation is refused; the loader
+ * names the file and what is wrong with it. Skipped without openssl or without TLS built in. */
 #include "tests/harness.h"
 #include "tests/test.h"
 #include "tls.h"
@@ -305,6 +305,11 @@ static bool open_session(tls_server *srv, const char *cert, client *c, server_si
 static bool echoed_all(const client *c, const server_side *s)
 {
     return c->got_len >= c->send_len || s->failed || s->ended || client_closed(c);
+}
+
+static bool client_gave_up(const client *c, const server_side *s)
+{
+    return client_closed(c) || s->failed;
 }
 
 static bool server_read_something(const client *c, const server_side *s)
@@ -713,6 +718,28 @@ static void test_records_without_data_are_bounded(void)
     tls_server_free(srv);
 }
 
+/* A client asking to renegotiate is turned down with a no_renegotiation alert (BearSSL's client
+ * then gives up, its own choice); the server side neither fails nor changes the identity it
+ * proved at first. */
+static void test_no_renegotiation(void)
+{
+    NEED_SETUP();
+    tls_server *srv = server_new(TLS_CLIENT_AUTH_REQUIRED, NULL);
+    REQUIRE(srv != NULL);
+    client c;
+    server_side s;
+    REQUIRE(open_session(srv, "node", &c, &s));
+    CHECK(br_ssl_engine_renegotiate(&c.cc.eng) == 1);   /* the client tries */
+    run_until(&c, &s, client_gave_up);
+    CHECK_EQ_INT(br_ssl_engine_last_error(&c.cc.eng), BR_ERR_RECV_FATAL_ALERT + BR_ALERT_NO_RENEGOTIATION);
+    CHECK(!s.failed);
+    const char *who = s.failed ? NULL : xport_peer_identity(s.x);
+    CHECK(who != NULL && strcmp(who, id_ec256) == 0);
+    server_free(&s);
+    client_free(&c);
+    tls_server_free(srv);
+}
+
 /* A handshake bigger than any real one (a chain of 200 certificates) and a leaf certificate
  * over 8 KiB are refused. */
 static void test_oversized_handshakes(void)
@@ -875,6 +902,7 @@ int main(void)
     RUN(test_trickled_and_truncated_handshakes);
     RUN(test_records_without_data_are_bounded);
     RUN(test_oversized_handshakes);
+    RUN(test_no_renegotiation);
     RUN(test_backpressure_loses_nothing);
     RUN(test_many_handshakes);
     RUN(test_loading_errors_name_the_file);
