@@ -1137,18 +1137,13 @@ static const char *tls_path(const char *name)
     return p;
 }
 
-/* A real ClientHello, as Python's ssl writes it, for the attackers that send part of one. */
+/* A real ClientHello, as Python's ssl writes it (tests/tls_tool.py), for the attackers that
+ * send part of one. */
 static size_t tls_client_hello(uint8_t *buf, size_t cap)
 {
     size_t len = 0;
     const char *path = tls_path("hello.bin");
-    const char *const argv[] = { PYTHON, "-c",
-        "import ssl, sys\n"
-        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
-        "ctx.verify_mode = ssl.CERT_NONE\n"
-        "i, o = ssl.MemoryBIO(), ssl.MemoryBIO(); s = ctx.wrap_bio(i, o)\n"
-        "try:\n    s.do_handshake()\nexcept ssl.SSLWantReadError:\n    pass\n"
-        "open(sys.argv[1], 'wb').write(o.read())\n", path, NULL };
+    const char *const argv[] = { PYTHON, "tests/tls_tool.py", "hello", path, NULL };
     if (h_run(argv, NULL, NULL, 0, NULL, 0, 20000) != 0)
         return 0;
     uint8_t *hello = h_read_file(path, &len);
@@ -1248,23 +1243,9 @@ static void test_tls_relay_under_attack(void)
 
     char port[8];
     snprintf(port, sizeof port, "%u", h_relay.port);
-    const char *const storm_argv[] = { PYTHON, "-c",
-        "import socket, ssl, sys\n"
-        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
-        "ctx.verify_mode = ssl.CERT_NONE; ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
-        "ok = 0\n"
-        "for i in range(int(sys.argv[4])):\n"
-        "    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))))\n"
-        "    s.sendall(b'GET /health HTTP/1.1\\r\\nHost: relay\\r\\n\\r\\n')\n"
-        "    data = b''\n"
-        "    while True:\n"
-        "        d = s.recv(4096)\n"
-        "        if not d: break\n"
-        "        data += d\n"
-        "    ok += data.startswith(b'HTTP/1.1 200')\n"
-        "    s.close()\n"
-        "print('handshakes', ok)\n",
-        port, tls_path("client.crt.pem"), tls_path("client.key.pem"), TLS_HANDSHAKES, NULL };
+    const char *const storm_argv[] = { PYTHON, "tests/tls_tool.py", "handshakes", port,
+                                       tls_path("client.crt.pem"), tls_path("client.key.pem"),
+                                       TLS_HANDSHAKES, NULL };
     h_proc storm;
     REQUIRE(h_spawn(&storm, storm_argv, NULL));
 

@@ -352,30 +352,8 @@ static void test_proxy_header_before_tls(void)
                                              "--log-level", "debug", NULL }));
     char port[8], out[2048], err[2048];
     snprintf(port, sizeof port, "%u", h_relay.port);
-    const char *const argv[] = { PYTHON, "-c",
-        "import socket, ssl, sys\n"
-        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False\n"
-        "ctx.verify_mode = ssl.CERT_NONE; ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
-        "i, o = ssl.MemoryBIO(), ssl.MemoryBIO(); t = ctx.wrap_bio(i, o)\n"
-        "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
-        "try:\n    t.do_handshake()\nexcept ssl.SSLWantReadError:\n    pass\n"
-        "s.sendall(b'PROXY TCP4 192.0.2.7 198.51.100.1 4444 9450\\r\\n' + o.read())\n"
-        "def pump():\n"
-        "    d = o.read()\n"
-        "    if d: s.sendall(d)\n"
-        "    r = s.recv(65536)\n"
-        "    if not r: raise SystemExit('closed')\n"
-        "    i.write(r)\n"
-        "while True:\n"
-        "    try:\n        t.do_handshake(); break\n"
-        "    except ssl.SSLWantReadError:\n        pump()\n"
-        "t.write(b'GET /health HTTP/1.1\\r\\nHost: relay\\r\\n\\r\\n'); s.sendall(o.read())\n"
-        "data = b''\n"
-        "while b'}' not in data:\n"
-        "    try:\n        data += t.read(4096)\n"
-        "    except ssl.SSLWantReadError:\n        pump()\n"
-        "print(data.decode().split('\\r\\n')[0])\n",
-        port, path_of("node", "crt.pem"), path_of("node", "key.pem"), NULL };
+    const char *const argv[] = { PYTHON, "tests/tls_tool.py", "proxied-health", port,
+                                 path_of("node", "crt.pem"), path_of("node", "key.pem"), NULL };
     int rc = h_run(argv, NULL, out, sizeof out, err, sizeof err, 30000);
     if (rc != 0 || !h_starts_with(out, "HTTP/1.1 200"))
         printf("  client exited %d: %s %.400s\n", rc, out, err);
