@@ -1,7 +1,7 @@
 # dig-relay build. Plain make; every top-level *.c except the entry point is library code
 # shared by the binary, the unit tests and the fuzzers, so adding a file needs no edit here.
 # Objects, test programs and the binary of each compiler/sanitizer pair live apart under
-# build/<cc>[-<sanitizer>]/, so switching between builds never needs a `make clean`.
+# build/<cc>[-<sanitizer>][-notls]/, so switching between builds never needs a `make clean`.
 #   make                       build ./dig-relay (a copy of build/<cc>/dig-relay)
 #   make test                  unit + integration tests, ends with "N passed, N failed"
 #   make SANITIZER=address     ASan + UBSan build (in build/<cc>-address/; `make ... test` tests it)
@@ -18,12 +18,35 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -I. -MMD -MP
 LDLIBS  ?=
 
+# ---- optional: TLS with BearSSL (tls.c) ------------------------------------------------------
+# Built in when BearSSL's header and library are found (Debian: libbearssl-dev); TLS=0 leaves it
+# out, TLS=1 fails the build when it is missing. Without it the relay refuses the --tls-* flags.
+# Cross builds with their own BearSSL (the release targets build it from Debian's source
+# package) pass BEARSSL_CFLAGS (an -isystem include directory) and BEARSSL_LIBS; the Windows
+# cross-build takes WINDOWS_TLS (e.g. -DDIG_HAVE_TLS=1 -isystem <bearssl>/inc <libbearssl.a>).
+TLS            ?= auto
+BEARSSL_CFLAGS ?=
+BEARSSL_LIBS   ?= -lbearssl
+WINDOWS_TLS    ?=
+ifneq ($(TLS),0)
+HAVE_BEARSSL := $(shell printf '\043include <bearssl.h>\nint main(void) { br_sha256_context c; br_sha256_init(&c); return 0; }\n' | \
+	$(CC) $(BEARSSL_CFLAGS) -x c -o /dev/null - $(BEARSSL_LIBS) >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_BEARSSL),yes)
+CFLAGS += -DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)
+LDLIBS += $(BEARSSL_LIBS)
+else ifeq ($(TLS),1)
+$(error TLS=1 but BearSSL was not found with $(CC): install libbearssl-dev)
+else
+$(warning dig-relay: building without TLS: BearSSL not found (install libbearssl-dev; make TLS=0 silences this))
+endif
+endif
+
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(HAVE_BEARSSL),,-notls)
 LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c)
 LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -71,7 +94,7 @@ MINGW ?= x86_64-w64-mingw32-gcc
 windows: dig-relay.exe
 dig-relay.exe: dig-relay.c $(LIB_SRC) $(wildcard *.h compat/*.h)
 	$(MINGW) -std=c11 -O2 -D__USE_MINGW_ANSI_STDIO=1 -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -I. \
-		-o $@ dig-relay.c $(LIB_SRC) -lws2_32
+		-o $@ dig-relay.c $(LIB_SRC) $(WINDOWS_TLS) -lws2_32
 
 clean:
 	rm -f dig-relay dig-relay-poll dig-relay.exe
@@ -113,7 +136,8 @@ BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
 
 bench/bin/relay_load: bench/relay_load.c
 	@mkdir -p bench/bin
-	$(CC) $(BENCH_CFLAGS) -o $@ $<
+	$(CC) $(BENCH_CFLAGS) $(if $(HAVE_BEARSSL),-DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)) -o $@ $< \
+		$(if $(HAVE_BEARSSL),$(BEARSSL_LIBS))
 
 # tests/test_bench_smoke.c runs the load tool for a few seconds so it never rots.
 test: bench/bin/relay_load
@@ -153,3 +177,12 @@ bench-turn: dig-relay bench/bin/turn_load bench/bin/stun_load
 bench: bench-turn
 
 .PHONY: bench-turn
+
+# TLS benchmark (bench/README.md, "TLS"): the relay's own TLS against HAProxy terminating TLS in
+# front of the plain relay, side by side in one run (needs haproxy and openssl).
+bench-tls: dig-relay bench/bin/relay_load
+	@bash bench/bench-tls.sh
+
+bench: bench-tls
+
+.PHONY: bench-tls

@@ -7,6 +7,7 @@
  * mistake is reported before anything else; then each option takes its flag, else its variable,
  * else keeps its default. An empty variable counts as unset. */
 #include "config.h"
+#include "buildinfo.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@ enum value_kind {
     VALUE_PATH,    /* any non-empty text */
     VALUE_CIDRS,   /* comma-separated IP networks, possibly none */
     VALUE_LEVEL,   /* --log-level word or filter */
+    VALUE_CLIENT_AUTH, /* --tls-client-auth required|optional|none */
     VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
     VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
     VALUE_BOOL,    /* a switch that is stored: no value as a flag; 1/0, true/false... as a variable */
@@ -90,6 +92,10 @@ static const option_def options[] = {
     {"tls-key", "DIG_RELAY_TLS_KEY_PATH", VALUE_PATH, FIELD(tls_key_path), 0, NO_SET},
     {"trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS", VALUE_CIDRS, FIELD(trusted_proxies),
      0, NO_SET},
+    {"tls-client-auth", "DIG_RELAY_TLS_CLIENT_AUTH", VALUE_CLIENT_AUTH, FIELD(tls_client_auth), 0,
+     FIELD(set_tls_client_auth)},
+    {"tls-client-ca", "DIG_RELAY_TLS_CLIENT_CA_PATH", VALUE_PATH, FIELD(tls_client_ca_path), 0,
+     NO_SET},
     {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
     {"turn", "DIG_RELAY_TURN", VALUE_BOOL, FIELD(turn), 0, NO_SET},
     {"turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP", VALUE_IP, FIELD(turn_public_ip), 0, NO_SET},
@@ -352,6 +358,21 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
             return 2;
         }
         memcpy(base + o->offset, &level, sizeof level);
+        break;
+    }
+    case VALUE_CLIENT_AUTH: {
+        static const char *const words[] = {"required", "optional", "none"};
+        size_t i = 0;
+        while (i < sizeof words / sizeof words[0] && strcmp(value, words[i]) != 0)
+            i++;
+        if (i == sizeof words / sizeof words[0]) {
+            snprintf(err, errlen,
+                     "invalid value '%s' for %s: expected required, optional or none", value,
+                     source);
+            return 2;
+        }
+        enum tls_client_auth mode = (enum tls_client_auth)i;
+        memcpy(base + o->offset, &mode, sizeof mode);
         break;
     }
     case VALUE_SCOPE:
@@ -619,6 +640,17 @@ int config_validate(relay_config *c, char *err, size_t errlen)
                  c->tls_cert_path == NULL ? "--tls-cert" : "--tls-key");
         return 2;
     }
+    if (c->tls_cert_path == NULL && (c->set_tls_client_auth || c->tls_client_ca_path != NULL)) {
+        snprintf(err, errlen, "%s only applies to TLS, which needs --tls-cert and --tls-key",
+                 c->set_tls_client_auth ? "--tls-client-auth" : "--tls-client-ca");
+        return 2;
+    }
+    if (c->tls_client_ca_path != NULL && c->tls_client_auth == TLS_CLIENT_AUTH_NONE) {
+        snprintf(err, errlen,
+                 "--tls-client-ca cannot be used with --tls-client-auth none: no client "
+                 "certificate is asked for, so there is no chain to check");
+        return 2;
+    }
     if (c->ban_threshold > 0 && c->ban_duration_secs == 0) {
         snprintf(err, errlen,
                  "--ban-duration-secs must be greater than 0 while --ban-threshold is non-zero "
@@ -725,6 +757,15 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         }
         c->max_connections_per_ip = c->max_connections;
     }
+    /* Last, so every other mistake is reported first: accepting the flags without terminating
+     * TLS would claim a protection the relay does not give. */
+    if (c->tls_cert_path != NULL && !DIG_HAVE_TLS) {
+        snprintf(err, errlen,
+                 "--tls-cert and --tls-key: TLS is not built in to this dig-relay (it was built "
+                 "without BearSSL, libbearssl-dev); terminate TLS in front of it (a load "
+                 "balancer or proxy) and leave both unset");
+        return 2;
+    }
     return 0;
 }
 
@@ -740,6 +781,15 @@ bool config_turn_secret_path(const relay_config *c, const char *default_state_di
 }
 
 /* ---- help --------------------------------------------------------------------------------- */
+
+#if DIG_HAVE_TLS
+#define TLS_BUILD_NOTE \
+    "  A dig-relay built without TLS refuses these flags; --version lists what is built in.\n"
+#else
+#define TLS_BUILD_NOTE \
+    "  This build has no TLS: it refuses to start when any of these is set. Leave them\n" \
+    "  unset and terminate TLS in front of the relay; it then serves plain ws://.\n"
+#endif
 
 const char *config_usage(void)
 {
@@ -823,12 +873,22 @@ const char *config_usage(void)
         "      protocol header (v2, or v1) gives a connection's real source address. Empty: no\n"
         "      header is ever read; a header from any other source is a malformed request.\n"
         "\n"
-        "TLS (both or neither):\n"
+        "TLS on the relay listener (--tls-cert and --tls-key: both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"
-        "      Relay certificate (PEM); with --tls-key the relay terminates mTLS itself and\n"
-        "      requires each client's certificate to match its registered peer id.\n"
+        "      The relay's certificate chain (PEM, its own certificate first). With --tls-key\n"
+        "      the relay listener speaks TLS 1.2 (wss://, https://); the health, redirect and\n"
+        "      STUN listeners stay plain. Unset: plain ws://, TLS ends in front of the relay.\n"
         "  --tls-key PATH                     DIG_RELAY_TLS_KEY_PATH           default unset\n"
-        "      Private key (PEM) for --tls-cert. Unset: plain ws://, TLS ends upstream.\n"
+        "      Its private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).\n"
+        "  --tls-client-auth MODE             DIG_RELAY_TLS_CLIENT_AUTH        default required\n"
+        "      required: a client must present a certificate (ECDSA P-256/P-384 or RSA\n"
+        "      2048-4096) and prove it holds its key, and may only register the peer id of\n"
+        "      that certificate (SHA-256 of its public key; else error 6). optional: the same\n"
+        "      for a client that presents one; one without is served as on plain ws://.\n"
+        "      none: no client certificate is asked for.\n"
+        "  --tls-client-ca PATH               DIG_RELAY_TLS_CLIENT_CA_PATH     default unset\n"
+        "      CA certificates (PEM) client chains must lead to. Unset: no chain is checked.\n"
+        TLS_BUILD_NOTE
         "\n"
         "TURN (RFC 8656) beside STUN, off by default. TURN over UDP shares the STUN socket;\n"
         "registered nodes get time-limited credentials with get_turn_credentials:\n"

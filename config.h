@@ -16,6 +16,13 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
 enum config_command { CMD_SERVE = 0, CMD_HELP, CMD_VERSION };
 
+/* --tls-client-auth: what a TLS client must show. */
+enum tls_client_auth {
+    TLS_CLIENT_AUTH_REQUIRED = 0,   /* a certificate, or the handshake fails (the reference) */
+    TLS_CLIENT_AUTH_OPTIONAL,       /* asked for; without one the client is served as plain ws:// */
+    TLS_CLIENT_AUTH_NONE            /* not asked for: server-only TLS */
+};
+
 typedef struct {
     uint16_t lo, hi;
 } port_range;
@@ -52,6 +59,8 @@ typedef struct {
 
     const char *tls_cert_path;  /* --tls-cert / DIG_RELAY_TLS_CERT_PATH, NULL when unset */
     const char *tls_key_path;   /* --tls-key  / DIG_RELAY_TLS_KEY_PATH */
+    enum tls_client_auth tls_client_auth;   /* --tls-client-auth, required */
+    const char *tls_client_ca_path;         /* --tls-client-ca, NULL: no chain is validated */
 
     cidr_list trusted_proxies;  /* --trusted-proxy-cidrs: sources whose PROXY preface is read */
 
@@ -77,6 +86,7 @@ typedef struct {
     bool set_max_connections_per_ip, set_max_connections;
     bool set_liveness_deadline, set_health_check_interval, set_idle_timeout;
     bool set_turn_max_allocations, set_turn_max_allocations_per_user;
+    bool set_tls_client_auth;
 } relay_config;
 
 void config_defaults(relay_config *c);

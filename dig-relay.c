@@ -3,6 +3,7 @@
  * closes every connection with 1001 on the way out. */
 #include "compat/compat.h"
 #include "config.h"
+#include "buildinfo.h"
 #include "log.h"
 #include "server.h"
 
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     }
     if (cfg.command == CMD_VERSION) {
         printf("dig-relay %s\n", DIG_RELAY_VERSION);
+        features_print(stdout);
         return 0;
     }
     log_threshold = cfg.log_level;
@@ -50,8 +52,8 @@ int main(int argc, char **argv)
     addr_format(&cfg.listen, text[0]);
     addr_format(&cfg.health_listen, text[1]);
     addr_format(&cfg.stun_listen, text[2]);
-    log_info("dig-relay %s listening: relay ws://%s, health http://%s/health, stun udp %s",
-             DIG_RELAY_VERSION, text[0], text[1], text[2]);
+    log_info("dig-relay %s listening: relay %s://%s, health http://%s/health, stun udp %s",
+             DIG_RELAY_VERSION, cfg.tls_cert_path ? "wss" : "ws", text[0], text[1], text[2]);
     server_run(srv);
     log_info("shutting down");
     server_free(srv);

@@ -351,6 +351,7 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
     network *net;
     wire_peer_info info;
     enum abuse_verdict verdict;
+    const char *identity;
 
     if (reg_of(c)) {
         send_error(s, c, WIRE_ERR_BAD_MESSAGE, "connection is already registered");
@@ -366,6 +367,18 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
         log_debug("refusing register from conn %llu: %s", (unsigned long long)conn_id(c),
                   abuse_reason(verdict));
         refuse_register(s, c, WIRE_ERR_RATE_LIMITED, abuse_reason(verdict));
+        return;
+    }
+    /* Proof of possession (SPEC §3.2): over TLS with a client certificate, the only id a
+     * connection may register is the one its certificate's key proves. */
+    identity = conn_identity(c);
+    if (identity != NULL &&
+        (strlen(identity) != m->peer_id.n || memcmp(identity, m->peer_id.p, m->peer_id.n) != 0)) {
+        log_debug("refusing register of %.*s from conn %llu: its certificate is %s",
+                  (int)m->peer_id.n, m->peer_id.p, (unsigned long long)conn_id(c), identity);
+        abuse_registration_ended(s->abuse, conn_source_key(c));
+        refuse_register(s, c, WIRE_ERR_IDENTITY_MISMATCH,
+                        "peer_id does not match the mTLS client certificate presented");
         return;
     }
     if (s->n_regs >= s->cfg->max_connections) {

@@ -11,6 +11,7 @@
 #include "routes.h"
 #include "secretfile.h"
 #include "stund.h"
+#include "tls.h"
 #include "turnd.h"
 #include "compat/files.h"
 
@@ -34,6 +35,7 @@ struct server {
     relay *relay;
     stund *stun;
     turnd *turn;              /* NULL unless --turn */
+    tls_server *tls;          /* the relay listener's TLS, when --tls-cert is set */
     conn_hub hub;
     conn_listener wire, health, redirect;
     route_table wire_routes, health_routes, redirect_routes;
@@ -260,6 +262,18 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
     s->wire.websocket = true;
     s->wire.per_source_limits = true;
     s->wire.trusted_proxies = &cfg->trusted_proxies;
+    /* TLS wraps the whole relay listener (WebSocket and its HTTP routes); the health and
+     * redirect listeners stay plain. Bad certificate or key files stop the start here. */
+    if (cfg->tls_cert_path != NULL) {
+        s->tls = tls_server_new(cfg->tls_cert_path, cfg->tls_key_path, cfg->tls_client_auth,
+                                cfg->tls_client_ca_path, err, errlen);
+        if (!s->tls) {
+            server_free(s);
+            return NULL;
+        }
+        s->wire.transport.open = tls_open;
+        s->wire.transport.ctx = s->tls;
+    }
     init_listener(s, &s->health, "health", &s->health_routes, MAX_HEALTH_CONNS);
     init_listener(s, &s->redirect, "redirect", &s->redirect_routes, MAX_REDIRECT_CONNS);
 
@@ -354,6 +368,7 @@ void server_free(server *s)
     if (s->redirect_fd != SOCKET_INVALID)
         compat_close(s->redirect_fd);
     relay_free(s->relay);
+    tls_server_free(s->tls);
     loop_timer_stop(s->lp, &s->counter_log);
     abuse_free(&s->abuse);
     loop_free(s->lp);

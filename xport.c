@@ -1,6 +1,6 @@
 /* The plain TCP transport (xport.h): application bytes are the socket's bytes. The only state
  * beyond the socket is the prefix read before the transport existed, returned by the first
- * reads. */
+ * reads. Also the prefix and recv helpers every transport uses. */
 #include "xport.h"
 
 #include <stdlib.h>
@@ -8,9 +8,41 @@
 
 typedef struct {
     xport base;
-    size_t prefix_off, prefix_len;
-    unsigned char prefix[];
+    xport_prefix prefix;
 } plain_xport;
+
+bool xport_prefix_init(xport_prefix *p, const void *bytes, size_t len)
+{
+    p->off = p->len = 0;
+    p->bytes = NULL;
+    if (len == 0)
+        return true;
+    p->bytes = malloc(len);
+    if (p->bytes == NULL)
+        return false;
+    memcpy(p->bytes, bytes, len);
+    p->len = len;
+    return true;
+}
+
+size_t xport_prefix_take(xport_prefix *p, void *dst, size_t room)
+{
+    size_t k = p->len - p->off;
+    if (k > room)
+        k = room;
+    memcpy(dst, p->bytes + p->off, k);
+    p->off += k;
+    if (p->off == p->len)
+        xport_prefix_free(p);
+    return k;
+}
+
+void xport_prefix_free(xport_prefix *p)
+{
+    free(p->bytes);
+    p->bytes = NULL;
+    p->off = p->len = 0;
+}
 
 long xport_recv(socket_t fd, void *buf, size_t len)
 {
@@ -28,14 +60,8 @@ long xport_recv(socket_t fd, void *buf, size_t len)
 static long plain_read(xport *x, void *buf, size_t len)
 {
     plain_xport *p = (plain_xport *)x;
-    if (p->prefix_off < p->prefix_len) {
-        size_t k = p->prefix_len - p->prefix_off;
-        if (k > len)
-            k = len;
-        memcpy(buf, p->prefix + p->prefix_off, k);
-        p->prefix_off += k;
-        return (long)k;
-    }
+    if (xport_prefix_pending(&p->prefix))
+        return (long)xport_prefix_take(&p->prefix, buf, len);
     return xport_recv(x->fd, buf, len);
 }
 
@@ -60,8 +86,7 @@ static int plain_flush(xport *x)
 
 static bool plain_has_buffered_input(const xport *x)
 {
-    const plain_xport *p = (const plain_xport *)x;
-    return p->prefix_off < p->prefix_len;
+    return xport_prefix_pending(&((const plain_xport *)x)->prefix);
 }
 
 static int plain_wants(const xport *x)
@@ -79,6 +104,7 @@ static const char *plain_peer_identity(const xport *x)
 static void plain_close(xport *x)
 {
     compat_close(x->fd);
+    xport_prefix_free(&((plain_xport *)x)->prefix);
     free(x);
 }
 
@@ -89,15 +115,15 @@ static const xport_ops plain_ops = {
 
 xport *xport_plain_open(void *ctx, socket_t fd, const void *prefix, size_t prefix_len)
 {
-    plain_xport *p = malloc(sizeof *p + prefix_len);
+    plain_xport *p = malloc(sizeof *p);
     (void)ctx;
-    if (!p)
+    if (p == NULL)
         return NULL;
+    if (!xport_prefix_init(&p->prefix, prefix, prefix_len)) {
+        free(p);
+        return NULL;
+    }
     p->base.ops = &plain_ops;
     p->base.fd = fd;
-    p->prefix_off = 0;
-    p->prefix_len = prefix_len;
-    if (prefix_len > 0)
-        memcpy(p->prefix, prefix, prefix_len);
     return &p->base;
 }

@@ -59,8 +59,21 @@ typedef struct {
 /* Plain TCP. */
 xport *xport_plain_open(void *ctx, socket_t fd, const void *prefix, size_t prefix_len);
 
-/* Reads the socket itself, for bytes that come before any transport (the PROXY preface): the
- * same results as a transport's read. */
+/* For transports: the constructor's prefix, handed out before anything is read from the socket
+ * and freed once taken. */
+typedef struct {
+    unsigned char *bytes;
+    size_t off, len;
+} xport_prefix;
+
+/* Copies the prefix; false when out of memory. */
+bool xport_prefix_init(xport_prefix *p, const void *bytes, size_t len);
+/* Copies up to room of the bytes not yet taken into dst; returns how many. */
+size_t xport_prefix_take(xport_prefix *p, void *dst, size_t room);
+void xport_prefix_free(xport_prefix *p);
+static inline bool xport_prefix_pending(const xport_prefix *p) { return p->off < p->len; }
+/* Reads the socket itself, for bytes that come before any transport (the PROXY preface) and
+ * inside transports: the same results as a transport's read. */
 long xport_recv(socket_t fd, void *buf, size_t len);
 
 static inline long xport_read(xport *x, void *buf, size_t len) { return x->ops->read(x, buf, len); }

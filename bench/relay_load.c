@@ -15,6 +15,12 @@
  * built (and masked) once per window slot, and sending patches ~50 bytes in place. Receiving
  * copies only the first bytes of each frame and skips the rest.
  *
+ * With --tls (built with BearSSL) relay mode speaks wss://: each connection does a TLS 1.2
+ * handshake first (presenting --tls-cert/--tls-key when given, trusting --server-cert's key), so
+ * the relay's own TLS and a TLS terminator in front of it can be driven alike. Handshake mode
+ * measures full handshakes per second: --connect-burst connections at a time, each closed as
+ * soon as its handshake completes and replaced by a new one.
+ *
  * Linux only (epoll, /proc); single-threaded. Prints one "key=value ..." line on stdout. */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef DIG_HAVE_TLS
+#define DIG_HAVE_TLS 0
+#endif
+#if DIG_HAVE_TLS
+#include <bearssl.h>
+#endif
+
 #define HEAD_MAX 512            /* bytes of each incoming message kept for parsing */
 #define STAMP_BYTES 12          /* payload prefix: 8 time digits + 4 sequence digits */
 #define DIGIT_BASE 156u         /* stamp bytes are 100 + a base-156 digit: always 3 chars */
@@ -47,7 +60,7 @@
 
 /* ---------------------------------------------------------------- options */
 
-enum mode { MODE_RELAY, MODE_REDIS };
+enum mode { MODE_RELAY, MODE_REDIS, MODE_HANDSHAKE };
 
 typedef struct {
     enum mode mode;
@@ -61,6 +74,8 @@ typedef struct {
     uint32_t connect_burst;
     bool spread;
     bool quiet;
+    bool tls;
+    const char *tls_cert, *tls_key, *server_cert;   /* DER files */
 } options;
 
 static options opt = {
@@ -73,7 +88,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: relay_load --port P [options]\n"
-        "  --mode relay|redis     target: dig-relay WebSocket wire (default) or redis-server pub/sub\n"
+        "  --mode relay|redis|handshake  target: dig-relay WebSocket wire (default), redis-server\n"
+        "                         pub/sub, or full TLS handshakes per second (needs --tls)\n"
         "  --host ADDR            server IPv4 address (default 127.0.0.1)\n"
         "  --port P               server port (required)\n"
         "  --server-pid PID       process to sample CPU seconds and RSS from /proc\n"
@@ -94,7 +110,10 @@ static void usage(FILE *f)
         "  --spread               bind clients to 127.x.y.z sources, %d per address\n"
         "  --setup-secs S         give up if setup takes longer (default 30 + N/500)\n"
         "  --connect-burst K      handshakes in progress at once (default 256)\n"
-        "  --quiet                no progress lines on stderr\n",
+        "  --quiet                no progress lines on stderr\n"
+        "  --tls                  TLS 1.2 to the server (wss://; built with BearSSL only)\n"
+        "  --server-cert DER      the server's certificate: its key is trusted as it is\n"
+        "  --tls-cert DER         client certificate to present, with --tls-key DER (PKCS#8)\n",
         STAMP_BYTES, PER_SOURCE_IP);
 }
 
@@ -115,6 +134,7 @@ static bool parse_options(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--spread")) { opt.spread = true; continue; }
         if (!strcmp(a, "--quiet")) { opt.quiet = true; continue; }
+        if (!strcmp(a, "--tls")) { opt.tls = true; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         if (i + 1 >= argc) {
             fprintf(stderr, "relay_load: %s needs a value\n", a);
@@ -126,7 +146,14 @@ static bool parse_options(int argc, char **argv)
         if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "relay")) opt.mode = MODE_RELAY;
             else if (!strcmp(v, "redis")) opt.mode = MODE_REDIS;
+            else if (!strcmp(v, "handshake")) opt.mode = MODE_HANDSHAKE;
             else ok = false;
+        } else if (!strcmp(a, "--server-cert")) {
+            opt.server_cert = v;
+        } else if (!strcmp(a, "--tls-cert")) {
+            opt.tls_cert = v;
+        } else if (!strcmp(a, "--tls-key")) {
+            opt.tls_key = v;
         } else if (!strcmp(a, "--host")) {
             opt.host = v;
         } else if (!strcmp(a, "--port")) {
@@ -172,8 +199,24 @@ static bool parse_options(int argc, char **argv)
         fprintf(stderr, "relay_load: --port is required (see --help)\n");
         return false;
     }
+    if (opt.tls && !DIG_HAVE_TLS) {
+        fprintf(stderr, "relay_load: built without BearSSL, so no --tls\n");
+        return false;
+    }
+    if ((opt.tls && !opt.server_cert) || (opt.mode == MODE_HANDSHAKE && !opt.tls) ||
+        (!opt.tls_cert != !opt.tls_key)) {
+        fprintf(stderr, "relay_load: --tls needs --server-cert; handshake mode needs --tls; "
+                "--tls-cert and --tls-key go together\n");
+        return false;
+    }
+    if (opt.mode == MODE_HANDSHAKE) {
+        opt.conns = opt.connect_burst;   /* slots, each reused for handshake after handshake */
+        opt.pairs = 0;
+    }
     uint32_t need = 2 * opt.pairs;
-    if (opt.mode == MODE_REDIS) {
+    if (opt.mode == MODE_HANDSHAKE) {
+        /* sized above */
+    } else if (opt.mode == MODE_REDIS) {
         opt.conns = need;      /* Redis has no idle reservations: one publisher, one subscriber */
     } else if (!opt.conns) {
         opt.conns = need ? need : 1;
@@ -312,14 +355,16 @@ static double hist_pct_us(double q)
 
 /* ---------------------------------------------------------------- connections and pairs */
 
-enum phase { PH_CONNECTING, PH_HANDSHAKE, PH_OPEN, PH_DEAD };
+enum phase { PH_CONNECTING, PH_TLS, PH_HANDSHAKE, PH_OPEN, PH_DEAD };
 enum role { ROLE_IDLE, ROLE_SENDER, ROLE_TARGET };
 enum rstate { RS_HEAD, RS_BODY, RS_LINE, RS_BULK };
 
 typedef struct pair pair;
+typedef struct tls_link tls_link;
 
 typedef struct {
     int fd;
+    tls_link *tls;            /* --tls: the connection's TLS engine */
     uint32_t idx;
     uint8_t phase, role;
     bool ready;               /* registered (relay) or subscribed / accepted (redis) */
@@ -370,6 +415,7 @@ static struct {
     uint32_t started, connected, ready, failed, closed;
     uint64_t errors, pongs, pings_sent, pings_answered, bad_frames, window_stalls;
     uint64_t delivered, payload_bytes, wire_bytes;
+    uint64_t handshakes;      /* handshake mode: completed while measuring */
     bool measuring;
 } st;
 
@@ -597,6 +643,259 @@ static void build_redis_frames(pair *p)
     free(payload);
 }
 
+/* ---------------------------------------------------------------- the transport: TCP or TLS */
+
+static void set_epollout(conn *c, bool on);
+static void start_connect(conn *c);
+
+#if DIG_HAVE_TLS
+struct tls_link {
+    br_ssl_client_context cc;
+    unsigned char io[BR_SSL_BUFSIZE_BIDI];
+};
+
+static br_x509_decoder_context server_dc;   /* holds the trusted server key */
+static br_x509_knownkey_context server_key;
+static br_x509_certificate client_chain;
+static br_skey_decoder_context client_key;
+/* What the relay offers, AES-GCM first: the handshake and records of both setups compared are
+ * the same. */
+static const uint16_t tls_suites[] = {
+    BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+
+static unsigned char *read_der(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = xmalloc(1 << 16);
+    if (!f) {
+        fprintf(stderr, "relay_load: cannot read %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    return buf;
+}
+
+static void tls_setup(void)
+{
+    size_t len;
+    unsigned char *der = read_der(opt.server_cert, &len);
+    br_x509_decoder_init(&server_dc, NULL, NULL);
+    br_x509_decoder_push(&server_dc, der, len);
+    br_x509_pkey *pk = br_x509_decoder_get_pkey(&server_dc);
+    if (!pk) {
+        fprintf(stderr, "relay_load: %s is not a DER certificate\n", opt.server_cert);
+        exit(2);
+    }
+    if (pk->key_type == BR_KEYTYPE_EC)
+        br_x509_knownkey_init_ec(&server_key, &pk->key.ec, BR_KEYTYPE_SIGN | BR_KEYTYPE_KEYX);
+    else
+        br_x509_knownkey_init_rsa(&server_key, &pk->key.rsa, BR_KEYTYPE_SIGN | BR_KEYTYPE_KEYX);
+    if (opt.tls_cert) {
+        client_chain.data = read_der(opt.tls_cert, &client_chain.data_len);
+        der = read_der(opt.tls_key, &len);
+        br_skey_decoder_init(&client_key);
+        br_skey_decoder_push(&client_key, der, len);
+        if (br_skey_decoder_last_error(&client_key) != 0) {
+            fprintf(stderr, "relay_load: %s is not a DER (PKCS#8) key\n", opt.tls_key);
+            exit(2);
+        }
+    }
+}
+
+/* A fresh client engine for the connection's next handshake. */
+static void tls_begin(conn *c)
+{
+    if (!c->tls)
+        c->tls = xmalloc(sizeof *c->tls);
+    br_ssl_client_context *cc = &c->tls->cc;
+    br_ssl_engine_context *eng = &cc->eng;
+    br_ssl_client_zero(cc);
+    br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+    br_ssl_engine_set_suites(eng, tls_suites, sizeof tls_suites / sizeof tls_suites[0]);
+    br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+    br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
+    br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+    br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+    br_ssl_engine_set_default_aes_gcm(eng);
+    br_ssl_engine_set_default_chapol(eng);
+    br_ssl_engine_set_default_ec(eng);
+    br_ssl_engine_set_default_rsavrfy(eng);
+    br_ssl_engine_set_default_ecdsa(eng);
+    br_ssl_engine_set_x509(eng, &server_key.vtable);
+    if (opt.tls_cert && br_skey_decoder_key_type(&client_key) == BR_KEYTYPE_EC)
+        br_ssl_client_set_single_ec(cc, &client_chain, 1, br_skey_decoder_get_ec(&client_key),
+                                    BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, br_ec_get_default(),
+                                    br_ecdsa_sign_asn1_get_default());
+    else if (opt.tls_cert)
+        br_ssl_client_set_single_rsa(cc, &client_chain, 1, br_skey_decoder_get_rsa(&client_key),
+                                     br_rsa_pkcs1_sign_get_default());
+    br_ssl_engine_set_buffer(eng, c->tls->io, sizeof c->tls->io, 1);
+    if (!br_ssl_client_reset(cc, NULL, 0))
+        die("br_ssl_client_reset");
+}
+
+/* Sends the records the engine holds: 0 when none are left, 1 when the socket is full, -1. */
+static int tls_send_records(conn *c)
+{
+    br_ssl_engine_context *eng = &c->tls->cc.eng;
+    for (;;) {
+        size_t len;
+        unsigned char *rec = br_ssl_engine_sendrec_buf(eng, &len);
+        if (!rec)
+            return 0;
+        ssize_t w = send(c->fd, rec, len, MSG_NOSIGNAL);
+        if (w > 0) {
+            br_ssl_engine_sendrec_ack(eng, (size_t)w);
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        return w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 1 : -1;
+    }
+}
+
+static bool link_pending(const conn *c)
+{
+    size_t len;
+    return c->tls && br_ssl_engine_sendrec_buf(&c->tls->cc.eng, &len) != NULL;
+}
+
+/* The handshake, before any application byte: on completion a relay connection goes on to its
+ * WebSocket upgrade, a handshake-mode one is counted, closed and replaced. */
+static void tls_pump(conn *c)
+{
+    br_ssl_engine_context *eng = &c->tls->cc.eng;
+    for (;;) {
+        if (tls_send_records(c) < 0) {
+            mark_dead(c, "TLS send failed");
+            return;
+        }
+        unsigned state = br_ssl_engine_current_state(eng);
+        if (state & BR_SSL_CLOSED) {
+            char why[64];
+            snprintf(why, sizeof why, "TLS handshake failed (BearSSL error %d)",
+                     br_ssl_engine_last_error(eng));
+            mark_dead(c, why);
+            return;
+        }
+        if (state & BR_SSL_SENDAPP) {
+            if (opt.mode == MODE_HANDSHAKE) {
+                if (st.measuring)
+                    st.handshakes++;
+                close(c->fd);
+                c->fd = -1;
+                start_connect(c);
+            } else {
+                c->phase = PH_HANDSHAKE;
+                want_flush(c);
+            }
+            return;
+        }
+        size_t room;
+        unsigned char *p = br_ssl_engine_recvrec_buf(eng, &room);
+        if (!p)
+            break;
+        ssize_t r = recv(c->fd, p, room, 0);
+        if (r > 0) {
+            br_ssl_engine_recvrec_ack(eng, (size_t)r);
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            mark_dead(c, r == 0 ? "closed during the TLS handshake" : strerror(errno));
+            return;
+        }
+        break;
+    }
+    set_epollout(c, link_pending(c));
+}
+
+/* Application bytes out: copied into the engine (which encrypts in place), records sent. */
+static ssize_t link_writev(conn *c, const struct iovec *iov, int n)
+{
+    if (!c->tls)
+        return writev(c->fd, iov, n);
+    br_ssl_engine_context *eng = &c->tls->cc.eng;
+    size_t taken = 0, off = 0;
+    int i = 0;
+    for (;;) {
+        if (tls_send_records(c) < 0)
+            return -1;
+        size_t room;
+        unsigned char *dst = br_ssl_engine_sendapp_buf(eng, &room);
+        if (!dst)
+            break;
+        size_t copied = 0;
+        while (copied < room && i < n) {
+            size_t k = iov[i].iov_len - off;
+            if (k > room - copied)
+                k = room - copied;
+            memcpy(dst + copied, (const uint8_t *)iov[i].iov_base + off, k);
+            copied += k;
+            off += k;
+            if (off == iov[i].iov_len) {
+                i++;
+                off = 0;
+            }
+        }
+        if (copied)
+            br_ssl_engine_sendapp_ack(eng, copied);
+        taken += copied;
+        if (i == n) {
+            br_ssl_engine_flush(eng, 0);
+            if (tls_send_records(c) < 0)
+                return -1;
+            break;
+        }
+    }
+    if (taken)
+        return (ssize_t)taken;
+    errno = EAGAIN;
+    return -1;
+}
+
+/* Application bytes in: records read and decrypted until some data comes out. */
+static ssize_t link_recv(conn *c, uint8_t *buf, size_t cap)
+{
+    if (!c->tls)
+        return recv(c->fd, buf, cap, 0);
+    br_ssl_engine_context *eng = &c->tls->cc.eng;
+    for (;;) {
+        size_t n;
+        unsigned char *p = br_ssl_engine_recvapp_buf(eng, &n);
+        if (p) {
+            if (n > cap)
+                n = cap;
+            memcpy(buf, p, n);
+            br_ssl_engine_recvapp_ack(eng, n);
+            return (ssize_t)n;
+        }
+        if (br_ssl_engine_current_state(eng) & BR_SSL_CLOSED)
+            return 0;
+        if (tls_send_records(c) < 0)
+            return -1;
+        p = br_ssl_engine_recvrec_buf(eng, &n);
+        if (!p) {
+            errno = EAGAIN;
+            return -1;
+        }
+        ssize_t r = recv(c->fd, p, n, 0);
+        if (r <= 0)
+            return r;
+        br_ssl_engine_recvrec_ack(eng, (size_t)r);
+    }
+}
+#else
+static void tls_setup(void) {}
+static void tls_begin(conn *c) { (void)c; }
+static void tls_pump(conn *c) { (void)c; }
+static bool link_pending(const conn *c) { (void)c; return false; }
+static ssize_t link_writev(conn *c, const struct iovec *iov, int n) { return writev(c->fd, iov, n); }
+static ssize_t link_recv(conn *c, uint8_t *buf, size_t cap) { return recv(c->fd, buf, cap, 0); }
+#endif
+
 /* Stamps the next message of p with its sequence number and the current time and queues it. */
 static void queue_message(pair *p, uint64_t now)
 {
@@ -664,7 +963,7 @@ static void flush(conn *c, uint64_t now)
             break;
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
-        ssize_t w = writev(c->fd, iov, n);
+        ssize_t w = link_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -697,7 +996,7 @@ static void flush(conn *c, uint64_t now)
             return;
         }
     }
-    set_epollout(c, false);
+    set_epollout(c, link_pending(c));   /* a TLS record the socket did not take yet */
 }
 
 static void flush_all(uint64_t now)
@@ -1041,7 +1340,7 @@ static void resp_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
 
 static void on_readable(conn *c, uint64_t now)
 {
-    ssize_t r = recv(c->fd, rbuf, RECV_BUF, 0);
+    ssize_t r = link_recv(c, rbuf, RECV_BUF);
     if (r == 0) {
         mark_dead(c, "closed by the server");
         return;
@@ -1077,6 +1376,12 @@ static void on_connected(conn *c)
         return;
     }
     st.connected++;
+    if (opt.tls) {
+        c->phase = PH_TLS;
+        tls_begin(c);
+        tls_pump(c);
+        return;
+    }
     if (opt.mode == MODE_RELAY) {
         c->phase = PH_HANDSHAKE;
     } else {
@@ -1234,6 +1539,10 @@ static void run_once(uint64_t until)
                 on_connected(c);
             continue;
         }
+        if (c->phase == PH_TLS) {
+            tls_pump(c);
+            continue;
+        }
         if (e & (EPOLLIN | EPOLLERR | EPOLLHUP))
             on_readable(c, now);
         if ((e & EPOLLOUT) && c->phase != PH_DEAD)
@@ -1325,7 +1634,8 @@ static bool connect_all(void)
         if (now > deadline) {
             fprintf(stderr, "relay_load: setup timed out after %.0f s with %u of %u ready\n",
                     opt.setup_secs, st.ready, opt.conns);
-            static const char *const phase_name[] = { "connecting", "upgrading", "registering", "dead" };
+            static const char *const phase_name[] = { "connecting", "in TLS handshake", "upgrading",
+                                                      "registering", "dead" };
             for (uint32_t i = 0, shown = 0; i < opt.conns && shown < 5; i++) {
                 if (!conns[i].ready) {
                     fprintf(stderr, "relay_load:   connection %u still %s\n", i, phase_name[conns[i].phase]);
@@ -1340,6 +1650,30 @@ static bool connect_all(void)
         }
     }
     return true;
+}
+
+/* Handshake mode: every slot connects, completes a handshake, closes and starts over. */
+static int run_handshakes(void)
+{
+    long pid = opt.server_pid;
+    for (uint32_t i = 0; i < opt.conns; i++)
+        start_connect(&conns[i]);
+    run_for(opt.warmup);
+    st.measuring = true;
+    double cpu0 = pid ? proc_cpu_secs(pid) : 0, rx0 = opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0;
+    uint64_t m0 = mono_ns();
+    run_for(opt.duration);
+    st.measuring = false;
+    double secs = (double)(mono_ns() - m0) / 1e9;
+    double cpu = (pid ? proc_cpu_secs(pid) : 0) - cpu0;
+    double rx = (opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0) - rx0;
+    printf("mode=handshake parallel=%u secs=%.2f handshakes=%llu hs_per_s=%.0f failed=%u "
+           "server_cpu_s=%.3f rx_cpu_s=%.3f cpu_us_per_hs=%.1f\n",
+           opt.conns, secs, (unsigned long long)st.handshakes,
+           secs > 0 ? (double)st.handshakes / secs : 0, st.failed, cpu, rx,
+           st.handshakes ? (cpu + rx) * 1e6 / (double)st.handshakes : 0);
+    fflush(stdout);
+    return st.handshakes && !st.failed ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -1360,7 +1694,11 @@ int main(int argc, char **argv)
     if (ep < 0)
         die("epoll_create1");
     t0 = mono_ns();
+    if (opt.tls)
+        tls_setup();
     setup_connections();
+    if (opt.mode == MODE_HANDSHAKE)
+        return run_handshakes();
 
     long pid = opt.server_pid;
     uint64_t rss_base = pid ? proc_status_kb(pid, "VmRSS") : 0;

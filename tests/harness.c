@@ -190,8 +190,10 @@ static void apply_env(const char *const *env)
 }
 
 /* Starts argv (argv[0] a path, or a name looked up on PATH) with stdout and stderr to log_path
- * and stdin from /dev/null; the process is killed at exit if a test leaves it running. */
-static pid_t spawn_logged(const char *const *argv, const char *const *env, const char *log_path)
+ * and stdin from /dev/null, or with stdin and stdout on io_fd when it is >= 0 (stderr still to
+ * the log); the process is killed at exit if a test leaves it running. */
+static pid_t spawn_logged(const char *const *argv, const char *const *env, const char *log_path,
+                          int io_fd)
 {
     fflush(stdout);
     pid_t pid = fork();
@@ -201,13 +203,13 @@ static pid_t spawn_logged(const char *const *argv, const char *const *env, const
         return pid;
     }
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int nullfd = open("/dev/null", O_RDONLY);
+    int infd = io_fd >= 0 ? io_fd : open("/dev/null", O_RDONLY);
     if (logfd >= 0) {
-        dup2(logfd, 1);
+        dup2(io_fd >= 0 ? io_fd : logfd, 1);
         dup2(logfd, 2);
     }
-    if (nullfd >= 0)
-        dup2(nullfd, 0);
+    if (infd >= 0)
+        dup2(infd, 0);
     apply_env(env);
     execvp(argv[0], (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
@@ -308,7 +310,7 @@ static start_result relay_start_once(relay_proc *r, const relay_opts *o, bool la
         argv[n++] = o->args[i];
     argv[n] = NULL;
 
-    pid_t pid = spawn_logged(argv, o->env, r->log_path);
+    pid_t pid = spawn_logged(argv, o->env, r->log_path, -1);
     if (pid < 0) {
         printf("  relay_start: fork: %s\n", strerror(errno));
         return START_FAILED;
@@ -404,6 +406,17 @@ uint64_t relay_rss_kb(const relay_proc *r)
         }
     fclose(f);
     return kb;
+}
+
+bool relay_under_valgrind(const relay_proc *r)
+{
+    char path[64], exe[512];
+    snprintf(path, sizeof path, "/proc/%ld/exe", (long)r->pid);
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    return strstr(exe, "valgrind") != NULL || strstr(exe, "memcheck") != NULL;
 }
 
 char *relay_read_log(const relay_proc *r)
@@ -545,6 +558,83 @@ int h_run(const char *const *argv, const char *const *env, char *out, size_t out
     return code;
 }
 
+uint8_t *h_read_file(const char *path, size_t *len)
+{
+    const size_t cap = 16u << 20;
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = f ? malloc(cap) : NULL;
+    if (buf == NULL) {
+        printf("  cannot read %s: %s\n", path, f ? "out of memory" : strerror(errno));
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    *len = fread(buf, 1, cap, f);
+    fclose(f);
+    return buf;
+}
+
+int h_sh(const char *cmd, char *out, size_t out_cap, unsigned timeout_ms)
+{
+    char err[2048];
+    const char *const argv[] = { "/bin/sh", "-c", cmd, NULL };
+    int code = h_run(argv, NULL, out, out_cap, err, sizeof err, timeout_ms);
+    if (code != 0)
+        printf("  h_sh: '%s' exited %d: %.600s\n", cmd, code, err);
+    return code;
+}
+
+bool h_have_openssl(void)
+{
+    const char *const argv[] = { "/bin/sh", "-c", "openssl version", NULL };
+    return h_run(argv, NULL, NULL, 0, NULL, 0, 10000) == 0;
+}
+
+bool h_make_cert(const char *dir, const char *name, const char *keyspec, const char *issuer,
+                 bool ca, char peer_id[65])
+{
+    char cmd[2048], gen[128], sign[512], out[256];
+    int bits = 0;
+
+    if (strncmp(keyspec, "ec:", 3) == 0)
+        snprintf(gen, sizeof gen, "-algorithm EC -pkeyopt ec_paramgen_curve:%s", keyspec + 3);
+    else if (sscanf(keyspec, "rsa:%d", &bits) == 1)
+        snprintf(gen, sizeof gen, "-algorithm RSA -pkeyopt rsa_keygen_bits:%d", bits);
+    else {
+        printf("  h_make_cert: unknown key spec %s\n", keyspec);
+        return false;
+    }
+    if (issuer == NULL)
+        snprintf(sign, sizeof sign, "openssl req -x509 -new -key %s.key.pem -subj /CN=%s -days 3650 "
+                 "-addext basicConstraints=critical,CA:%s -out %s.crt.pem", name, name,
+                 ca ? "TRUE" : "FALSE", name);
+    else
+        snprintf(sign, sizeof sign, "openssl req -new -key %s.key.pem -subj /CN=%s -out %s.csr && "
+                 "printf 'basicConstraints=critical,CA:%s\\n' > %s.ext && "
+                 "openssl x509 -req -in %s.csr -CA %s.crt.pem -CAkey %s.key.pem -set_serial %u "
+                 "-days 3650 -extfile %s.ext -out %s.crt.pem", name, name, name,
+                 ca ? "TRUE" : "FALSE", name, name, issuer, issuer, (unsigned)(h_now_ms() & 0xffffff),
+                 name, name);
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; openssl genpkey %s -out %s.key.pem 2>/dev/null; %s 2>/dev/null; "
+             "openssl x509 -in %s.crt.pem -outform DER -out %s.crt.der; "
+             "openssl pkey -in %s.key.pem -outform DER -out %s.key.der; "
+             "openssl x509 -in %s.crt.pem -pubkey -noout | openssl pkey -pubin -outform DER | "
+             "openssl dgst -sha256 -r",
+             dir, gen, name, sign, name, name, name, name, name);
+    if (h_sh(cmd, out, sizeof out, 60000) != 0)
+        return false;
+    if (strlen(out) < 64) {
+        printf("  h_make_cert: no digest from openssl: %s\n", out);
+        return false;
+    }
+    if (peer_id != NULL) {
+        memcpy(peer_id, out, 64);
+        peer_id[64] = '\0';
+    }
+    return true;
+}
+
 int h_run_binary(const char *const *args, const char *const *env, char *out, size_t out_cap,
                  char *err, size_t err_cap, unsigned timeout_ms)
 {
@@ -559,18 +649,44 @@ int h_run_binary(const char *const *args, const char *const *env, char *out, siz
 
 /* ================================================================ other programs */
 
-bool h_spawn(h_proc *p, const char *const *argv, const char *const *env)
+static bool spawn_proc(h_proc *p, const char *const *argv, const char *const *env, int io_fd)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->log_path, sizeof p->log_path, "/tmp/dig-relay-proc.%ld.%u.log", (long)getpid(),
              log_counter++);
-    p->pid = spawn_logged(argv, env, p->log_path);
+    p->pid = spawn_logged(argv, env, p->log_path, io_fd);
     if (p->pid < 0) {
         printf("  cannot start %s: %s\n", argv[0], strerror(errno));
         p->pid = 0;
         return false;
     }
     return true;
+}
+
+bool h_spawn(h_proc *p, const char *const *argv, const char *const *env)
+{
+    return spawn_proc(p, argv, env, -1);
+}
+
+int h_tls_tunnel(h_proc *p, uint16_t port, const char *cert, const char *key)
+{
+    char target[32];
+    int sv[2];
+    snprintf(target, sizeof target, "127.0.0.1:%u", port);
+    const char *const with_cert[] = { "openssl", "s_client", "-quiet", "-tls1_2", "-connect",
+                                      target, "-cert", cert, "-key", key, NULL };
+    const char *const without[] = { "openssl", "s_client", "-quiet", "-tls1_2", "-connect",
+                                     target, NULL };
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return -1;
+    if (!spawn_proc(p, cert ? with_cert : without, NULL, sv[1])) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    close(sv[1]);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    return sv[0];
 }
 
 bool h_proc_alive(h_proc *p)
@@ -920,7 +1036,7 @@ bool wsc_connect(ws_client *c, const wsc_opts *o)
     wsc_init(c);
     const char *host = o->host ? o->host : "127.0.0.1";
     unsigned timeout = o->timeout_ms ? o->timeout_ms : 3000;
-    c->fd = tcp_connect(host, o->port, o->src, timeout);
+    c->fd = o->fd > 0 ? o->fd : tcp_connect(host, o->port, o->src, timeout);
     if (c->fd < 0) {
         snprintf(c->err, sizeof c->err, "connect to %s port %u failed", host, o->port);
         return false;

@@ -73,6 +73,9 @@ int relay_stop(relay_proc *r, unsigned timeout_ms);
 bool relay_alive(relay_proc *r);
 /* Resident set size in KiB from /proc/<pid>/status, 0 when unknown. */
 uint64_t relay_rss_kb(const relay_proc *r);
+/* True when the relay runs under valgrind (tests/valgrind.sh), whose allocator keeps freed
+ * memory in quarantine: RSS bounds say nothing there, valgrind's leak check does. */
+bool relay_under_valgrind(const relay_proc *r);
 /* Prints the last `max_bytes` of the relay's log, prefixed for readability. */
 void relay_print_log(const relay_proc *r, size_t max_bytes);
 /* Stops (if needed) and removes the log file unless keep_log. */
@@ -124,6 +127,29 @@ bool h_proc_alive(h_proc *p);
 int h_proc_stop(h_proc *p, unsigned timeout_ms);
 /* Stops it, prints its log when show_log, and removes the log. */
 void h_proc_cleanup(h_proc *p, bool show_log);
+/* A TLS 1.2 connection to 127.0.0.1:port made by `openssl s_client`, presenting cert and key
+ * (PEM paths) when cert is not NULL. Returns the non-blocking local end of a stream whose bytes
+ * s_client carries over TLS (give it to wsc_opts.fd), or -1; p holds s_client (its stderr in
+ * the log). A refused handshake shows as the stream ending. */
+int h_tls_tunnel(h_proc *p, uint16_t port, const char *cert, const char *key);
+
+/* ---------------------------------------------------------------- certificates (openssl) */
+
+/* True when the openssl program can be run (tests that need it SKIP without it). */
+bool h_have_openssl(void);
+/* Makes a private key and a certificate in dir with the openssl program, as a DIG node or an
+ * operator would: <name>.key.pem (PKCS#8) and <name>.crt.pem, plus DER copies <name>.key.der
+ * and <name>.crt.der for clients that take DER. keyspec is "ec:P-256", "ec:P-384", "ec:P-521" or
+ * "rsa:BITS". issuer is NULL for a self-signed certificate, or the name of one made before in
+ * dir, which signs this one; ca marks it a CA (basicConstraints CA:TRUE). peer_id (may be NULL)
+ * receives what openssl says the DIG peer id is: the lowercase hex SHA-256 of the certificate's
+ * SubjectPublicKeyInfo DER. False (reason printed) on failure. */
+bool h_make_cert(const char *dir, const char *name, const char *keyspec, const char *issuer,
+                 bool ca, char peer_id[65]);
+/* Reads a whole file (up to 16 MiB) into a malloc'd buffer; NULL (reason printed) on failure. */
+uint8_t *h_read_file(const char *path, size_t *len);
+/* Runs a shell command line (/bin/sh -c) to completion; its exit code, -1 on timeout. */
+int h_sh(const char *cmd, char *out, size_t out_cap, unsigned timeout_ms);
 
 /* ---------------------------------------------------------------- raw TCP */
 
@@ -183,6 +209,7 @@ typedef struct {
     const char *extra_headers;/* appended verbatim after the live client's headers ("X: y\r\n") */
     const void *preface;      /* bytes sent before the handshake (a PROXY protocol header) */
     size_t preface_len;
+    int fd;                   /* > 0: speak over this connected stream (h_tls_tunnel) instead */
     unsigned timeout_ms;      /* default 3000 */
 } wsc_opts;
 

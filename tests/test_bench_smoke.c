@@ -1,9 +1,11 @@
 /* CI smoke run of the benchmark load tool (bench/bin/relay_load, built by `make test`), so it
  * never rots: a few seconds with small counts against a real ./dig-relay (and redis-server
  * when installed), checking that messages were delivered in order, none lost, and that the
- * tool's own failure report works. Timing figures are printed by `make bench`, never checked. */
+ * tool's own failure report works; with TLS built in, its wss:// and handshake modes against a
+ * relay terminating TLS. Timing figures are printed by `make bench`, never checked. */
 #include "tests/harness.h"
 #include "tests/test.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -283,9 +285,74 @@ static void test_redis_pubsub(void)
     CHECK(up);
 }
 
+/* The --tls modes bench/bench-tls.sh uses: messages over wss:// to a relay with TLS, and full
+ * handshakes with a client certificate. */
+static void test_relay_tls(void)
+{
+    char dir[64], cmd[128], crt[96], key[96], der[96], ccrt[96], ckey[96];
+    if (!DIG_HAVE_TLS)
+        SKIP("libbearssl-dev not installed (TLS not built in)");
+    if (!h_have_openssl())
+        SKIP("openssl not installed");
+    REQUIRE(load_tool_present());
+    snprintf(dir, sizeof dir, "/tmp/dig-bench-smoke.%ld", (long)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    REQUIRE(h_sh(cmd, NULL, 0, 10000) == 0);
+    REQUIRE(h_make_cert(dir, "relay", "ec:P-256", NULL, false, NULL));
+    REQUIRE(h_make_cert(dir, "client", "ec:P-256", NULL, false, NULL));
+    snprintf(crt, sizeof crt, "%s/relay.crt.pem", dir);
+    snprintf(key, sizeof key, "%s/relay.key.pem", dir);
+    snprintf(der, sizeof der, "%s/relay.crt.der", dir);
+    snprintf(ccrt, sizeof ccrt, "%s/client.crt.der", dir);
+    snprintf(ckey, sizeof ckey, "%s/client.key.der", dir);
+    for (int required = 0; required < 2; required++) {
+        const char *args[32];
+        size_t n = 0;
+        for (size_t i = 0; limits_off[i]; i++)
+            args[n++] = limits_off[i];
+        args[n++] = "--tls-cert";
+        args[n++] = crt;
+        args[n++] = "--tls-key";
+        args[n++] = key;
+        args[n++] = "--tls-client-auth";
+        args[n++] = required ? "required" : "none";
+        args[n] = NULL;
+        relay_proc r;
+        REQUIRE(relay_start_args(&r, args));
+        char port[16], pid[16], out[2048];
+        snprintf(port, sizeof port, "%u", r.port);
+        snprintf(pid, sizeof pid, "%ld", (long)r.pid);
+        int rc;
+        if (!required) {
+            const char *load[] = { "--tls", "--server-cert", der, "--port", port, "--server-pid", pid,
+                                   "--pairs", "2", "--window", "8", "--size", "16384", "--duration",
+                                   "1", "--warmup", "0.2", "--quiet", NULL };
+            rc = run_load(load, out, sizeof out, 30000, false);
+            check_clean(out, rc);
+            CHECK(field(out, "delivered") >= 10);
+        } else {
+            const char *load[] = { "--mode", "handshake", "--tls", "--server-cert", der,
+                                   "--tls-cert", ccrt, "--tls-key", ckey, "--port", port,
+                                   "--server-pid", pid, "--connect-burst", "2", "--duration", "1",
+                                   "--warmup", "0.2", "--quiet", NULL };
+            rc = run_load(load, out, sizeof out, 30000, false);
+            if (rc != 0)
+                printf("  relay_load handshake mode exited %d: %s\n", rc, out);
+            CHECK_EQ_INT(rc, 0);
+            CHECK(field(out, "handshakes") >= 2);
+            CHECK(field(out, "failed") == 0);
+        }
+        CHECK(relay_alive(&r));
+        relay_cleanup(&r, test_cur_failed != 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    h_sh(cmd, NULL, 0, 10000);
+}
+
 int main(void)
 {
     RUN(test_relay_closed_loop);
+    RUN(test_relay_tls);
     RUN(test_relay_open_loop_16k);
     RUN(test_relay_idle_pings);
     RUN(test_reports_failure);

@@ -2,6 +2,7 @@
  * usage errors (each naming its flag or variable), validation and the clamping of defaults,
  * RUST_LOG filters, the TURN options and their errors, and a help text that documents every
  * option. */
+#include "buildinfo.h"
 #include "config.h"
 #include "test.h"
 
@@ -58,6 +59,10 @@ static bool err_has(const char *needle)
     printf("  error \"%s\" lacks \"%s\"\n", err, needle);
     return false;
 }
+
+/* What a parse setting --tls-cert and --tls-key returns: 0 when TLS is built in; without it
+ * validation refuses them (last, after every other value was read and checked). */
+static int tls_rc(void) { return DIG_HAVE_TLS ? 0 : 2; }
 
 static void check_addr(const addr_t *a, const char *want, int line)
 {
@@ -126,7 +131,8 @@ static void test_every_flag(void)
                   "--messages-per-conn-per-sec", "64", "--bytes-per-conn-per-sec", "2048",
                   "--max-relayed-bytes-per-conn", "4096", "--ban-threshold", "9",
                   "--ban-duration-secs", "120", "--ban-strike-window-secs", "30", "--tls-cert",
-                  "/etc/r/cert.pem", "--tls-key", "/etc/r/key.pem", "--log-level", "debug") == 0);
+                  "/etc/r/cert.pem", "--tls-key", "/etc/r/key.pem", "--log-level", "debug") ==
+            tls_rc());
     CHECK_ADDR(cfg.listen, "127.0.0.1:8000");
     CHECK_ADDR(cfg.health_listen, "127.0.0.1:8001");
     CHECK_ADDR(cfg.dashboard_listen, "127.0.0.1:8080");
@@ -175,7 +181,7 @@ static void test_every_env_var(void)
     env_set("DIG_RELAY_REGISTER_TIMEOUT_SECS", "15");
     env_set("DIG_RELAY_TLS_CERT_PATH", "c.pem");
     env_set("DIG_RELAY_TLS_KEY_PATH", "k.pem");
-    REQUIRE(PARSE(NULL) == 0);
+    REQUIRE(PARSE(NULL) == tls_rc());
     CHECK_ADDR(cfg.listen, "10.0.0.1:1111");
     CHECK_ADDR(cfg.health_listen, "10.0.0.1:2222");
     CHECK_ADDR(cfg.dashboard_listen, "[::1]:3333");
@@ -257,7 +263,7 @@ static void test_flag_forms_and_subcommand(void)
     CHECK_EQ_INT(cfg.ban_threshold, 1);
     REQUIRE(PARSE("serve") == 0);
     /* A value may look like anything but a flag; paths may contain '='. */
-    REQUIRE(PARSE("--tls-cert", "a=b.pem", "--tls-key=k=1.pem") == 0);
+    REQUIRE(PARSE("--tls-cert", "a=b.pem", "--tls-key=k=1.pem") == tls_rc());
     CHECK_EQ_STR(cfg.tls_cert_path, "a=b.pem");
     CHECK_EQ_STR(cfg.tls_key_path, "k=1.pem");
     /* Leading zeros are just zeros. */
@@ -395,6 +401,47 @@ static void test_trusted_proxy_cidrs(void)
     env_clear();
 }
 
+static void test_tls_client_auth(void)
+{
+    env_clear();
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem"), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_REQUIRED);   /* the reference's behaviour */
+    CHECK(cfg.tls_client_ca_path == NULL);
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth",
+                       "optional", "--tls-client-ca", "ca.pem"), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_OPTIONAL);
+    CHECK_EQ_STR(cfg.tls_client_ca_path, "ca.pem");
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth=none"),
+                 tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_NONE);
+    env_set("DIG_RELAY_TLS_CERT_PATH", "c.pem");
+    env_set("DIG_RELAY_TLS_KEY_PATH", "k.pem");
+    env_set("DIG_RELAY_TLS_CLIENT_AUTH", "optional");
+    env_set("DIG_RELAY_TLS_CLIENT_CA_PATH", "/etc/dig/ca.pem");
+    CHECK_EQ_INT(PARSE(NULL), tls_rc());
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_OPTIONAL);
+    CHECK_EQ_STR(cfg.tls_client_ca_path, "/etc/dig/ca.pem");
+    CHECK_EQ_INT(PARSE("--tls-client-auth", "required"), tls_rc());   /* flag beats variable */
+    CHECK_EQ_INT(cfg.tls_client_auth, TLS_CLIENT_AUTH_REQUIRED);
+
+    env_clear();
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth", "yes"), 2);
+    CHECK(err_has("invalid value 'yes' for --tls-client-auth: expected required, optional or none"));
+    env_set("DIG_RELAY_TLS_CLIENT_AUTH", "Required");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("for DIG_RELAY_TLS_CLIENT_AUTH"));
+    env_clear();
+    /* Either without a certificate and key has nothing to apply to. */
+    CHECK_EQ_INT(PARSE("--tls-client-auth", "optional"), 2);
+    CHECK(err_has("--tls-client-auth only applies to TLS, which needs --tls-cert and --tls-key"));
+    CHECK_EQ_INT(PARSE("--tls-client-ca", "ca.pem"), 2);
+    CHECK(err_has("--tls-client-ca only applies to TLS"));
+    /* A CA to check chains against, while no certificate is asked for. */
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-auth", "none",
+                       "--tls-client-ca", "ca.pem"), 2);
+    CHECK(err_has("--tls-client-ca cannot be used with --tls-client-auth none"));
+}
+
 static void test_validation_errors(void)
 {
     env_clear();
@@ -418,6 +465,12 @@ static void test_validation_errors(void)
     CHECK(err_has("--tls-cert and --tls-key must be set together (--tls-key is missing)"));
     CHECK_EQ_INT(PARSE("--tls-key", "k.pem"), 2);
     CHECK(err_has("(--tls-cert is missing)"));
+    /* Without TLS built in, the pair is refused, after every other mistake. */
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem"), tls_rc());
+    if (!DIG_HAVE_TLS)
+        CHECK(err_has("--tls-cert and --tls-key: TLS is not built in"));
+    CHECK_EQ_INT(PARSE("--tls-cert", "c.pem", "--tls-key", "k.pem", "--max-connections", "0"), 2);
+    CHECK(err_has("--max-connections must be at least 1"));
     CHECK_EQ_INT(PARSE("--ban-duration-secs", "0"), 2);
     CHECK(err_has("--ban-duration-secs must be greater than 0 while --ban-threshold is non-zero"));
     CHECK_EQ_INT(PARSE("--ban-strike-window-secs", "0"), 2);
@@ -575,6 +628,8 @@ static void test_usage_documents_everything(void)
         "--ban-strike-window-secs", "DIG_RELAY_BAN_STRIKE_WINDOW_SECS", "--stun-per-ip-rps",
         "DIG_RELAY_STUN_PER_IP_RPS", "--stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS",
         "--tls-cert", "DIG_RELAY_TLS_CERT_PATH", "--tls-key", "DIG_RELAY_TLS_KEY_PATH",
+        "--tls-client-auth", "DIG_RELAY_TLS_CLIENT_AUTH", "--tls-client-ca",
+        "DIG_RELAY_TLS_CLIENT_CA_PATH",
         "--log-level", "RUST_LOG", "serve", "--help", "--version", "install",
         "--trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS",
         "--turn ", "DIG_RELAY_TURN=1", "--turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP",
@@ -762,6 +817,7 @@ int main(void)
     RUN(test_usage_errors);
     RUN(test_env_errors_name_the_variable);
     RUN(test_trusted_proxy_cidrs);
+    RUN(test_tls_client_auth);
     RUN(test_validation_errors);
     RUN(test_explicit_conflicts_are_refused);
     RUN(test_defaults_are_clamped);

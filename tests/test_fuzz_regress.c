@@ -67,6 +67,15 @@ typedef int (*fuzz_entry)(const uint8_t *data, size_t size);
 #define HAVE_FUZZ_PROXY
 #endif
 
+#if __has_include("fuzz/fuzz_spki.c")
+#define LLVMFuzzerTestOneInput fuzz_entry_spki
+#include "fuzz/fuzz_spki.c"
+#undef LLVMFuzzerTestOneInput
+#define HAVE_FUZZ_SPKI { "spki", fuzz_entry_spki },
+#else
+#define HAVE_FUZZ_SPKI
+#endif
+
 #if __has_include("fuzz/fuzz_stun.c")
 #define LLVMFuzzerTestOneInput fuzz_entry_stun
 #include "fuzz/fuzz_stun.c"
@@ -109,8 +118,8 @@ typedef struct {
 } harness;
 
 static const harness harnesses[] = {
-    HAVE_FUZZ_ADDR HAVE_FUZZ_HTTP HAVE_FUZZ_JSON HAVE_FUZZ_PEX HAVE_FUZZ_PROXY HAVE_FUZZ_STUN
-    HAVE_FUZZ_TURN HAVE_FUZZ_WIRE HAVE_FUZZ_WS
+    HAVE_FUZZ_ADDR HAVE_FUZZ_HTTP HAVE_FUZZ_JSON HAVE_FUZZ_PEX HAVE_FUZZ_PROXY HAVE_FUZZ_SPKI
+    HAVE_FUZZ_STUN HAVE_FUZZ_TURN HAVE_FUZZ_WIRE HAVE_FUZZ_WS
 };
 #define N_HARNESSES (sizeof harnesses / sizeof harnesses[0])
 

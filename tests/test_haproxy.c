@@ -29,21 +29,12 @@ static bool have(const char *const *argv)
 /* Makes a self-signed P-256 certificate and key, concatenated as HAProxy's crt wants them. */
 static bool make_certificate(void)
 {
-    char key[96], crt[96], pem[96], cmd[512];
-    snprintf(key, sizeof key, "%s/key.pem", dir);
-    snprintf(crt, sizeof crt, "%s/crt.pem", dir);
-    snprintf(pem, sizeof pem, "%s/haproxy.pem", dir);
-    const char *const req[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
-                                "-subj", "/CN=localhost", "-days", "2", NULL };
-    char err[2048];
-    if (h_run(req, NULL, NULL, 0, err, sizeof err, 30000) != 0) {
-        printf("  openssl req failed: %s\n", err);
+    char cmd[512];
+    if (!h_make_cert(dir, "haproxy", "ec:P-256", NULL, false, NULL))
         return false;
-    }
-    snprintf(cmd, sizeof cmd, "cat %s %s > %s", crt, key, pem);
-    const char *const cat[] = { "/bin/sh", "-c", cmd, NULL };
-    return h_run(cat, NULL, NULL, 0, NULL, 0, 10000) == 0;
+    snprintf(cmd, sizeof cmd, "cat %s/haproxy.crt.pem %s/haproxy.key.pem > %s/haproxy.pem", dir, dir,
+             dir);
+    return h_sh(cmd, NULL, 0, 10000) == 0;
 }
 
 /* Starts HAProxy in front of the test's relay: a plain and a TLS frontend, both PROXY v2 to the
@@ -139,8 +130,7 @@ static void test_behind_haproxy(void)
     const char *const v[] = { "haproxy", "-v", NULL };
     if (!have(v))
         SKIP("haproxy not installed");
-    const char *const ssl[] = { "openssl", "version", NULL };
-    if (!have(ssl))
+    if (!h_have_openssl())
         SKIP("openssl not installed");
     snprintf(dir, sizeof dir, "/tmp/dig-haproxy.XXXXXX");
     REQUIRE(mkdtemp(dir));

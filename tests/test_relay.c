@@ -2,6 +2,7 @@
  * loopback ports and talks to it over real sockets the way the live client (dig-nat) does.
  * Expected bytes are the reference server's compact JSON; wall-clock fields are masked to T
  * where they appear (hj_mask_times). */
+#include "buildinfo.h"
 #include "tests/harness.h"
 #include "tests/test.h"
 
@@ -1535,6 +1536,26 @@ static void test_cli_unknown_flag_and_bad_values(void)
     CHECK(strstr(err, "DIG_RELAY_MAX_CONNECTIONS") != NULL || strstr(err, "max-connections") != NULL);
 }
 
+/* A build without TLS refuses --tls-cert/--tls-key (flags or variables) instead of accepting them
+ * and serving plain ws:// while --help promised certificate checks. */
+static void test_cli_tls_refused_without_tls(void)
+{
+    char out[16384], err[4096];
+    if (DIG_HAVE_TLS)
+        SKIP("TLS is built in (make TLS=0 builds the relay this checks)");
+    const char *const flags[] = { "--tls-cert", "/tmp/cert.pem", "--tls-key", "/tmp/key.pem", NULL };
+    CHECK_EQ_INT(h_run_binary(flags, NULL, out, sizeof out, err, sizeof err, 5000), 2);
+    CHECK(strstr(err, "TLS is not built in") != NULL);
+    const char *const env[] = { "DIG_RELAY_TLS_CERT_PATH=/tmp/cert.pem",
+                                "DIG_RELAY_TLS_KEY_PATH=/tmp/key.pem", NULL };
+    const char *const none[] = { NULL };
+    CHECK_EQ_INT(h_run_binary(none, env, out, sizeof out, err, sizeof err, 5000), 2);
+    CHECK(strstr(err, "TLS is not built in") != NULL);
+    const char *const help[] = { "--help", NULL };
+    CHECK_EQ_INT(h_run_binary(help, NULL, out, sizeof out, err, sizeof err, 5000), 0);
+    CHECK(strstr(out, "This build has no TLS") != NULL);
+}
+
 static void test_cli_port_in_use(void)
 {
     int hold = socket(AF_INET, SOCK_STREAM, 0);
@@ -1582,7 +1603,8 @@ static void test_cli_help_lists_every_flag(void)
         "--liveness-deadline-secs", "--max-connections-per-ip", "--registrations-per-ip-per-sec",
         "--max-registrations-per-ip", "--messages-per-conn-per-sec", "--bytes-per-conn-per-sec",
         "--max-relayed-bytes-per-conn", "--ban-threshold", "--ban-duration-secs", "--ban-strike-window-secs",
-        "--tls-cert", "--tls-key", "--log-level", "--help", "--version",
+        "--tls-cert", "--tls-key", "--tls-client-auth", "--tls-client-ca", "--log-level", "--help",
+        "--version",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         /* each flag as a whole word (so --listen is not satisfied by --health-listen) */
@@ -1770,6 +1792,7 @@ int main(void)
     T(test_max_connections_enforced_at_accept);
     T(test_sigterm_closes_with_1001_and_exits_0);
     T(test_cli_unknown_flag_and_bad_values);
+    T(test_cli_tls_refused_without_tls);
     T(test_cli_port_in_use);
     T(test_cli_help_lists_every_flag);
     T(test_cli_version);
