@@ -18,6 +18,17 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -I. -MMD -MP
 LDLIBS  ?=
 
+# Optional libraries, built in when the compiler finds them (X=0 leaves one out):
+#   GEOIP  libmaxminddb (Debian libmaxminddb-dev): geolocation for the /map peer map
+HASH := \#
+have_lib = $(shell printf '$(HASH)include <$(1)>\nint main(void){return 0;}\n' | \
+	$(CC) -x c - -o /dev/null $(2) >/dev/null 2>&1 && echo 1 || echo 0)
+GEOIP ?= $(call have_lib,maxminddb.h,-lmaxminddb)
+ifeq ($(GEOIP),1)
+CFLAGS  += -DHAVE_MAXMINDDB
+LDLIBS  += -lmaxminddb
+endif
+
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined

@@ -3,6 +3,7 @@
  * closes every connection with 1001 on the way out. */
 #include "compat/compat.h"
 #include "config.h"
+#include "buildinfo.h"
 #include "log.h"
 #include "server.h"
 
@@ -33,6 +34,9 @@ int main(int argc, char **argv)
     }
     if (cfg.command == CMD_VERSION) {
         printf("dig-relay %s\n", DIG_RELAY_VERSION);
+        printf("built in: %s\n", *features_built_in() ? features_built_in() : "none");
+        if (*features_left_out())
+            printf("left out: %s\n", features_left_out());
         return 0;
     }
     log_threshold = cfg.log_level;
