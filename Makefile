@@ -35,8 +35,13 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))
-LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c)
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
+# The operator pages (web/: HTML, CSS, JavaScript, the land outline) are compiled into the
+# binary: build/web/embed, a tool built for the build machine, writes their bytes into
+# build/web/assets.c, one file shared by every compiler and target (cross builds included).
+WEB_FILES  := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_ASSETS := build/web/assets.c
+LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c) $(WEB_ASSETS)
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(filter-out $(WEB_ASSETS),$(LIB_SRC))) $(B)/web/assets.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst %.c,$(B)/%,$(TEST_SRC))
 TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
@@ -44,6 +49,16 @@ TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(filter-out $(TEST_SRC),$(wildcard test
 all: dig-relay
 
 $(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+HOST_CC ?= cc
+build/web/embed: web/embed.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+$(WEB_ASSETS): build/web/embed $(WEB_FILES)
+	build/web/embed $@ $(WEB_FILES)
+$(B)/web/assets.o: $(WEB_ASSETS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -88,7 +103,7 @@ clean:
 	rm -f dig-relay dig-relay-poll dig-relay.exe
 	rm -rf build fuzz/bin bench/bin
 
--include $(wildcard $(B)/*.d $(B)/compat/*.d $(B)/tests/*.d)
+-include $(wildcard $(B)/*.d $(B)/compat/*.d $(B)/tests/*.d $(B)/web/*.d)
 
 FORCE:
 
