@@ -82,6 +82,10 @@ static bool promtool_accepts(const char *body, bool *ran)
     return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
 }
 
+/* promtool must accept t; the test is skipped without it. */
+#define CHECK_PROMTOOL(t) do { bool ran_; bool ok_ = promtool_accepts((t), &ran_); \
+    if (!ran_) { SKIP("prometheus not installed"); } CHECK(ok_); } while (0)
+
 static void test_fixed_snapshot(void)
 {
     metrics_network nets[] = { { "mainnet", 7, 3 }, { "testnet", 7, 1 } };
@@ -134,11 +138,7 @@ static void test_fixed_snapshot(void)
     CHECK_EQ_INT(types, 23);
     CHECK(t[strlen(t) - 1] == '\n');
 
-    bool ran;
-    bool ok = promtool_accepts(t, &ran);
-    if (!ran)
-        SKIP("prometheus not installed");
-    CHECK(ok);
+    CHECK_PROMTOOL(t);
 }
 
 static void test_network_labels_bounded_and_escaped(void)
@@ -182,11 +182,7 @@ static void test_network_labels_bounded_and_escaped(void)
     CHECK(strstr(t, "process_resident_memory_bytes") == NULL);
     CHECK(strstr(t, "process_open_fds") == NULL);
 
-    bool ran;
-    bool ok = promtool_accepts(t, &ran);
-    if (!ran)
-        SKIP("prometheus not installed");
-    CHECK(ok);
+    CHECK_PROMTOOL(t);
 }
 
 static void test_process_figures(void)
