@@ -3,7 +3,6 @@
  * integers. */
 #include "map.h"
 
-#include <math.h>
 #include <string.h>
 
 #define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
@@ -34,9 +33,10 @@ static void centre(json_writer *w, int i, int lo)
     jw_raw(w, &digit, 1);
 }
 
+/* False for NaN and infinities too: every comparison with NaN is false. */
 static bool usable(double lat, double lon)
 {
-    return isfinite(lat) && isfinite(lon) && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180;
+    return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180;
 }
 
 bool map_write_json(json_writer *w, const map_peer *peers, size_t n, map_locate_fn locate,
