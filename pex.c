@@ -94,6 +94,7 @@ struct pex_engine {
     pex_link *idle_head;
     bool changed;                      /* the advertisable set changed since the last tick */
     json_writer w, aux;
+    uint64_t snapshots_sent, deltas_sent;
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -517,11 +518,14 @@ static void writer_reset(json_writer *w)
     }
 }
 
-static void emit(pex_engine *e, uint64_t id)
+/* Hands what e->w holds to the send callback; false when it failed to build. */
+static bool emit(pex_engine *e, uint64_t id)
 {
-    if (!e->w.failed)
+    bool ok = !e->w.failed;
+    if (ok)
         e->send(e->send_ctx, id, e->w.p, e->w.len);
     writer_reset(&e->w);
+    return ok;
 }
 
 static const char *error_text(int code)
@@ -699,7 +703,8 @@ static void send_snapshot(pex_engine *e, pex_link *l, pex_time now)
     if (!e->w.failed)
         for (size_t i = 0; i < fit; i++)
             tell(e, l, sel[i]);
-    emit(e, l->id);
+    if (emit(e, l->id))
+        e->snapshots_sent++;
 }
 
 /* Builds and sends the link's next delta; false when there is nothing to say. */
@@ -743,7 +748,8 @@ static bool send_delta(pex_engine *e, pex_link *l, pex_time now)
         tell(e, l, add[i]);
     for (size_t i = 0; i < rd.n; i++)
         untell(e, l, drop[i]);
-    emit(e, l->id);
+    if (emit(e, l->id))
+        e->deltas_sent++;
     return true;
 }
 
@@ -1433,6 +1439,9 @@ size_t pex_registrant_count(const pex_engine *e)
 {
     return e->n_registrants;
 }
+
+uint64_t pex_snapshots_sent(const pex_engine *e) { return e->snapshots_sent; }
+uint64_t pex_deltas_sent(const pex_engine *e) { return e->deltas_sent; }
 
 size_t pex_link_count(const pex_engine *e)
 {
