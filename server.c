@@ -63,6 +63,7 @@ static void accept_on(conn_listener *ls, socket_t lfd)
         }
         /* The open-socket caps count sockets, whatever their source claims to be. */
         if (ls->open >= ls->max_open) {
+            ls->refused_at_cap++;
             log_warn("refusing a connection on the %s listener: at its open-connection cap (%zu)",
                      ls->name, ls->max_open);
             compat_close(fd);
