@@ -37,6 +37,7 @@ struct dht_view {
     bool truncated;
     /* the published view */
     json_writer body;
+    size_t published_reporting, published_keys;
 };
 
 static void write_view(json_writer *w, uint64_t generated_at, size_t reporting_peers,
@@ -271,6 +272,7 @@ bool dht_sweep_end(dht_view *v, uint64_t now_wall)
     json_writer w;
     jw_init(&w, 0, DHT_BODY_MAX);
     write_view(&w, now_wall, v->reporting_peers, n, v->truncated || n > shown, list, shown);
+    size_t v_reporting = v->reporting_peers;
     free(list);
     drop_collection(v);
     if (w.failed) {
@@ -279,6 +281,8 @@ bool dht_sweep_end(dht_view *v, uint64_t now_wall)
     }
     jw_free(&v->body);
     v->body = w;
+    v->published_reporting = v_reporting;
+    v->published_keys = n;
     return true;
 }
 
@@ -287,3 +291,6 @@ json_span dht_view_json(const dht_view *v)
     json_span s = { v->body.p, v->body.len };
     return s;
 }
+
+size_t dht_view_reporting_peers(const dht_view *v) { return v->published_reporting; }
+size_t dht_view_total_keys(const dht_view *v) { return v->published_keys; }

@@ -72,7 +72,9 @@ uint64_t dht_window_end(const dht_view *v);
  * frees the collection. False when out of memory (the previous view is kept). */
 bool dht_sweep_end(dht_view *v, uint64_t now_wall);
 
-/* The current /dht.json text. */
+/* The current /dht.json text, and two of its numbers: reporting_peers and total_keys. */
 json_span dht_view_json(const dht_view *v);
+size_t dht_view_reporting_peers(const dht_view *v);
+size_t dht_view_total_keys(const dht_view *v);
 
 #endif

@@ -126,6 +126,8 @@ static void test_empty_view(void)
 {
     dht_view *v = dht_new(seed);
     REQUIRE(v);
+    CHECK_EQ_INT(dht_view_reporting_peers(v), 0);
+    CHECK_EQ_INT(dht_view_total_keys(v), 0);
     CHECK(view_is(v, "{\"schema_version\":1,\"generated_at\":0,\"reporting_peers\":0,\"total_keys\":0,"
                      "\"truncated\":false,\"keys\":[]}"));
     CHECK(dht_window_end(v) == UINT64_MAX);
@@ -158,9 +160,12 @@ static void test_max_not_sum_and_order(void)
                      "{\"content_key\":\"cc\",\"providers\":1,\"reported_by\":2},"
                      "{\"content_key\":\"zz\",\"providers\":9,\"reported_by\":1},"
                      "{\"content_key\":\"ca\",\"providers\":1,\"reported_by\":1}]}"));
+    CHECK_EQ_INT(dht_view_reporting_peers(v), 3);
+    CHECK_EQ_INT(dht_view_total_keys(v), 5);
     /* The next sweep starts from nothing; the view stays until it ends. */
     REQUIRE(dht_sweep_begin(v, 1, 100000));
     CHECK(view_field(v, "reporting_peers") == 3);
+    CHECK_EQ_INT(dht_view_reporting_peers(v), 3);
     CHECK(dht_asked(v, 9));
     CHECK(feed_keys(v, 9, 100001, (const char *const[]){ "aa=1", "aa=5", NULL }) == DHT_COUNTED);
     REQUIRE(dht_sweep_end(v, 43));
