@@ -16,6 +16,9 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
 enum config_command { CMD_SERVE = 0, CMD_HELP, CMD_VERSION };
 
+/* Where the relay image keeps the DB-IP City Lite database the reference ships. */
+#define CONFIG_DEFAULT_GEOIP_DB "/opt/dig-relay/geoip/dbip-city-lite.mmdb"
+
 typedef struct {
     uint16_t lo, hi;
 } port_range;
@@ -54,6 +57,9 @@ typedef struct {
     const char *tls_key_path;   /* --tls-key  / DIG_RELAY_TLS_KEY_PATH */
 
     cidr_list trusted_proxies;  /* --trusted-proxy-cidrs: sources whose PROXY preface is read */
+
+    uint64_t dht_sweep_interval_secs;   /* 60, 0 disables the RLY-009 sweep (ours) */
+    const char *geoip_db;       /* --geoip-db / DIG_RELAY_GEOIP_DB, CONFIG_DEFAULT_GEOIP_DB */
 
     enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
 

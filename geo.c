@@ -32,8 +32,6 @@ geo *geo_open(const char *path, char *why, size_t whylen)
     geo *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
-    if (!path)
-        path = GEO_DEFAULT_DB;
 #ifdef HAVE_MAXMINDDB
     int rc = MMDB_open(path, MMDB_MODE_MMAP, &g->db);
     if (rc == MMDB_SUCCESS)

@@ -14,14 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GEO_DEFAULT_DB "/opt/dig-relay/geoip/dbip-city-lite.mmdb"
-
 typedef struct geo geo;
 
 /* True when this build can read .mmdb files. */
 bool geo_built_in(void);
 
-/* Opens path (NULL: GEO_DEFAULT_DB). Never fails for a missing or bad file: the reason goes to
+/* Opens path (--geoip-db). Never fails for a missing or bad file: the reason goes to
  * why (may be NULL) and lookups answer unknown. NULL only when out of memory. */
 geo *geo_open(const char *path, char *why, size_t whylen);
 void geo_close(geo *g);
