@@ -1,13 +1,11 @@
 /* /stats.json (stats.h): sorts the snapshot's registrations by peer id and by network id (two
- * arrays of pointers, freed before returning), writes the capped lists with json.c's writer, and
- * keeps the encoded body for a second. */
+ * arrays of pointers, freed before returning) and writes the capped lists with json.c's writer. */
 #include "stats.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
-#define STATS_BODY_MAX ((size_t)8 << 20)   /* capped lists of 256-byte ids, each byte escaped */
 
 static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
@@ -174,42 +172,4 @@ bool stats_wants_full(const char *query, size_t n)
         }
     }
     return false;
-}
-
-void stats_cache_init(stats_cache *c)
-{
-    memset(c, 0, sizeof *c);
-    jw_init(&c->body[0], 0, STATS_BODY_MAX);
-    jw_init(&c->body[1], 0, STATS_BODY_MAX);
-}
-
-void stats_cache_free(stats_cache *c)
-{
-    jw_free(&c->body[0]);
-    jw_free(&c->body[1]);
-    memset(c, 0, sizeof *c);
-}
-
-bool stats_cache_get(const stats_cache *c, bool full, uint64_t now_ms, json_span *out)
-{
-    const int k = full;
-    if (!c->valid[k] || now_ms < c->built_ms[k] || now_ms - c->built_ms[k] >= STATS_CACHE_MS)
-        return false;
-    out->p = c->body[k].p;
-    out->n = c->body[k].len;
-    return true;
-}
-
-bool stats_cache_put(stats_cache *c, bool full, uint64_t now_ms, const stats_snapshot *s,
-                     json_span *out)
-{
-    const int k = full;
-    jw_clear(&c->body[k]);
-    c->valid[k] = stats_write_json(&c->body[k], s, full);
-    if (!c->valid[k])
-        return false;
-    c->built_ms[k] = now_ms;
-    out->p = c->body[k].p;
-    out->n = c->body[k].len;
-    return true;
 }

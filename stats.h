@@ -13,8 +13,8 @@
  *
  * Bounds: a relay with tens of thousands of reservations must not build megabytes per request,
  * so at most STATS_MAX_PEERS peers (the first by id) and STATS_MAX_NETWORKS networks are listed,
- * with the *_truncated flags saying so, and the encoded body is reused for STATS_CACHE_MS. Pure:
- * the wall clock and the monotonic clock come in as numbers. */
+ * with the *_truncated flags saying so (the caller keeps the body a while, bodycache.h). Pure: the
+ * wall clock comes in as a number. */
 #ifndef DIG_STATS_H
 #define DIG_STATS_H
 
@@ -29,7 +29,7 @@
 #define STATS_PEER_ID_PREFIX 12      /* characters (UTF-8 code points) */
 #define STATS_MAX_PEERS 1000
 #define STATS_MAX_NETWORKS 1000
-#define STATS_CACHE_MS 1000
+#define STATS_BODY_MAX ((size_t)8 << 20)   /* the capped lists of 256-byte ids, each byte escaped */
 
 /* One registration, pointing into the registry (nothing is copied). */
 typedef struct {
@@ -65,21 +65,5 @@ bool stats_write_json(json_writer *w, const stats_snapshot *s, bool full);
 /* True when the query string (after '?', without it) has a parameter full=1, full=true or
  * full=yes. */
 bool stats_wants_full(const char *query, size_t n);
-
-/* The last body built for each `full` choice and when. */
-typedef struct {
-    json_writer body[2];
-    uint64_t built_ms[2];
-    bool valid[2];
-} stats_cache;
-
-void stats_cache_init(stats_cache *c);
-void stats_cache_free(stats_cache *c);
-/* The body built less than STATS_CACHE_MS before now_ms (monotonic), if any. */
-bool stats_cache_get(const stats_cache *c, bool full, uint64_t now_ms, json_span *out);
-/* Builds the body from s, keeps it as built at now_ms and returns it. False when out of memory
- * (nothing is kept then). */
-bool stats_cache_put(stats_cache *c, bool full, uint64_t now_ms, const stats_snapshot *s,
-                     json_span *out);
 
 #endif

@@ -1,6 +1,6 @@
 /* Unit tests for stats.c, the /stats.json builder: the exact body for a fixed snapshot (field
  * order, sorting, via and address family, connected_secs), peer-id truncation by characters and
- * ?full=1, escaping of hostile ids, the peer and network caps, and the body cache. */
+ * ?full=1, escaping of hostile ids, and the peer and network caps. */
 #include "stats.h"
 #include "test.h"
 
@@ -177,29 +177,6 @@ static void test_wants_full(void)
     CHECK(!stats_wants_full("full=1", 5));   /* only the n bytes given count */
 }
 
-static void test_cache(void)
-{
-    stats_peer peers[] = { peer("0123456789abcdef", "n", NULL, 0, 0) };
-    stats_snapshot s = snapshot(peers, 1);
-    stats_cache c;
-    json_span body, again;
-    stats_cache_init(&c);
-    CHECK(!stats_cache_get(&c, false, 5000, &body));
-    REQUIRE(stats_cache_put(&c, false, 5000, &s, &body));
-    CHECK(memmem(body.p, body.n, "\xE2\x80\xA6", 3) != NULL);
-    CHECK(!stats_cache_get(&c, true, 5000, &again));          /* full ids are a separate body */
-    s.stun_requests = 43;                                     /* what changes is not seen ... */
-    CHECK(stats_cache_get(&c, false, 5000 + STATS_CACHE_MS - 1, &again));
-    CHECK_EQ_MEM(again.p, again.n, body.p, body.n);
-    CHECK(!stats_cache_get(&c, false, 5000 + STATS_CACHE_MS, &again));   /* ... after a second */
-    CHECK(!stats_cache_get(&c, false, 4999, &again));                    /* nor a clock gone back */
-    REQUIRE(stats_cache_put(&c, true, 6000, &s, &again));
-    CHECK(memmem(again.p, again.n, "\"stun_requests\":43,", 19) != NULL);
-    CHECK(memmem(again.p, again.n, "0123456789abcdef", 16) != NULL);
-    CHECK(stats_cache_get(&c, true, 6500, &body));
-    stats_cache_free(&c);
-}
-
 int main(void)
 {
     RUN(test_exact_body);
@@ -207,6 +184,5 @@ int main(void)
     RUN(test_hostile_ids_escaped);
     RUN(test_caps);
     RUN(test_wants_full);
-    RUN(test_cache);
     return test_finish();
 }
