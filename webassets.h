@@ -1,6 +1,6 @@
 /* The operator pages compiled into the binary: the files of web/ (HTML, CSS, JavaScript, the
  * land outline), found by file name, with the Content-Type each is served with. The bytes come
- * from web/assets.c, which the build writes with web/embed.c. */
+ * from build/web/assets.c, which the build writes with web/embed.c. */
 #ifndef DIG_WEBASSETS_H
 #define DIG_WEBASSETS_H
 
@@ -8,6 +8,8 @@
 
 typedef struct {
     const char *name;               /* "index.html", "app.css", ... */
+    const char *path;               /* where the file is served: "/assets/app.css" (pages have
+                                     * their own paths: /, /dht, /map) */
     const unsigned char *data;
     size_t len;
 } web_file;

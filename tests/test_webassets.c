@@ -1,4 +1,4 @@
-/* Unit tests for the embedded operator pages (webassets.c, web/assets.c written by web/embed.c):
+/* Unit tests for the embedded operator pages (webassets.c, build/web/assets.c written by web/embed.c):
  * every file of web/ is in the binary byte for byte and found by name, each served with the
  * right Content-Type, and the pages stay self-contained and script-safe: nothing is loaded from
  * another origin, and no script turns text into markup (innerHTML and the like). How the pages
@@ -54,6 +54,9 @@ static void test_every_file_embedded(void)
         CHECK(f != NULL);
         if (disk && f)
             CHECK_EQ_MEM(f->data, f->len, disk, len);
+        snprintf(path, sizeof path, "/assets/%s", e->d_name);
+        if (f)
+            CHECK_EQ_STR(f->path, path);
         free(disk);
         found++;
     }

@@ -1,7 +1,8 @@
 /* Build tool: writes the operator pages into a C file so the relay serves them from its own
  * binary (no files to install, nothing fetched at run time).
  *   web/embed OUT.c web/index.html web/app.css ...
- * OUT.c defines web_files[] (webassets.h): each file's name without its folder, and its bytes.
+ * OUT.c defines web_files[] (webassets.h): each file's name without its folder, the path it is
+ * served at (/assets/NAME), and its bytes.
  * Runs on the build machine, so a cross build embeds the same bytes. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,8 @@ int main(int argc, char **argv)
     fprintf(out, "\nconst web_file web_files[] = {\n");
     for (int i = 2; i < argc; i++) {
         const char *name = strrchr(argv[i], '/');
-        fprintf(out, "    { \"%s\", file%d, sizeof file%d - 1 },\n", name ? name + 1 : argv[i], i - 2, i - 2);
+        const char *base = name ? name + 1 : argv[i];
+        fprintf(out, "    { \"%s\", \"/assets/%s\", file%d, sizeof file%d - 1 },\n", base, base, i - 2, i - 2);
     }
     fprintf(out, "};\nconst size_t web_n_files = %d;\n", argc - 2);
     if (fclose(out) != 0) {
