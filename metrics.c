@@ -12,9 +12,6 @@ static const struct {
 } refusals[MR_COUNT] = {
     [MR_NOT_REGISTERED] = { "not_registered", "1" },
     [MR_BAD_MESSAGE] = { "bad_message", "2" },
-    [MR_ALREADY_REGISTERED] = { "already_registered", "2" },
-    [MR_BAD_ID] = { "bad_id", "2" },
-    [MR_DHT_REQUEST] = { "dht_request", "2" },
     [MR_PEER_NOT_FOUND] = { "peer_not_found", "3" },
     [MR_CAPACITY] = { "capacity", "4" },
     [MR_ID_IN_USE] = { "id_in_use", "5" },

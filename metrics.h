@@ -26,10 +26,8 @@ enum metrics_kind { METRICS_RELAY_MESSAGE = 0, METRICS_BROADCAST, METRICS_KINDS 
  * ("none" for refusals that close or never open a connection instead). */
 enum metrics_refusal {
     MR_NOT_REGISTERED = 0,      /* code 1: a message before register */
-    MR_BAD_MESSAGE,             /* code 2: invalid JSON, unknown type, wrong field */
-    MR_ALREADY_REGISTERED,      /* code 2: a second register on one connection */
-    MR_BAD_ID,                  /* code 2: peer_id or network_id out of bounds */
-    MR_DHT_REQUEST,             /* code 2: an inbound get_dht_records (RLY-009) */
+    MR_BAD_MESSAGE,             /* code 2: invalid JSON, wrong field, a second register, an id out
+                                 * of bounds, an inbound get_dht_records (RLY-009) */
     MR_PEER_NOT_FOUND,          /* code 3 */
     MR_CAPACITY,                /* code 4 */
     MR_ID_IN_USE,               /* code 5 */

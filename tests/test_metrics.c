@@ -42,7 +42,7 @@ static metrics_snapshot base(void)
     s.relayed_bytes[METRICS_RELAY_MESSAGE] = 1000;
     s.relayed_bytes[METRICS_BROADCAST] = 64;
     s.queue_drops = 1;
-    s.refusals[MR_DHT_REQUEST] = 3;
+    s.refusals[MR_BAD_MESSAGE] = 3;
     s.refusals[MR_BANNED] = 4;
     s.strikes = 6;
     s.bans = 1;
@@ -109,7 +109,7 @@ static void test_fixed_snapshot(void)
                     "dig_relay_relayed_payload_bytes_total{kind=\"broadcast\"} 64\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_queue_drops_total 1\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"not_registered\",code=\"1\"} 0\n") != NULL);
-    CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"dht_request\",code=\"2\"} 3\n") != NULL);
+    CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"bad_message\",code=\"2\"} 3\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"banned\",code=\"none\"} 4\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"message_too_large\",code=\"none\"} 0\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_strikes_total 6\n") != NULL);

@@ -1360,7 +1360,7 @@ static void test_wire_port_http_answers(void)
     char resp[4096];
     REQUIRE(h_http("127.0.0.1", h_relay.port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 200);
-    CHECK(strstr(resp, "dig-relay " DIG_RELAY_VERSION) != NULL);
+    CHECK(strstr(resp, "<title>dig-relay") != NULL);   /* the dashboard page */
     REQUIRE(h_http("127.0.0.1", h_relay.port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
 
