@@ -149,6 +149,27 @@ bool h_http_header(const char *resp, const char *name, char *out, size_t cap);
 /* Pointer to the body (after the blank line), or NULL. */
 const char *h_http_body(const char *resp);
 
+/* ---------------------------------------------------------------- UDP and STUN */
+
+/* A UDP socket bound to host:0 ("127.0.0.7", "::1", or "::" for a dual-stack socket), with room
+ * for a few hundred datagrams waiting to be read; -1 on failure (reason printed). */
+int h_udp_socket(const char *host);
+bool h_udp_send(int fd, const char *host, uint16_t port, const void *buf, size_t len);
+/* Waits up to timeout_ms for one datagram; returns its length, or -1 when none came. */
+ssize_t h_udp_recv(int fd, uint8_t *buf, size_t cap, unsigned timeout_ms);
+/* Counts datagrams arriving until none has come for quiet_ms. */
+int h_udp_count_replies(int fd, unsigned quiet_ms);
+/* A STUN Binding Request with a random transaction id whose first four bytes are tag. */
+void h_stun_binding_request(uint8_t req[20], uint32_t tag);
+/* Sends n Binding Requests to host:port; returns how many went out. */
+int h_stun_burst(int fd, const char *host, uint16_t port, int n);
+
+/* ---------------------------------------------------------------- PROXY protocol */
+
+/* A PROXY protocol v2 PROXY command for TCP from ip:port (IPv4 or IPv6 text) to loopback, as a
+ * trusted load balancer sends it before the client's bytes; returns its length (at most 52). */
+size_t h_proxy_v2(uint8_t out[52], const char *ip, uint16_t port);
+
 /* ---------------------------------------------------------------- WebSocket client */
 
 enum {
