@@ -125,6 +125,10 @@ int h_proc_stop(h_proc *p, unsigned timeout_ms);
 /* Stops it, prints its log when show_log, and removes the log. */
 void h_proc_cleanup(h_proc *p, bool show_log);
 
+/* True when Prometheus's linter (promtool check metrics, Debian's prometheus) accepts the
+ * exposition text body, its complaints printed; *ran is false when promtool is not installed. */
+bool h_promtool_accepts(const char *body, bool *ran);
+
 /* ---------------------------------------------------------------- raw TCP */
 
 /* Connects to host ("127.0.0.1", "::1", ...) : port, optionally binding the local source address

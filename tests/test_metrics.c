@@ -6,10 +6,10 @@
 #include "compat/procstat.h"
 #include "metrics.h"
 #include "test.h"
+#include "tests/harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char text[1 << 20];
@@ -62,28 +62,8 @@ static metrics_snapshot base(void)
     return s;
 }
 
-/* True when promtool accepts body (its complaints printed); *ran false when it is missing. */
-static bool promtool_accepts(const char *body, bool *ran)
-{
-    *ran = access("/usr/bin/promtool", X_OK) == 0;
-    if (!*ran)
-        return false;
-    char path[] = "/tmp/dig-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return false;
-    size_t n = strlen(body);
-    bool wrote = write(fd, body, n) == (ssize_t)n;
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "/usr/bin/promtool check metrics < %s 2>&1", path);
-    int rc = wrote ? system(cmd) : -1;
-    unlink(path);
-    return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
-}
-
 /* promtool must accept t; the test is skipped without it. */
-#define CHECK_PROMTOOL(t) do { bool ran_; bool ok_ = promtool_accepts((t), &ran_); \
+#define CHECK_PROMTOOL(t) do { bool ran_; bool ok_ = h_promtool_accepts((t), &ran_); \
     if (!ran_) { SKIP("prometheus not installed"); } CHECK(ok_); } while (0)
 
 static void test_fixed_snapshot(void)
