@@ -1669,6 +1669,14 @@ size_t h_proxy_v2(uint8_t out[52], const char *ip, uint16_t port)
 
 /* ---------------------------------------------------------------- other programs' checks */
 
+long long h_metric(const char *text, const char *series)
+{
+    char needle[256];
+    snprintf(needle, sizeof needle, "\n%s ", series);
+    const char *at = strstr(text, needle);
+    return at ? strtoll(at + strlen(needle), NULL, 10) : -1;
+}
+
 bool h_promtool_accepts(const char *body, bool *ran)
 {
     *ran = access("/usr/bin/promtool", X_OK) == 0;

@@ -125,6 +125,9 @@ int h_proc_stop(h_proc *p, unsigned timeout_ms);
 /* Stops it, prints its log when show_log, and removes the log. */
 void h_proc_cleanup(h_proc *p, bool show_log);
 
+/* The value of the sample `series` ("name" or "name{labels}", exactly as written) in Prometheus
+ * exposition text, or -1 when there is no such line. */
+long long h_metric(const char *text, const char *series);
 /* True when Prometheus's linter (promtool check metrics, Debian's prometheus) accepts the
  * exposition text body, its complaints printed; *ran is false when promtool is not installed. */
 bool h_promtool_accepts(const char *body, bool *ran);
