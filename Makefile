@@ -34,7 +34,8 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))
+# A build without an optional library lives apart too: the library changes what some objects are.
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 0,$(GEOIP)),-nogeoip)
 # The operator pages (web/: HTML, CSS, JavaScript, the land outline) are compiled into the
 # binary: build/web/embed, a tool built for the build machine, writes their bytes into
 # build/web/assets.c, one file shared by every compiler and target (cross builds included).
