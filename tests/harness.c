@@ -1695,3 +1695,19 @@ bool h_promtool_accepts(const char *body, bool *ran)
     unlink(path);
     return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
 }
+
+bool relay_built_in(const char *feature)
+{
+    static const char *const args[] = { "--version", NULL };
+    char out[512] = "", line[128];
+    if (h_run_binary(args, NULL, out, sizeof out, NULL, 0, 5000) != 0)
+        return false;
+    const char *at = strstr(out, "\nbuilt in: ");
+    if (!at)
+        return false;
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(at + 11, "\n"), at + 11);
+    for (char *tok = strtok(line, ", "); tok; tok = strtok(NULL, ", "))
+        if (strcmp(tok, feature) == 0)
+            return true;
+    return false;
+}

@@ -75,6 +75,8 @@ bool relay_alive(relay_proc *r);
 uint64_t relay_rss_kb(const relay_proc *r);
 /* Prints the last `max_bytes` of the relay's log, prefixed for readability. */
 void relay_print_log(const relay_proc *r, size_t max_bytes);
+/* True when the binary under test says (dig-relay --version) it has feature built in ("geoip"). */
+bool relay_built_in(const char *feature);
 /* Stops (if needed) and removes the log file unless keep_log. */
 void relay_cleanup(relay_proc *r, bool keep_log);
 /* Ends one test's relay: stops one left running (by an early return), shows the end of its log

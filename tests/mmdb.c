@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_NODES 4096
 #define EMPTY UINT32_MAX
@@ -215,4 +216,16 @@ done:
     free(data.p);
     free(out.p);
     return ok;
+}
+
+bool mmdb_write_temp(char path[sizeof MMDB_TEMP_PATH], const mmdb_entry *entries, size_t n)
+{
+    memcpy(path, MMDB_TEMP_PATH, sizeof MMDB_TEMP_PATH);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        printf("  cannot create %s\n", path);
+        return false;
+    }
+    close(fd);
+    return mmdb_write(path, entries, n);
 }

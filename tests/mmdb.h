@@ -15,5 +15,8 @@ typedef struct {
 
 /* Writes the database to path; false (with the reason printed) on a bad CIDR or I/O error. */
 bool mmdb_write(const char *path, const mmdb_entry *entries, size_t n);
+/* The same into a new file /tmp/dig-mmdb-XXXXXX, its name left in path (the caller unlinks it). */
+#define MMDB_TEMP_PATH "/tmp/dig-mmdb-XXXXXX"
+bool mmdb_write_temp(char path[sizeof MMDB_TEMP_PATH], const mmdb_entry *entries, size_t n);
 
 #endif

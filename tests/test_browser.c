@@ -17,13 +17,8 @@ static const char page[] =
 static void test_helper_reads_rendered_dom(void)
 {
     browser b;
-    char why[256], out[512];
-    if (!browser_open(&b, why, sizeof why)) {
-        if (strcmp(why, "chromium not installed") == 0)
-            SKIP("chromium not installed");
-        printf("  %s\n", why);
-        REQUIRE(0);
-    }
+    char out[512];
+    BROWSER_OPEN_OR_SKIP(&b);
     REQUIRE(browser_goto(&b, page));
     CHECK(browser_wait(&b, "document.body.dataset.state === 'done'", 10000));
     CHECK(browser_eval_str(&b, "document.getElementById('x').textContent", out, sizeof out));

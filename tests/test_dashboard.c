@@ -643,30 +643,19 @@ static void test_rly009_sweep_disabled(void)
 
 /* ---------------------------------------------------------------- /map.json */
 
-static bool geoip_built_in(void)
-{
-    static const char *const args[] = { "--version", NULL };
-    char out[512] = "";
-    return h_run_binary(args, NULL, out, sizeof out, NULL, 0, WAIT) == 0 &&
-           strstr(out, "built in: geoip") != NULL;
-}
-
 /* Peers behind a trusted proxy at public addresses the test's database places: each counted
  * in its 5-degree cell by its first dialable address; peers without one, or at an address the
  * database does not know, are unknown; no address or id is in the answer. */
 static void test_map_json(void)
 {
-    if (!geoip_built_in())
+    if (!relay_built_in("geoip"))
         SKIP("libmaxminddb-dev not installed");
-    char path[] = "/tmp/dig-dash-geo-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    close(fd);
     static const mmdb_entry entries[] = {
         { "81.2.69.0/24", 51.5142, -0.0931 },
         { "2a02:6b8::/32", 55.7522, 37.6156 },
     };
-    REQUIRE(mmdb_write(path, entries, 2));
+    char path[sizeof MMDB_TEMP_PATH];
+    REQUIRE(mmdb_write_temp(path, entries, 2));
     const char *const args[] = { "--trusted-proxy-cidrs", "127.0.0.2", "--geoip-db", path, NULL };
     REQUIRE(h_start(args));
     ws_client p[5];

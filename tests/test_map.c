@@ -106,11 +106,8 @@ static void test_geo_database(void)
 {
     if (!geo_built_in())
         SKIP("libmaxminddb-dev not installed");
-    char path[] = "/tmp/dig-geo-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    close(fd);
-    REQUIRE(mmdb_write(path, entries, sizeof entries / sizeof entries[0]));
+    char path[sizeof MMDB_TEMP_PATH];
+    REQUIRE(mmdb_write_temp(path, entries, sizeof entries / sizeof entries[0]));
     char why[256] = "";
     geo *g = geo_open(path, why, sizeof why);
     REQUIRE(g);

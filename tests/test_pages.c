@@ -160,31 +160,16 @@ static pid_t answer_in_background(ws_client *peers, size_t n, browser *b)
     }
 }
 
-static bool geoip_built_in(void)
-{
-    static const char *const args[] = { "--version", NULL };
-    char out[512] = "";
-    return h_run_binary(args, NULL, out, sizeof out, NULL, 0, WAIT) == 0 && strstr(out, "built in: geoip");
-}
-
 static void test_pages_in_chromium(void)
 {
     browser b;
-    char why[256], out[1024];
-    if (!browser_open(&b, why, sizeof why)) {
-        if (strcmp(why, "chromium not installed") == 0)
-            SKIP("chromium not installed");
-        printf("  %s\n", why);
-        REQUIRE(0);
-    }
-    bool geoip = geoip_built_in();
-    char db[] = "/tmp/dig-pages-geo-XXXXXX";
-    int fd = mkstemp(db);
-    REQUIRE(fd >= 0);
-    close(fd);
+    char out[1024];
+    BROWSER_OPEN_OR_SKIP(&b);
+    bool geoip = relay_built_in("geoip");
     static const mmdb_entry entries[] = { { "81.2.69.0/24", 51.5142, -0.0931 },
                                           { "2a02:6b8::/32", 55.7522, 37.6156 } };
-    REQUIRE(mmdb_write(db, entries, 2));
+    char db[sizeof MMDB_TEMP_PATH];
+    REQUIRE(mmdb_write_temp(db, entries, 2));
     const char *const args[] = { "--dht-sweep-interval-secs", "1", "--trusted-proxy-cidrs", "127.0.0.2",
                                  "--geoip-db", db, NULL };
     REQUIRE(h_start(args));
