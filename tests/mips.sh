@@ -53,7 +53,7 @@ else
 fi
 
 # The unit tests of the codecs, tables and limits: pure code, no relay process.
-for t in abuse addr bodycache buf config dht fuzz_regress hash http json loop map pex ratelimit stats stun turn webassets wire ws; do
+for t in abuse addr bodycache buf config dht fuzz_regress hash http json loop map pex ratelimit stats stun topk turn webassets wire ws; do
     # shellcheck disable=SC2086
     if ! $CC $CFLAGS -static -o "$out/test_$t" "tests/test_$t.c" tests/harness.c $objs; then
         fail "tests/test_$t builds"
