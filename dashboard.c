@@ -146,12 +146,20 @@ static void collect_map_peer(void *ctx, const relay_peer *p)
         out[c->n++] = (map_peer){ p->addresses, p->n_addresses };
 }
 
-static void collect_network(void *ctx, const char *id, size_t id_len, size_t peers)
+static void collect_metrics_network(void *ctx, const char *id, size_t id_len, size_t peers)
 {
     collected *c = ctx;
     metrics_network *out = c->items;
     if (c->n < c->cap)
         out[c->n++] = (metrics_network){ id, id_len, peers };
+}
+
+static void collect_stats_network(void *ctx, const char *id, size_t id_len, size_t peers)
+{
+    collected *c = ctx;
+    stats_network *out = c->items;
+    if (c->n < c->cap)
+        out[c->n++] = (stats_network){ id, id_len, peers };
 }
 
 /* Room for one item per registration (at least one, so malloc never sees 0). */
@@ -169,10 +177,15 @@ static bool build_stats(dashboard *d, json_writer *w, bool full)
 {
     const relay *r = d->src.relay;
     relay_counters rc;
-    collected peers;
+    collected peers, nets;
     if (!collect_begin(&peers, relay_peer_count(r), sizeof(stats_peer)))
         return false;
+    if (!collect_begin(&nets, relay_network_count(r), sizeof(stats_network))) {
+        free(peers.items);
+        return false;
+    }
     relay_each_peer(r, collect_stats_peer, &peers);
+    relay_each_network(r, collect_stats_network, &nets);
     relay_get_counters(r, &rc);
     stats_snapshot s = {
         .version = DIG_RELAY_VERSION,
@@ -187,9 +200,12 @@ static bool build_stats(dashboard *d, json_writer *w, bool full)
         .bytes_relayed = rc.relay_message_bytes + rc.broadcast_bytes,
         .peers = peers.items,
         .n_peers = peers.n,
+        .networks = nets.items,
+        .n_networks = nets.n,
     };
     bool ok = stats_write_json(w, &s, full);
     free(peers.items);
+    free(nets.items);
     return ok;
 }
 
@@ -213,7 +229,7 @@ static bool build_metrics(dashboard *d, json_writer *w, bool full)
     (void)full;
     if (!collect_begin(&nets, relay_network_count(r), sizeof(metrics_network)))
         return false;
-    relay_each_network(r, collect_network, &nets);
+    relay_each_network(r, collect_metrics_network, &nets);
     relay_get_counters(r, &rc);
     compat_procstat_read(&ps);
     metrics_snapshot s = {

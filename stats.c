@@ -1,8 +1,8 @@
-/* /stats.json (stats.h): sorts the snapshot's registrations by peer id and by network id (two
- * arrays of pointers, freed before returning) and writes the capped lists with json.c's writer. */
+/* /stats.json (stats.h): picks the first peers and networks by id with topk.h (indices into the
+ * snapshot) and writes the capped lists with json.c's writer. */
 #include "stats.h"
+#include "topk.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
@@ -15,16 +15,18 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
     return an < bn ? -1 : an > bn;
 }
 
-static int by_peer_id(const void *a, const void *b)
+static bool peer_before(const void *ctx, uint32_t a, uint32_t b)
 {
-    const stats_peer *x = *(const stats_peer *const *)a, *y = *(const stats_peer *const *)b;
-    return bytes_cmp(x->peer_id, x->peer_id_len, y->peer_id, y->peer_id_len);
+    const stats_peer *p = ctx;
+    int c = bytes_cmp(p[a].peer_id, p[a].peer_id_len, p[b].peer_id, p[b].peer_id_len);
+    return c ? c < 0 : a < b;
 }
 
-static int by_network_id(const void *a, const void *b)
+static bool network_before(const void *ctx, uint32_t a, uint32_t b)
 {
-    const stats_peer *x = *(const stats_peer *const *)a, *y = *(const stats_peer *const *)b;
-    return bytes_cmp(x->network_id, x->network_id_len, y->network_id, y->network_id_len);
+    const stats_network *n = ctx;
+    int c = bytes_cmp(n[a].network_id, n[a].network_id_len, n[b].network_id, n[b].network_id_len);
+    return c ? c < 0 : a < b;
 }
 
 /* Bytes of the first `chars` UTF-8 characters of s (s is valid UTF-8: the wire checked it). */
@@ -81,11 +83,18 @@ static void write_peer(json_writer *w, const stats_peer *p, uint64_t now_wall, b
 
 bool stats_write_json(json_writer *w, const stats_snapshot *s, bool full)
 {
-    const stats_peer **order = malloc((s->n_peers ? s->n_peers : 1) * sizeof *order);
-    if (!order) {
-        w->failed = true;
-        return false;
-    }
+    /* Indices are 32-bit: a registry never holds 2^32 registrations (one socket each). */
+    uint32_t peers[STATS_MAX_PEERS], nets[STATS_MAX_NETWORKS];
+    topk tp, tn;
+    topk_init(&tp, peers, STATS_MAX_PEERS, peer_before, s->peers);
+    for (size_t i = 0; i < s->n_peers; i++)
+        topk_offer(&tp, (uint32_t)i);
+    size_t shown = topk_finish(&tp);
+    topk_init(&tn, nets, STATS_MAX_NETWORKS, network_before, s->networks);
+    for (size_t i = 0; i < s->n_networks; i++)
+        topk_offer(&tn, (uint32_t)i);
+    size_t listed = topk_finish(&tn);
+
     JW_LIT(w, "{\"schema_version\":");
     jw_u64(w, STATS_SCHEMA_VERSION);
     JW_LIT(w, ",\"status\":\"ok\",\"version\":");
@@ -108,46 +117,28 @@ bool stats_write_json(json_writer *w, const stats_snapshot *s, bool full)
     jw_u64(w, s->hole_punch_failures);
     JW_LIT(w, ",\"bytes_relayed\":");
     jw_u64(w, s->bytes_relayed);
-
-    /* networks: runs of equal network ids in network order */
-    for (size_t i = 0; i < s->n_peers; i++)
-        order[i] = &s->peers[i];
-    qsort(order, s->n_peers, sizeof *order, by_network_id);
-    size_t listed = 0;
-    bool networks_truncated = false;
     JW_LIT(w, ",\"networks\":[");
-    for (size_t i = 0; i < s->n_peers;) {
-        size_t j = i + 1;
-        while (j < s->n_peers && by_network_id(&order[i], &order[j]) == 0)
-            j++;
-        if (listed == STATS_MAX_NETWORKS) {
-            networks_truncated = true;
-            break;
-        }
-        if (listed++)
+    for (size_t i = 0; i < listed; i++) {
+        const stats_network *n = &s->networks[nets[i]];
+        if (i)
             JW_LIT(w, ",");
         JW_LIT(w, "{\"network_id\":");
-        jw_string(w, order[i]->network_id, order[i]->network_id_len);
+        jw_string(w, n->network_id, n->network_id_len);
         JW_LIT(w, ",\"peers\":");
-        jw_u64(w, j - i);
+        jw_u64(w, n->peers);
         JW_LIT(w, "}");
-        i = j;
     }
-
-    qsort(order, s->n_peers, sizeof *order, by_peer_id);
-    size_t shown = s->n_peers < STATS_MAX_PEERS ? s->n_peers : STATS_MAX_PEERS;
     JW_LIT(w, "],\"peers\":[");
     for (size_t i = 0; i < shown; i++) {
         if (i)
             JW_LIT(w, ",");
-        write_peer(w, order[i], s->now_wall, full);
+        write_peer(w, &s->peers[peers[i]], s->now_wall, full);
     }
     JW_LIT(w, "],\"peers_truncated\":");
     jw_bool(w, shown < s->n_peers);
     JW_LIT(w, ",\"networks_truncated\":");
-    jw_bool(w, networks_truncated);
+    jw_bool(w, listed < s->n_networks);
     JW_LIT(w, "}");
-    free(order);
     return !w->failed;
 }
 

@@ -12,7 +12,8 @@
  * STATS_PEER_ID_PREFIX characters and "…" unless the request asked for full ids.
  *
  * Bounds: a relay with tens of thousands of reservations must not build megabytes per request,
- * so at most STATS_MAX_PEERS peers (the first by id) and STATS_MAX_NETWORKS networks are listed,
+ * so at most STATS_MAX_PEERS peers (the first by id) and STATS_MAX_NETWORKS networks (the first
+ * by id) are listed, picked without sorting everything (topk.h),
  * with the *_truncated flags saying so (the caller keeps the body a while, bodycache.h). Pure: the
  * wall clock comes in as a number. */
 #ifndef DIG_STATS_H
@@ -30,6 +31,13 @@
 #define STATS_MAX_PEERS 1000
 #define STATS_MAX_NETWORKS 1000
 #define STATS_BODY_MAX ((size_t)8 << 20)   /* the capped lists of 256-byte ids, each byte escaped */
+
+/* One network with its registration count, pointing into the registry. */
+typedef struct {
+    const char *network_id;
+    size_t network_id_len;
+    uint64_t peers;
+} stats_network;
 
 /* One registration, pointing into the registry (nothing is copied). */
 typedef struct {
@@ -56,6 +64,8 @@ typedef struct {
     uint64_t bytes_relayed;          /* payload bytes of inbound relay_message and broadcast */
     const stats_peer *peers;         /* every registration, in any order */
     size_t n_peers;
+    const stats_network *networks;   /* every network with a registration, in any order */
+    size_t n_networks;
 } stats_snapshot;
 
 /* Appends the /stats.json text to w; `full` keeps peer ids whole. False when w failed (out of

@@ -29,6 +29,20 @@ static stats_snapshot snapshot(const stats_peer *peers, size_t n)
     s.bytes_relayed = 4096;
     s.peers = peers;
     s.n_peers = n;
+    /* the networks with their counts, as the registry keeps them */
+    static stats_network nets[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < k && !(nets[j].network_id_len == peers[i].network_id_len &&
+                          memcmp(nets[j].network_id, peers[i].network_id, peers[i].network_id_len) == 0))
+            j++;
+        if (j == k)
+            nets[k++] = (stats_network){ peers[i].network_id, peers[i].network_id_len, 0 };
+        nets[j].peers++;
+    }
+    s.networks = nets;
+    s.n_networks = k;
     return s;
 }
 
