@@ -18,6 +18,11 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -DDIG_RELAY_VERSION='"$(VERSION)"' $(WARN) -I. -MMD -MP
 LDLIBS  ?=
 
+# Optional libraries are built in when the compiler finds their header and library.
+HASH := \#
+have_lib = $(shell printf '$(HASH)include <$(1)>\nint main(void){return 0;}\n' | \
+	$(CC) -x c - -o /dev/null $(2) >/dev/null 2>&1 && echo 1 || echo 0)
+
 # ---- optional: TLS with BearSSL (tls.c) ------------------------------------------------------
 # Built in when BearSSL's header and library are found (Debian: libbearssl-dev); TLS=0 leaves it
 # out, TLS=1 fails the build when it is missing. Without it the relay refuses the --tls-* flags.
@@ -29,9 +34,8 @@ BEARSSL_CFLAGS ?=
 BEARSSL_LIBS   ?= -lbearssl
 WINDOWS_TLS    ?=
 ifneq ($(TLS),0)
-HAVE_BEARSSL := $(shell printf '\043include <bearssl.h>\nint main(void) { br_sha256_context c; br_sha256_init(&c); return 0; }\n' | \
-	$(CC) $(BEARSSL_CFLAGS) -x c -o /dev/null - $(BEARSSL_LIBS) >/dev/null 2>&1 && echo yes)
-ifeq ($(HAVE_BEARSSL),yes)
+HAVE_BEARSSL := $(call have_lib,bearssl.h,$(BEARSSL_CFLAGS) $(BEARSSL_LIBS))
+ifeq ($(HAVE_BEARSSL),1)
 CFLAGS += -DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)
 LDLIBS += $(BEARSSL_LIBS)
 else ifeq ($(TLS),1)
@@ -41,14 +45,28 @@ $(warning dig-relay: building without TLS: BearSSL not found (install libbearssl
 endif
 endif
 
+# ---- optional: geolocation with libmaxminddb (geo.c) ----------------------------------------
+# Debian libmaxminddb-dev places peers on the /map peer map; GEOIP=0 leaves it out.
+GEOIP ?= $(call have_lib,maxminddb.h,-lmaxminddb)
+ifeq ($(GEOIP),1)
+CFLAGS  += -DDIG_HAVE_GEOIP=1
+LDLIBS  += -lmaxminddb
+endif
+
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(HAVE_BEARSSL),,-notls)
-LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c)
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
+# A build without an optional library lives apart too: the library changes what some objects are.
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 1,$(HAVE_BEARSSL)),,-notls)$(if $(filter 0,$(GEOIP)),-nogeoip)
+# The operator pages (web/: HTML, CSS, JavaScript, the land outline) are compiled into the
+# binary: build/web/embed, a tool built for the build machine, writes their bytes into
+# build/web/assets.c, one file shared by every compiler and target (cross builds included).
+WEB_FILES  := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_ASSETS := build/web/assets.c
+LIB_SRC  := $(filter-out dig-relay.c,$(wildcard *.c)) $(wildcard compat/*.c) $(WEB_ASSETS)
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(filter-out $(WEB_ASSETS),$(LIB_SRC))) $(B)/web/assets.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst %.c,$(B)/%,$(TEST_SRC))
 TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
@@ -56,6 +74,16 @@ TEST_SUPPORT := $(patsubst %.c,$(B)/%.o,$(filter-out $(TEST_SRC),$(wildcard test
 all: dig-relay
 
 $(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+HOST_CC ?= cc
+build/web/embed: web/embed.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+$(WEB_ASSETS): build/web/embed $(WEB_FILES)
+	build/web/embed $@ $(WEB_FILES)
+$(B)/web/assets.o: $(WEB_ASSETS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -100,7 +128,7 @@ clean:
 	rm -f dig-relay dig-relay-poll dig-relay.exe
 	rm -rf build fuzz/bin bench/bin
 
--include $(wildcard $(B)/*.d $(B)/compat/*.d $(B)/tests/*.d)
+-include $(wildcard $(B)/*.d $(B)/compat/*.d $(B)/tests/*.d $(B)/web/*.d)
 
 FORCE:
 
@@ -136,8 +164,8 @@ BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
 
 bench/bin/relay_load: bench/relay_load.c
 	@mkdir -p bench/bin
-	$(CC) $(BENCH_CFLAGS) $(if $(HAVE_BEARSSL),-DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)) -o $@ $< \
-		$(if $(HAVE_BEARSSL),$(BEARSSL_LIBS))
+	$(CC) $(BENCH_CFLAGS) $(if $(filter 1,$(HAVE_BEARSSL)),-DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)) -o $@ $< \
+		$(if $(filter 1,$(HAVE_BEARSSL)),$(BEARSSL_LIBS))
 
 # tests/test_bench_smoke.c runs the load tool for a few seconds so it never rots.
 test: bench/bin/relay_load

@@ -55,10 +55,12 @@ enum abuse_verdict abuse_accept(abuse_guard *g, const source_key *key, uint64_t 
     struct source_state *st = source_table_upsert(&g->sources, key);
     if (cfg->ban_threshold > 0 && banned(st, now_ms)) {
         g->counters.refused_conns++;
+        g->counters.by_verdict[ABUSE_BANNED]++;
         return ABUSE_BANNED;
     }
     if (cfg->max_connections_per_ip > 0 && st->open_conns >= cfg->max_connections_per_ip) {
         g->counters.refused_conns++;
+        g->counters.by_verdict[ABUSE_TOO_MANY_CONNS]++;
         strike(g, st, now_ms);
         return ABUSE_TOO_MANY_CONNS;
     }
@@ -82,11 +84,13 @@ enum abuse_verdict abuse_register(abuse_guard *g, const source_key *key, uint64_
     if (cfg->registrations_per_ip_per_sec > 0 &&
         !rate_window_take(&st->regs, cfg->registrations_per_ip_per_sec, now_ms)) {
         g->counters.refused_regs++;
+        g->counters.by_verdict[ABUSE_REGISTER_RATE]++;
         strike(g, st, now_ms);
         return ABUSE_REGISTER_RATE;
     }
     if (cfg->max_registrations_per_ip > 0 && st->live_regs >= cfg->max_registrations_per_ip) {
         g->counters.refused_regs++;
+        g->counters.by_verdict[ABUSE_TOO_MANY_REGS]++;
         strike(g, st, now_ms);
         return ABUSE_TOO_MANY_REGS;
     }
@@ -125,6 +129,7 @@ enum abuse_verdict abuse_frame(abuse_guard *g, abuse_meter *m, const source_key 
         v = ABUSE_LIFETIME_BYTES;
     if (v != ABUSE_OK) {
         g->counters.disconnects++;
+        g->counters.by_verdict[v]++;
         strike(g, source_table_upsert(&g->sources, key), now_ms);
     }
     return v;
@@ -133,6 +138,7 @@ enum abuse_verdict abuse_frame(abuse_guard *g, abuse_meter *m, const source_key 
 void abuse_strike(abuse_guard *g, const source_key *key, uint64_t now_ms)
 {
     g->counters.disconnects++;
+    g->counters.by_verdict[ABUSE_MESSAGE_TOO_LARGE]++;
     strike(g, source_table_upsert(&g->sources, key), now_ms);
 }
 
@@ -147,6 +153,8 @@ const char *abuse_reason(enum abuse_verdict v)
     case ABUSE_MESSAGE_RATE: return "inbound message rate limit exceeded";
     case ABUSE_BYTE_RATE: return "inbound byte rate limit exceeded";
     case ABUSE_LIFETIME_BYTES: return "connection relayed byte limit reached";
+    case ABUSE_MESSAGE_TOO_LARGE: return "message too large";
+    case ABUSE_VERDICTS: break;
     }
     return "limit exceeded";
 }

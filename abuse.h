@@ -22,11 +22,14 @@ enum abuse_verdict {
     ABUSE_TOO_MANY_REGS,       /* register: --max-registrations-per-ip */
     ABUSE_MESSAGE_RATE,        /* frame: --messages-per-conn-per-sec */
     ABUSE_BYTE_RATE,           /* frame: --bytes-per-conn-per-sec */
-    ABUSE_LIFETIME_BYTES       /* frame: --max-relayed-bytes-per-conn */
+    ABUSE_LIFETIME_BYTES,      /* frame: --max-relayed-bytes-per-conn */
+    ABUSE_MESSAGE_TOO_LARGE,   /* frame: --max-message-bytes (abuse_strike) */
+    ABUSE_VERDICTS
 };
 
 typedef struct {
     uint64_t refused_conns, refused_regs, disconnects, strikes, bans, prunes;
+    uint64_t by_verdict[ABUSE_VERDICTS];   /* refusals and disconnects by why ([ABUSE_OK] unused) */
 } abuse_counters;
 
 typedef struct {
@@ -59,8 +62,8 @@ void abuse_registration_ended(abuse_guard *g, const source_key *key);
 enum abuse_verdict abuse_frame(abuse_guard *g, abuse_meter *m, const source_key *key,
                                uint64_t bytes, uint64_t now_ms);
 
-/* A connection from key broke a bound that has no verdict of its own (a frame over
- * --max-message-bytes): the connection is closed by the caller; this records the strike. */
+/* A frame over --max-message-bytes from key: the connection is closed by the caller (the
+ * WebSocket layer enforces that bound); this records the strike, as ABUSE_MESSAGE_TOO_LARGE. */
 void abuse_strike(abuse_guard *g, const source_key *key, uint64_t now_ms);
 
 /* Human text for a verdict (logs, close reasons, error messages). */

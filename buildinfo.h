@@ -1,6 +1,7 @@
 /* The optional libraries this build was made with. The Makefile finds each one and defines its
- * DIG_HAVE_* macro; --version lists the table, and the flags that need a library refuse to
- * start a build without it. Another optional library adds its macro and one row in features.c. */
+ * DIG_HAVE_* macro to 1; --version lists the table, /metrics labels its build-info gauge with it,
+ * and the flags that need a library refuse to start a build without it. Another optional library
+ * adds its macro here and one row in buildinfo.c. */
 #ifndef DIG_BUILDINFO_H
 #define DIG_BUILDINFO_H
 
@@ -10,6 +11,9 @@
 
 #ifndef DIG_HAVE_TLS
 #define DIG_HAVE_TLS 0      /* BearSSL: TLS on the relay listener (tls.c) */
+#endif
+#ifndef DIG_HAVE_GEOIP
+#define DIG_HAVE_GEOIP 0    /* libmaxminddb: geolocation for the /map peer map (geo.c) */
 #endif
 
 typedef struct {
@@ -21,8 +25,10 @@ typedef struct {
 extern const feature features[];
 extern const size_t n_features;
 
-/* One line: "features: tls", or with some missing "features: none; not built in: tls (needs
- * BearSSL, libbearssl-dev)". */
+/* One line: "features: tls geoip", or with some missing "features: tls; not built in: geoip
+ * (needs libmaxminddb, libmaxminddb-dev)". */
 void features_print(FILE *out);
+/* Comma-separated names of the features built in ("" when none), for labels. */
+const char *features_built_in(void);
 
 #endif

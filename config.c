@@ -96,6 +96,9 @@ static const option_def options[] = {
      FIELD(set_tls_client_auth)},
     {"tls-client-ca", "DIG_RELAY_TLS_CLIENT_CA_PATH", VALUE_PATH, FIELD(tls_client_ca_path), 0,
      NO_SET},
+    {"dht-sweep-interval-secs", "DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", VALUE_NUMBER,
+     FIELD(dht_sweep_interval_secs), SECS_MAX, NO_SET},
+    {"geoip-db", "DIG_RELAY_GEOIP_DB", VALUE_PATH, FIELD(geoip_db), 0, NO_SET},
     {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
     {"turn", "DIG_RELAY_TURN", VALUE_BOOL, FIELD(turn), 0, NO_SET},
     {"turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP", VALUE_IP, FIELD(turn_public_ip), 0, NO_SET},
@@ -165,6 +168,8 @@ void config_defaults(relay_config *c)
     c->ban_threshold = 20;
     c->ban_duration_secs = 300;
     c->ban_strike_window_secs = 60;
+    c->dht_sweep_interval_secs = 60;
+    c->geoip_db = CONFIG_DEFAULT_GEOIP_DB;
     c->log_level = LOG_INFO;
     c->turn_realm = "dig.net";
     c->turn_tcp_listen = unspecified_v6(3478);
@@ -872,6 +877,15 @@ const char *config_usage(void)
         "      Comma-separated IPs or CIDR networks (IPv4 or IPv6) of proxies whose PROXY\n"
         "      protocol header (v2, or v1) gives a connection's real source address. Empty: no\n"
         "      header is ever read; a header from any other source is a malformed request.\n"
+        "\n"
+        "Operator pages (/, /stats.json, /metrics, /dht, /map on the --listen port):\n"
+        "  --dht-sweep-interval-secs SECS     DIG_RELAY_DHT_SWEEP_INTERVAL_SECS  default 60\n"
+        "      How often registered nodes are asked for their DHT provider records (RLY-009);\n"
+        "      answers within 5 s make the /dht view. 0 disables the sweep.\n"
+        "  --geoip-db PATH                    DIG_RELAY_GEOIP_DB\n"
+        "      MaxMind-format database locating peers on /map; default\n"
+        "      " CONFIG_DEFAULT_GEOIP_DB ". Missing or unreadable: every peer\n"
+        "      is of unknown location.\n"
         "\n"
         "TLS on the relay listener (--tls-cert and --tls-key: both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"

@@ -22,6 +22,8 @@ enum tls_client_auth {
     TLS_CLIENT_AUTH_OPTIONAL,       /* asked for; without one the client is served as plain ws:// */
     TLS_CLIENT_AUTH_NONE            /* not asked for: server-only TLS */
 };
+/* Where the relay image keeps the DB-IP City Lite database the reference ships. */
+#define CONFIG_DEFAULT_GEOIP_DB "/opt/dig-relay/geoip/dbip-city-lite.mmdb"
 
 typedef struct {
     uint16_t lo, hi;
@@ -63,6 +65,9 @@ typedef struct {
     const char *tls_client_ca_path;         /* --tls-client-ca, NULL: no chain is validated */
 
     cidr_list trusted_proxies;  /* --trusted-proxy-cidrs: sources whose PROXY preface is read */
+
+    uint64_t dht_sweep_interval_secs;   /* 60, 0 disables the RLY-009 sweep (ours) */
+    const char *geoip_db;       /* --geoip-db / DIG_RELAY_GEOIP_DB, CONFIG_DEFAULT_GEOIP_DB */
 
     enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
 

@@ -158,6 +158,7 @@ void conn_send(conn *c, frame *f)
     /* config.c keeps the count within 32 bits and the byte limit within SIZE_MAX */
     if (!outq_push(&c->out, f, (uint32_t)cfg->outbound_queue_capacity,
                    (size_t)cfg->outbound_queue_bytes)) {
+        c->hub->queue_drops++;
         log_debug("conn %llu: outbound queue full, message dropped", (unsigned long long)c->id);
         return;
     }

@@ -52,6 +52,7 @@ typedef struct {
     /* What the current pass did, for keepalive coalescing (loop.h loop_should_hold). */
     bool pass_busy;           /* anything beyond answering keepalives */
     bool pass_keepalive;      /* answered at least one keepalive */
+    uint64_t queue_drops;     /* messages conn_send dropped on a full outbound queue */
 } conn_hub;
 
 /* What one listener's connections share. */
@@ -64,6 +65,7 @@ typedef struct {
     xport_factory transport;
     const cidr_list *trusted_proxies; /* NULL or empty: never read a PROXY header */
     size_t open, max_open;            /* sockets open on this listener, and the cap */
+    uint64_t refused_at_cap;          /* sockets closed at accept because open was max_open */
 } conn_listener;
 
 /* Takes an accepted socket (its address in `from`). On failure the socket is closed and false
@@ -83,7 +85,8 @@ bool conn_hub_empty(const conn_hub *hub);
 
 /* ---- the relay's view of a connection ---- */
 
-/* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them). */
+/* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them, and
+ * counted in the hub's queue_drops). */
 void conn_send(conn *c, frame *f);
 /* Graceful close: a close frame with code and reason, then the socket once flushed. */
 void conn_close(conn *c, uint16_t code, const char *reason);

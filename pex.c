@@ -11,7 +11,7 @@
  * A GONE slot counts the links still told it and is reused once none is; a registration of the
  * same peer_id adopts that told-state, so a quick reconnect is no churn on anyone's link.
  *
- * Snapshots and deltas pick the freshest entries with a bounded heap (no full sort), and are
+ * Snapshots and deltas pick the freshest entries with a bounded heap (topk.h, no full sort), and are
  * also bounded by encoded bytes: whatever does not fit PEX_MAX_FRAME waits for the next delta.
  * Links that are up wait in a min-heap keyed by their next allowed send; one that was due with
  * nothing to say waits on an idle list until the registry changes, so pex_next_due never names
@@ -20,6 +20,7 @@
 
 #include "hash.h"
 #include "json.h"
+#include "topk.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,7 @@ struct pex_engine {
     pex_link *idle_head;
     bool changed;                      /* the advertisable set changed since the last tick */
     json_writer w, aux;
+    uint64_t snapshots_sent, deltas_sent;
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -517,11 +519,14 @@ static void writer_reset(json_writer *w)
     }
 }
 
-static void emit(pex_engine *e, uint64_t id)
+/* Hands what e->w holds to the send callback; false when it failed to build. */
+static bool emit(pex_engine *e, uint64_t id)
 {
-    if (!e->w.failed)
+    bool ok = !e->w.failed;
+    if (ok)
         e->send(e->send_ctx, id, e->w.p, e->w.len);
     writer_reset(&e->w);
+    return ok;
 }
 
 static const char *error_text(int code)
@@ -592,18 +597,17 @@ static size_t write_entries(pex_engine *e, json_writer *w, const uint32_t *sel, 
 
 /* ---------------------------------------------------------------- choosing what to tell */
 
-/* Keeps the k best of the offered slots in a heap whose root is the worst kept, then sorts them.
- * Entries rank freshest first, then by peer id; dropped ids rank by peer id alone. */
+/* How the offered slots rank (topk.h keeps the k best): entries freshest first, then by peer
+ * id; dropped ids by peer id alone. */
 typedef struct {
     const pex_engine *e;
     uint64_t now_ms;
     bool by_freshness;
-    uint32_t *sel;
-    size_t n, k;
 } ranking;
 
-static bool ranks_before(const ranking *r, uint32_t a, uint32_t b)
+static bool ranks_before(const void *ctx, uint32_t a, uint32_t b)
 {
+    const ranking *r = ctx;
     const pex_slot *x = &r->e->slots[a], *y = &r->e->slots[b];
     if (r->by_freshness) {
         uint64_t ax = age_s(x, r->now_ms), ay = age_s(y, r->now_ms);
@@ -619,61 +623,17 @@ static bool ranks_before(const ranking *r, uint32_t a, uint32_t b)
     return a < b;
 }
 
-static void rank_sift_down(ranking *r, size_t i, size_t n)
-{
-    for (;;) {
-        size_t c = 2 * i + 1, m = i;
-        if (c < n && ranks_before(r, r->sel[m], r->sel[c]))
-            m = c;
-        if (c + 1 < n && ranks_before(r, r->sel[m], r->sel[c + 1]))
-            m = c + 1;
-        if (m == i)
-            return;
-        uint32_t t = r->sel[i];
-        r->sel[i] = r->sel[m];
-        r->sel[m] = t;
-        i = m;
-    }
-}
-
-static void rank_offer(ranking *r, uint32_t s)
-{
-    if (r->n < r->k) {
-        size_t i = r->n++;
-        r->sel[i] = s;
-        while (i > 0 && ranks_before(r, r->sel[(i - 1) / 2], r->sel[i])) {
-            uint32_t t = r->sel[i];
-            r->sel[i] = r->sel[(i - 1) / 2];
-            r->sel[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-    } else if (ranks_before(r, s, r->sel[0])) {
-        r->sel[0] = s;
-        rank_sift_down(r, 0, r->n);
-    }
-}
-
-static void rank_finish(ranking *r)
-{
-    for (size_t end = r->n; end > 1; end--) {
-        uint32_t t = r->sel[0];
-        r->sel[0] = r->sel[end - 1];
-        r->sel[end - 1] = t;
-        rank_sift_down(r, 0, end - 1);
-    }
-}
-
-static void offer_bits(ranking *r, uint64_t bits, size_t word)
+static void offer_bits(topk *r, uint64_t bits, size_t word)
 {
     while (bits) {
         unsigned b = (unsigned)__builtin_ctzll(bits);
         bits &= bits - 1;
-        rank_offer(r, (uint32_t)(word * 64 + b));
+        topk_offer(r, (uint32_t)(word * 64 + b));
     }
 }
 
 /* Offers every advertisable entry this link lacks or holds outdated, never its own. */
-static void offer_added(const pex_engine *e, const pex_link *l, ranking *r)
+static void offer_added(const pex_engine *e, const pex_link *l, topk *r)
 {
     for (size_t w = 0; w < e->cap / 64; w++) {
         uint64_t bits = e->live[w];
@@ -688,9 +648,11 @@ static void offer_added(const pex_engine *e, const pex_link *l, ranking *r)
 static void send_snapshot(pex_engine *e, pex_link *l, pex_time now)
 {
     uint32_t sel[PEX_MAX_SNAPSHOT];
-    ranking r = { e, now.mono_ms, true, sel, 0, PEX_MAX_SNAPSHOT };
+    const ranking fresh = { e, now.mono_ms, true };
+    topk r;
+    topk_init(&r, sel, PEX_MAX_SNAPSHOT, ranks_before, &fresh);
     offer_added(e, l, &r);
-    rank_finish(&r);
+    topk_finish(&r);
     if (r.n && !link_reserve(e, l))
         r.n = 0;
     jw_lit(&e->w, "{\"type\":\"pex_snapshot\",\"peers\":[");
@@ -699,7 +661,8 @@ static void send_snapshot(pex_engine *e, pex_link *l, pex_time now)
     if (!e->w.failed)
         for (size_t i = 0; i < fit; i++)
             tell(e, l, sel[i]);
-    emit(e, l->id);
+    if (emit(e, l->id))
+        e->snapshots_sent++;
 }
 
 /* Builds and sends the link's next delta; false when there is nothing to say. */
@@ -707,8 +670,10 @@ static bool send_delta(pex_engine *e, pex_link *l, pex_time now)
 {
     static const char mid[] = "],\"dropped\":[";
     uint32_t add[PEX_MAX_ADDED], drop[PEX_MAX_DROPPED];
-    ranking ra = { e, now.mono_ms, true, add, 0, PEX_MAX_ADDED };
-    ranking rd = { e, now.mono_ms, false, drop, 0, PEX_MAX_DROPPED };
+    const ranking fresh = { e, now.mono_ms, true }, by_id = { e, now.mono_ms, false };
+    topk ra, rd;
+    topk_init(&ra, add, PEX_MAX_ADDED, ranks_before, &fresh);
+    topk_init(&rd, drop, PEX_MAX_DROPPED, ranks_before, &by_id);
     offer_added(e, l, &ra);
     for (size_t w = 0; w < l->nwords; w++)
         offer_bits(&rd, l->told[w] & ~e->live[w], w);
@@ -716,8 +681,8 @@ static bool send_delta(pex_engine *e, pex_link *l, pex_time now)
         ra.n = 0;
     if (!ra.n && !rd.n)
         return false;
-    rank_finish(&ra);
-    rank_finish(&rd);
+    topk_finish(&ra);
+    topk_finish(&rd);
 
     /* The dropped ids are written first, aside, so the added entries know their byte budget. */
     json_writer *a = &e->aux;
@@ -743,7 +708,8 @@ static bool send_delta(pex_engine *e, pex_link *l, pex_time now)
         tell(e, l, add[i]);
     for (size_t i = 0; i < rd.n; i++)
         untell(e, l, drop[i]);
-    emit(e, l->id);
+    if (emit(e, l->id))
+        e->deltas_sent++;
     return true;
 }
 
@@ -1433,6 +1399,9 @@ size_t pex_registrant_count(const pex_engine *e)
 {
     return e->n_registrants;
 }
+
+uint64_t pex_snapshots_sent(const pex_engine *e) { return e->snapshots_sent; }
+uint64_t pex_deltas_sent(const pex_engine *e) { return e->deltas_sent; }
 
 size_t pex_link_count(const pex_engine *e)
 {

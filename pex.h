@@ -118,5 +118,7 @@ uint64_t pex_next_due(const pex_engine *e);
 size_t pex_registrant_count(const pex_engine *e);   /* live registrations */
 size_t pex_link_count(const pex_engine *e);         /* connections that sent pex_handshake */
 bool pex_link_muted(const pex_engine *e, uint64_t id);
+uint64_t pex_snapshots_sent(const pex_engine *e);   /* pex_snapshot frames sent so far */
+uint64_t pex_deltas_sent(const pex_engine *e);      /* pex_delta frames sent so far */
 
 #endif

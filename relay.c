@@ -63,6 +63,9 @@ struct relay {
     uint8_t *turn_secret;     /* NULL while TURN is off */
     size_t turn_secret_len;
     char turn_uris[2][ADDR_STRLEN + 32];
+    relay_counters counters;  /* PEX frames: of networks already gone (live engines count theirs) */
+    relay_dht_fn dht_sink;
+    void *dht_ctx;
 };
 
 /* Longest peer or network id accepted. Real ids are 64 hex characters; the bound keeps the
@@ -247,6 +250,8 @@ static void drop_network_if_empty(relay *s, network *net)
         s->all_nets = net->all_next;
     if (net->all_next)
         net->all_next->all_prev = net->all_prev;
+    s->counters.pex_snapshots += pex_snapshots_sent(net->pex);
+    s->counters.pex_deltas += pex_deltas_sent(net->pex);
     pex_engine_free(net->pex);
     free(net->id);
     free(net);
@@ -329,6 +334,8 @@ static void send_writer(relay *s, conn *c)
 
 static void send_error(relay *s, conn *c, uint64_t code, const char *message)
 {
+    if (code < RELAY_ERROR_CODES)
+        s->counters.errors[code]++;
     wire_write_error(&s->jw, code, message);
     send_writer(s, c);
 }
@@ -671,6 +678,32 @@ bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len)
     return true;
 }
 
+/* The dashboard's traffic counters (see relay_counters). */
+static void count_inbound(relay *s, const wire_msg *m)
+{
+    switch (m->type) {
+    case WT_RELAY_MESSAGE:
+        s->counters.relay_messages++;
+        s->counters.relay_message_bytes += m->payload_count;
+        break;
+    case WT_BROADCAST:
+        s->counters.broadcasts++;
+        s->counters.broadcast_bytes += m->payload_count;
+        break;
+    case WT_HOLE_PUNCH_REQUEST:
+        s->counters.hole_punch_requests++;
+        break;
+    case WT_HOLE_PUNCH_RESULT:
+        if (m->success)
+            s->counters.hole_punch_successes++;
+        else
+            s->counters.hole_punch_failures++;
+        break;
+    default:
+        break;
+    }
+}
+
 static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 {
     relay *s = ctx;
@@ -686,6 +719,7 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
         send_error(s, c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
         return false;
     }
+    count_inbound(s, &m);
     if (!reg_of(c) && m.type != WT_REGISTER) {
         send_error(s, c, WIRE_ERR_NOT_REGISTERED,
                    m.type == WT_PEX ? "register before sending PEX (RLY-001)"
@@ -707,6 +741,13 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
     case WT_GET_TURN_CREDENTIALS: handle_get_turn_credentials(s, c); break;
+    case WT_GET_DHT_RECORDS:
+        send_error(s, c, WIRE_ERR_BAD_MESSAGE, "get_dht_records is relay-to-node only (RLY-009)");
+        break;
+    case WT_DHT_RECORDS:
+        if (s->dht_sink)
+            s->dht_sink(s->dht_ctx, c, &m, s->scratch + (m.records.p - (const char *)msg));
+        break;
     case WT_PEX:
         if (pex_on_frame(reg_of(c)->net->pex, pex_id(c), (const char *)msg, len, pex_now(s)) ==
             PEX_NOT_REGISTERED)
@@ -725,4 +766,46 @@ conn_handler relay_conn_handler(relay *r)
 {
     conn_handler h = { on_message, on_close, on_silence, r };
     return h;
+}
+
+/* ---- read-only views ---- */
+
+void relay_each_peer(const relay *s, void (*fn)(void *ctx, const relay_peer *p), void *ctx)
+{
+    for (const network *net = s->all_nets; net; net = net->all_next)
+        for (const reg *r = net->head; r; r = r->nnext) {
+            relay_peer p = { r->peer_id, r->peer_id_len, net->id, net->id_len, r->addrs,
+                             r->n_addrs, r->protocol_version, r->connected_at, r->c };
+            fn(ctx, &p);
+        }
+}
+
+size_t relay_network_count(const relay *s)
+{
+    size_t n = 0;
+    for (const network *net = s->all_nets; net; net = net->all_next)
+        n++;
+    return n;
+}
+
+void relay_each_network(const relay *s,
+                        void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx)
+{
+    for (const network *net = s->all_nets; net; net = net->all_next)
+        fn(ctx, net->id, net->id_len, net->count);
+}
+
+void relay_get_counters(const relay *s, relay_counters *out)
+{
+    *out = s->counters;
+    for (const network *net = s->all_nets; net; net = net->all_next) {
+        out->pex_snapshots += pex_snapshots_sent(net->pex);
+        out->pex_deltas += pex_deltas_sent(net->pex);
+    }
+}
+
+void relay_set_dht_sink(relay *s, relay_dht_fn fn, void *ctx)
+{
+    s->dht_sink = fn;
+    s->dht_ctx = ctx;
 }

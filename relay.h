@@ -1,15 +1,18 @@
 /* The relay wire's meaning (RLY-001..008): registration, the peer registry, routing of
  * relay_message and broadcast, peer notifications, keepalive, hole-punch signalling, Peer
- * Exchange, and TURN credentials for registered nodes. It works on decoded messages and sees
- * connections only through conn.h's narrow interface; its one timer (the PEX schedule) lives on
- * the loop. */
+ * Exchange, and TURN credentials for registered nodes; for RLY-009, refusing a peer's
+ * get_dht_records and handing dht_records answers to the sweep. It works on decoded messages
+ * and sees connections only through conn.h's narrow interface; its one timer (the PEX schedule)
+ * lives on the loop. Read-only views of the registry and its counters serve the operator pages. */
 #ifndef DIG_RELAY_H
 #define DIG_RELAY_H
 
 #include "abuse.h"
+#include "addr.h"
 #include "config.h"
 #include "conn.h"
 #include "loop.h"
+#include "wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,5 +42,50 @@ bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len);
 size_t relay_peer_count(const relay *r);
 /* Seconds since the relay started. */
 uint64_t relay_uptime_secs(const relay *r);
+
+/* ---- read-only views, for the operator pages and the RLY-009 sweep ---- */
+
+/* One live registration, pointing into the registry: valid only during the callback. */
+typedef struct {
+    const char *peer_id;
+    size_t peer_id_len;
+    const char *network_id;
+    size_t network_id_len;
+    const addr_t *addresses;       /* its dialable addresses, first one first */
+    size_t n_addresses;
+    uint64_t protocol_version;
+    uint64_t connected_at;         /* Unix seconds */
+    conn *c;
+} relay_peer;
+
+/* Calls fn for every live registration, in no particular order. fn must not change the registry
+ * (it may queue messages). */
+void relay_each_peer(const relay *r, void (*fn)(void *ctx, const relay_peer *p), void *ctx);
+/* Networks with at least one registration. */
+size_t relay_network_count(const relay *r);
+/* Calls fn for every such network with its registration count, in no particular order. */
+void relay_each_network(const relay *r,
+                        void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx);
+
+#define RELAY_ERROR_CODES 8
+
+/* What the relay has done since it started. Inbound counts take every message that decoded,
+ * registered sender or not, as the reference counts them. */
+typedef struct {
+    uint64_t errors[RELAY_ERROR_CODES];    /* wire errors answered, by code (1..7) */
+    uint64_t relay_messages, relay_message_bytes;   /* inbound relay_message, payload bytes */
+    uint64_t broadcasts, broadcast_bytes;           /* inbound broadcast, payload bytes */
+    uint64_t hole_punch_requests;                   /* inbound hole_punch_request */
+    uint64_t hole_punch_successes, hole_punch_failures;   /* inbound hole_punch_result */
+    uint64_t pex_snapshots, pex_deltas;             /* PEX frames sent */
+} relay_counters;
+
+void relay_get_counters(const relay *r, relay_counters *out);
+
+/* Where dht_records answers from registered peers go (the RLY-009 sweep): m is the decoded
+ * answer, scratch the room wire_next_dht_record needs for m->records. Without a sink they are
+ * dropped; either way they are never answered. */
+typedef void (*relay_dht_fn)(void *ctx, conn *c, const wire_msg *m, char *scratch);
+void relay_set_dht_sink(relay *r, relay_dht_fn fn, void *ctx);
 
 #endif

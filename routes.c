@@ -1,5 +1,4 @@
-/* The HTTP route table (see routes.h) and the generic routes: the wire port's index page and the
- * HTTPS redirect. */
+/* The HTTP route table (see routes.h) and the generic HTTPS redirect route. */
 #include "routes.h"
 
 #include <stdio.h>
@@ -69,23 +68,6 @@ frame *routes_answer(const route_table *t, const http_request *req)
 }
 
 /* ---- routes every listener can mount ---- */
-
-void route_index(void *ctx, const http_request *req, route_reply *out)
-{
-    static const char page[] =
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<title>dig-relay</title></head><body><h1>dig-relay " DIG_RELAY_VERSION "</h1>"
-        "<p>The DIG Network's rendezvous and circuit relay. Nodes connect here over WebSocket; "
-        "<a href=\"/health\">/health</a> tells whether it is serving.</p></body></html>\n";
-    (void)ctx;
-    (void)req;
-    out->status = 200;
-    out->content_type = "text/html; charset=utf-8";
-    out->headers = NULL;
-    out->body = page;
-    out->body_len = sizeof page - 1;
-}
 
 /* Host and target go into a response header: any control byte, space or DEL would let a client
  * write headers of its own (or break the line), so such a request is refused. */

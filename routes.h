@@ -49,8 +49,6 @@ void route_text(route_reply *out, int status, const char *text);
 
 /* ---- generic routes ---- */
 
-/* GET / on the wire port: a small page naming the relay and its version (ctx unused). */
-void route_index(void *ctx, const http_request *req, route_reply *out);
 /* Any request: 301 to https://<Host><target> (ctx: a route_redirect holding the Location). */
 typedef struct {
     char location[HTTP_MAX_HEAD + 64];

@@ -4,6 +4,8 @@
 #include "server.h"
 
 #include "conn.h"
+#include "dashboard.h"
+#include "dhtsweep.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
@@ -36,6 +38,8 @@ struct server {
     stund *stun;
     turnd *turn;              /* NULL unless --turn */
     tls_server *tls;          /* the relay listener's TLS, when --tls-cert is set */
+    dhtsweep *sweep;
+    dashboard *dashboard;
     conn_hub hub;
     conn_listener wire, health, redirect;
     route_table wire_routes, health_routes, redirect_routes;
@@ -65,6 +69,7 @@ static void accept_on(conn_listener *ls, socket_t lfd)
         }
         /* The open-socket caps count sockets, whatever their source claims to be. */
         if (ls->open >= ls->max_open) {
+            ls->refused_at_cap++;
             log_warn("refusing a connection on the %s listener: at its open-connection cap (%zu)",
                      ls->name, ls->max_open);
             compat_close(fd);
@@ -171,14 +176,32 @@ static void init_listener(server *s, conn_listener *ls, const char *name, const 
 static bool init_routes(server *s)
 {
     const route health = { "/health", health_route, s->relay, true };
-    const route index = { "/", route_index, NULL, false };
     const route redirect = { "", route_redirect_https, &s->redirect_state, false };
     routes_init(&s->wire_routes);
     routes_init(&s->health_routes);
     routes_init(&s->redirect_routes);
     routes_set_fallback(&s->redirect_routes, &redirect);
-    return routes_add(&s->health_routes, &health) && routes_add(&s->wire_routes, &health) &&
-           routes_add(&s->wire_routes, &index);
+    return routes_add(&s->health_routes, &health) && routes_add(&s->wire_routes, &health);
+}
+
+/* The operator pages on the wire port, and the RLY-009 sweep whose view they show. */
+static bool init_dashboard(server *s, const uint64_t seed[2], char *err, size_t errlen)
+{
+    dashboard_sources src = { s->cfg, s->lp, s->relay, s->stun, &s->abuse, &s->hub, &s->wire, NULL };
+    s->sweep = dhtsweep_new(s->lp, s->relay, s->cfg->dht_sweep_interval_secs, seed);
+    if (s->sweep) {
+        src.sweep = s->sweep;
+        s->dashboard = dashboard_new(&src);
+    }
+    if (!s->sweep || !s->dashboard) {
+        snprintf(err, errlen, "out of memory for the operator pages");
+        return false;
+    }
+    if (!dashboard_add_routes(s->dashboard, &s->wire_routes)) {
+        snprintf(err, errlen, "too many HTTP routes");
+        return false;
+    }
+    return true;
 }
 
 /* TURN beside STUN: the shared secret from its file (made on first start), the sockets, and the
@@ -283,7 +306,8 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     s->stun = stund_open(&cfg->stun_listen, cfg->stun_per_ip_rps, cfg->stun_global_rps, err, errlen);
-    if (!s->stun || loop_add(s->lp, stund_fd(s->stun), LOOP_READ, on_stun, s) < 0) {
+    if (!s->stun || loop_add(s->lp, stund_fd(s->stun), LOOP_READ, on_stun, s) < 0 ||
+        !init_dashboard(s, seed, err, errlen)) {
         server_free(s);
         return NULL;
     }
@@ -367,6 +391,8 @@ void server_free(server *s)
         compat_close(s->health_fd);
     if (s->redirect_fd != SOCKET_INVALID)
         compat_close(s->redirect_fd);
+    dashboard_free(s->dashboard);
+    dhtsweep_free(s->sweep);
     relay_free(s->relay);
     tls_server_free(s->tls);
     loop_timer_stop(s->lp, &s->counter_log);

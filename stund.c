@@ -25,6 +25,7 @@ struct stund {
     stun_limiter limiter;
     uint64_t responses;
     stund_hook hook;
+    uint64_t rate_limited;   /* valid requests left unanswered by the reflection limits */
     udp_datagram in[STUND_BATCH];
     udp_datagram out[STUND_BATCH];
     uint8_t in_buf[STUND_BATCH][STUND_DATAGRAM_MAX];
@@ -88,6 +89,7 @@ const addr_t *stund_bound(const stund *s) { return &s->bound; }
 void stund_set_hook(stund *s, const stund_hook *hook) { s->hook = *hook; }
 
 uint64_t stund_requests(const stund *s) { return s->responses; }
+uint64_t stund_rate_limited(const stund *s) { return s->rate_limited; }
 
 /* A Binding request's first 16 bits: the two zero top bits, the method and the class. */
 static bool is_binding_request(const udp_datagram *d)
@@ -113,8 +115,10 @@ static bool answer(stund *s, udp_datagram *req, udp_datagram *reply, uint64_t no
     if (req->peer_len <= 0 || (size_t)req->peer_len > sizeof req->peer ||
         !addr_from_sockaddr(&req->peer, (size_t)req->peer_len, &source))
         return false;
-    if (!stun_limiter_allow(&s->limiter, &source, now_ms))
+    if (!stun_limiter_allow(&s->limiter, &source, now_ms)) {
+        s->rate_limited++;
         return false;
+    }
     reply->len = stun_write_response(&parsed, &source, reply->buf, reply->cap);
     memcpy(&reply->peer, &req->peer, (size_t)req->peer_len);
     reply->peer_len = req->peer_len;

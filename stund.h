@@ -38,5 +38,7 @@ const addr_t *stund_bound(const stund *s);
 bool stund_on_readable(stund *s, uint64_t now_ms);
 /* Responses sent so far (the dashboard's stun_requests counter). */
 uint64_t stund_requests(const stund *s);
+/* Valid Binding Requests left unanswered by the per-IP or global rate limit so far. */
+uint64_t stund_rate_limited(const stund *s);
 
 #endif

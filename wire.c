@@ -1,7 +1,7 @@
-/* The relay wire (RLY-001..007, the pex_ passthrough and issue 15's TURN credential pair):
- * decoding one JSON text into a wire_msg with serde's rules (type tag anywhere, unknown fields
- * ignored, duplicates and missing fields rejected), and writing each message byte-identical with
- * the reference serde_json output.
+/* The relay wire (RLY-001..007, RLY-009, the pex_ passthrough and issue 15's TURN credential
+ * pair): decoding one JSON text into a wire_msg with serde's rules (type tag anywhere, unknown
+ * fields ignored, duplicates and missing fields rejected), and writing each message
+ * byte-identical with the reference serde_json output.
  *
  * Decoding is one pass over the object. Every field name has the same JSON type in every message
  * it appears in, so each known field is parsed by type as soon as it is met, before the `type`
@@ -20,13 +20,15 @@
 enum field {
     F_TYPE, F_PEER_ID, F_NETWORK_ID, F_PROTOCOL_VERSION, F_LISTEN_ADDRS, F_SUCCESS, F_MESSAGE,
     F_CONNECTED_PEERS, F_FROM, F_TO, F_PAYLOAD, F_SEQ, F_EXCLUDE, F_PEER, F_PEERS, F_TIMESTAMP,
-    F_TARGET_PEER_ID, F_EXTERNAL_ADDR, F_CODE, F_USERNAME, F_PASSWORD, F_TTL_SECS, F_URIS, F_COUNT
+    F_TARGET_PEER_ID, F_EXTERNAL_ADDR, F_CODE, F_USERNAME, F_PASSWORD, F_TTL_SECS, F_URIS,
+    F_MAX_KEYS, F_RECORDS, F_TOTAL_KEYS, F_TRUNCATED, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "type", "peer_id", "network_id", "protocol_version", "listen_addrs", "success", "message",
     "connected_peers", "from", "to", "payload", "seq", "exclude", "peer", "peers", "timestamp",
-    "target_peer_id", "external_addr", "code", "username", "password", "ttl_secs", "uris"
+    "target_peer_id", "external_addr", "code", "username", "password", "ttl_secs", "uris",
+    "max_keys", "records", "total_keys", "truncated"
 };
 
 #define BIT(f) (1u << (f))
@@ -56,6 +58,8 @@ static const struct {
     [WT_GET_TURN_CREDENTIALS] = { "get_turn_credentials", 0, 0 },
     [WT_TURN_CREDENTIALS] = { "turn_credentials",
                               BIT(F_USERNAME) | BIT(F_PASSWORD) | BIT(F_TTL_SECS) | BIT(F_URIS), 0 },
+    [WT_GET_DHT_RECORDS] = { "get_dht_records", BIT(F_MAX_KEYS), 0 },
+    [WT_DHT_RECORDS] = { "dht_records", BIT(F_RECORDS) | BIT(F_TOTAL_KEYS) | BIT(F_TRUNCATED), 0 },
 };
 #define N_TYPES (sizeof types / sizeof types[0])
 
@@ -559,6 +563,53 @@ static const char *parse_peer_info(json_reader *r, wire_peer_info *out, const ch
     return NULL;
 }
 
+/* ---- dht record ---- */
+
+enum { D_CONTENT_KEY, D_PROVIDERS, D_COUNT };
+static const char *const record_names[D_COUNT] = { "content_key", "providers" };
+
+/* Reads one DhtRecordEntry object; returns NULL or the reason it is not one. */
+static const char *parse_dht_record(json_reader *r, wire_dht_record *out, const char *base, char *scratch)
+{
+    json_span key, raw;
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    if (json_peek(r) != JSON_OBJECT)
+        return "dht record: expected an object";
+    json_object_begin(r);
+    while (json_object_next(r, &key)) {
+        char tmp[NAME_MAX_LEN * 6];
+        size_t n;
+        const char *name = plain_name(key, tmp, &n);
+        int f = -1;
+        for (int i = 0; name && i < D_COUNT; i++)
+            if (name_is(name, n, record_names[i]))
+                f = i;
+        if (f < 0) {
+            json_skip(r, NULL);
+            continue;
+        }
+        if (seen & (1u << f))
+            return f == D_CONTENT_KEY ? "dht record: duplicate field `content_key`"
+                                      : "dht record: duplicate field `providers`";
+        seen |= 1u << f;
+        if (f == D_CONTENT_KEY) {
+            if (!json_read_string(r, &raw))
+                return "dht record: content_key must be a string";
+            out->content_key = decoded(raw, base, scratch);
+        } else if (!json_read_u64(r, &out->providers)) {
+            return "dht record: providers must be a non-negative 64-bit integer";
+        }
+    }
+    if (r->err)
+        return r->err;
+    if (!(seen & (1u << D_CONTENT_KEY)))
+        return "dht record: missing field `content_key`";
+    if (!(seen & (1u << D_PROVIDERS)))
+        return "dht record: missing field `providers`";
+    return NULL;
+}
+
 /* ---- decode ---- */
 
 typedef struct {
@@ -596,6 +647,30 @@ static const char *parse_field(json_reader *r, int f, wire_msg *m, decode_state 
     case F_PROTOCOL_VERSION: num = &m->protocol_version; limit = UINT32_MAX; break;
     case F_CODE: num = &m->code; limit = UINT32_MAX; break;
     case F_CONNECTED_PEERS: num = &m->connected_peers; break;
+    case F_MAX_KEYS: num = &m->max_keys; break;
+    case F_TOTAL_KEYS: num = &m->total_keys; break;
+    case F_TRUNCATED:
+        return json_read_bool(r, &m->truncated) ? NULL : "expected a boolean";
+    case F_RECORDS: {   /* validated here, decoded later through wire_next_dht_record */
+        size_t count = 0;
+        json_peek(r);
+        const size_t start = r->pos;
+        if (!json_array_begin(r))
+            return "expected an array of dht records";
+        while (json_array_next(r)) {
+            wire_dht_record tmp;
+            const char *e = parse_dht_record(r, &tmp, NULL, NULL);
+            if (e)
+                return e;
+            count++;
+        }
+        if (r->err)
+            return r->err;
+        m->records.p = r->buf + start;
+        m->records.n = r->pos - start;
+        m->records_count = count;
+        return NULL;
+    }
     case F_SEQ: num = &m->seq; break;
     case F_TIMESTAMP: num = &m->timestamp; break;
     case F_SUCCESS:
@@ -818,6 +893,11 @@ bool wire_next_peer_info(wire_iter *it, json_span arr, wire_peer_info *out, char
     return iter_start(it, arr) && parse_peer_info(&it->r, out, arr.p, scratch) == NULL;
 }
 
+bool wire_next_dht_record(wire_iter *it, json_span arr, wire_dht_record *out, char *scratch)
+{
+    return iter_start(it, arr) && parse_dht_record(&it->r, out, arr.p, scratch) == NULL;
+}
+
 /* ---- writers ---- */
 
 static void write_str(json_writer *w, wire_str s)
@@ -1021,6 +1101,38 @@ void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str pas
     JW_LIT(w, "]}");
 }
 
+void wire_write_get_dht_records(json_writer *w, uint64_t max_keys)
+{
+    JW_LIT(w, "{\"type\":\"get_dht_records\",\"max_keys\":");
+    jw_u64(w, max_keys);
+    JW_LIT(w, "}");
+}
+
+void wire_write_dht_records_begin(json_writer *w)
+{
+    JW_LIT(w, "{\"type\":\"dht_records\",\"records\":[");
+}
+
+void wire_write_dht_records_item(json_writer *w, const wire_dht_record *r, bool first)
+{
+    if (!first)
+        JW_LIT(w, ",");
+    JW_LIT(w, "{\"content_key\":");
+    write_str(w, r->content_key);
+    JW_LIT(w, ",\"providers\":");
+    jw_u64(w, r->providers);
+    JW_LIT(w, "}");
+}
+
+void wire_write_dht_records_end(json_writer *w, uint64_t total_keys, bool truncated)
+{
+    JW_LIT(w, "],\"total_keys\":");
+    jw_u64(w, total_keys);
+    JW_LIT(w, ",\"truncated\":");
+    jw_bool(w, truncated);
+    JW_LIT(w, "}");
+}
+
 /* ---- canonical re-encoding ---- */
 
 /* A validated payload with any whitespace dropped (serde_json writes it compact). */
@@ -1043,6 +1155,7 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
     wire_iter it = { 0 };
     addr_t a;
     wire_peer_info pi;
+    wire_dht_record rec;
     bool first = true;
 
     switch (m->type) {
@@ -1146,6 +1259,17 @@ void wire_encode(json_writer *w, const wire_msg *m, char *scratch)
         write_turn_credentials_head(w, m->username, m->password, m->ttl_secs);
         write_string_array(w, m->uris, scratch);
         JW_LIT(w, "}");
+        break;
+    case WT_GET_DHT_RECORDS:
+        wire_write_get_dht_records(w, m->max_keys);
+        break;
+    case WT_DHT_RECORDS:
+        wire_write_dht_records_begin(w);
+        while (wire_next_dht_record(&it, m->records, &rec, scratch)) {
+            wire_write_dht_records_item(w, &rec, first);
+            first = false;
+        }
+        wire_write_dht_records_end(w, m->total_keys, m->truncated);
         break;
     case WT_PEX:
     case WT_UNKNOWN:

@@ -1,14 +1,15 @@
-/* The relay wire (RLY-001..007, plus recognising RLY-008 pex_ frames, and the additive
- * get_turn_credentials / turn_credentials pair of issue 15) on top of json.c.
+/* The relay wire (RLY-001..007, RLY-009's DHT record exchange, plus recognising RLY-008 pex_
+ * frames, and the additive get_turn_credentials / turn_credentials pair of issue 15) on top of
+ * json.c.
  *
  * wire_decode reads one JSON text into a wire_msg: the type (which may appear anywhere in the
  * object), every known field, with unknown fields ignored. Strings come out decoded (escapes
  * resolved into the caller's scratch buffer when needed). A `payload` is never turned into
  * bytes: it is validated as an array of integers 0..255 and returned as its raw span, so the
- * forward path can copy it into the outgoing frame untouched. `exclude` and `listen_addrs` are
- * validated and returned as raw spans with iterators below. Missing required fields, wrongly
- * typed values, floats/negatives/overflow in integer fields, malformed socket addresses and
- * unknown types are errors, with a human-readable reason.
+ * forward path can copy it into the outgoing frame untouched. `exclude`, `listen_addrs` and
+ * dht_records' `records` are validated and returned as raw spans with iterators below. Missing
+ * required fields, wrongly typed values, floats/negatives/overflow in integer fields, malformed
+ * socket addresses and unknown types are errors, with a human-readable reason.
  *
  * The writers produce compact JSON in the reference server's field order, byte-identical with
  * serde_json (optional empty arrays omitted). */
@@ -28,6 +29,7 @@ enum wire_type {
     WT_PEER_CONNECTED, WT_PEER_DISCONNECTED, WT_GET_PEERS, WT_PEERS, WT_PING, WT_PONG,
     WT_HOLE_PUNCH_REQUEST, WT_HOLE_PUNCH_COORDINATE, WT_HOLE_PUNCH_RESULT, WT_ERROR,
     WT_GET_TURN_CREDENTIALS, WT_TURN_CREDENTIALS,   /* ours, beyond the reference (issue 15) */
+    WT_GET_DHT_RECORDS, WT_DHT_RECORDS,
     WT_PEX            /* any "pex_..." type: handed whole to the PEX binding */
 };
 
@@ -45,6 +47,13 @@ typedef struct {
     size_t n_addresses;
 } wire_peer_info;
 
+/* One entry of a dht_records answer (RLY-009): a content key and how many live providers the
+ * answering node knows for it. */
+typedef struct {
+    wire_str content_key;
+    uint64_t providers;
+} wire_dht_record;
+
 typedef struct {
     enum wire_type type;
     wire_str type_name;          /* the raw type text (for pex_ dispatch and error messages) */
@@ -60,6 +69,11 @@ typedef struct {
     json_span listen_addrs;      /* raw array of address strings; n 0 when absent */
     size_t listen_addrs_count;
     json_span peers;             /* peers: raw array of peer infos */
+    uint64_t max_keys;           /* get_dht_records */
+    json_span records;           /* dht_records: raw array of records (wire_next_dht_record) */
+    size_t records_count;
+    uint64_t total_keys;         /* dht_records: keys the node had before max_keys applied */
+    bool truncated;
     wire_peer_info peer;         /* peer_connected */
     wire_str username, password; /* turn_credentials */
     uint64_t ttl_secs;
@@ -92,6 +106,7 @@ typedef struct { json_reader r; bool started; } wire_iter;
 bool wire_next_string(wire_iter *it, json_span arr, wire_str *out, char *scratch);
 bool wire_next_addr(wire_iter *it, json_span arr, addr_t *out);
 bool wire_next_peer_info(wire_iter *it, json_span arr, wire_peer_info *out, char *scratch);
+bool wire_next_dht_record(wire_iter *it, json_span arr, wire_dht_record *out, char *scratch);
 
 /* ---- writers (each appends one complete message to w) ---- */
 void wire_write_register_ack(json_writer *w, bool success, const char *message, uint64_t connected_peers);
@@ -114,6 +129,12 @@ void wire_write_error(json_writer *w, uint64_t code, const char *message);
 /* {"type":"turn_credentials","username":..,"password":..,"ttl_secs":..,"uris":[..]} */
 void wire_write_turn_credentials(json_writer *w, wire_str username, wire_str password,
                                  uint64_t ttl_secs, const wire_str *uris, size_t n_uris);
+/* RLY-009: the relay's question, and a node's answer (begin, one item per record with first ==
+ * true for the first, then end with the totals). */
+void wire_write_get_dht_records(json_writer *w, uint64_t max_keys);
+void wire_write_dht_records_begin(json_writer *w);
+void wire_write_dht_records_item(json_writer *w, const wire_dht_record *r, bool first);
+void wire_write_dht_records_end(json_writer *w, uint64_t total_keys, bool truncated);
 
 /* Re-encodes any decoded message in canonical form (the conformance round trip): strings
  * re-escaped, addresses formatted, payload whitespace dropped. scratch is for decoding the

@@ -8,7 +8,8 @@
  * when it answers or forwards: relay_message and broadcast (from any message with a payload),
  * register_ack and error (from any message with a message text; the writers take C strings, so
  * the text up to its first NUL), pong (from ping), hole_punch_coordinate (from a hole punch
- * request), hole_punch_result, peer_disconnected and peer_connected (from register). Every frame
+ * request), hole_punch_result, peer_disconnected and peer_connected (from register), and the
+ * RLY-009 pair get_dht_records and dht_records (from their own decoded fields). Every frame
  * written must decode back to the same fields, and where the writer and wire_encode write the
  * same message, to the same bytes. Every payload-body kernel wire_decode can pick must agree
  * with the others on the input taken as a payload body. */
@@ -43,6 +44,16 @@ static void check_iterators(const wire_msg *m, char *scratch)
     while (wire_next_string(&iu, m->uris, &s, scratch))
         n++;
     if (n != m->uris_count)
+        abort();
+    wire_iter ir = { 0 };
+    wire_dht_record r;
+    n = 0;
+    while (wire_next_dht_record(&ir, m->records, &r, scratch)) {
+        if (r.content_key.n > m->records.n)
+            abort();
+        n++;
+    }
+    if (n != m->records_count)
         abort();
 }
 
@@ -273,9 +284,40 @@ static void wf_notices(const wire_msg *m)
         wf_end(&f);
         break;
     }
+    case WT_GET_DHT_RECORDS:
+        wf_begin(&f);
+        wire_write_get_dht_records(&f.w, m->max_keys);
+        if (wf_reread(&f, WT_GET_DHT_RECORDS) && f.m.max_keys != m->max_keys)
+            abort();
+        wf_end(&f);
+        break;
     default:
         break;
     }
+}
+
+/* dht_records written record by record from the decoded answer must be exactly wire_encode's
+ * bytes, and decode back to the same records. */
+static void wf_dht_records(const wire_msg *m, const json_writer *canon, char *scratch)
+{
+    wf_frame f;
+    wire_iter it = { 0 };
+    wire_dht_record r;
+    bool first = true;
+    wf_begin(&f);
+    wire_write_dht_records_begin(&f.w);
+    while (wire_next_dht_record(&it, m->records, &r, scratch)) {
+        wire_write_dht_records_item(&f.w, &r, first);
+        first = false;
+    }
+    wire_write_dht_records_end(&f.w, m->total_keys, m->truncated);
+    if (wf_reread(&f, WT_DHT_RECORDS)) {
+        wf_same_bytes(&f, canon);
+        if (f.m.records_count != m->records_count || f.m.total_keys != m->total_keys ||
+            f.m.truncated != m->truncated)
+            abort();
+    }
+    wf_end(&f);
 }
 
 /* Every payload-body kernel must give the same verdict and count on the input taken as a body
@@ -358,6 +400,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m.type == WT_REGISTER_ACK || m.type == WT_ERROR)
         wf_answer(&m, &w1);
     wf_notices(&m);
+    if (m.type == WT_DHT_RECORDS)
+        wf_dht_records(&m, &w1, scratch2);
     jw_free(&w1);
 out:
     free(scratch);

@@ -20,6 +20,11 @@ typedef struct {
  * when it is missing (the caller then SKIPs). */
 bool browser_open(browser *b, char *why, size_t whylen);
 void browser_close(browser *b);
+/* In a test function (tests/test.h included first): opens the browser, or skips the test when
+ * chromium is not installed, or fails it with the reason. */
+#define BROWSER_OPEN_OR_SKIP(b) do { char why_[256]; if (!browser_open((b), why_, sizeof why_)) { \
+    if (strcmp(why_, "chromium not installed") == 0) SKIP("chromium not installed"); \
+    printf("  %s\n", why_); REQUIRE(0); } } while (0)
 
 bool browser_goto(browser *b, const char *url);
 /* Polls the expression until it is truthy; false after timeout_ms (the reason is printed). */

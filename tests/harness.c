@@ -1660,3 +1660,171 @@ size_t h_below(uint64_t *state, size_t n)
 {
     return n ? (size_t)(h_rand(state) % n) : 0;
 }
+
+/* ---------------------------------------------------------------- UDP and STUN */
+
+/* A UDP socket bound to host:0 ("127.0.0.7", "::1", or "::" for a dual-stack socket). */
+int h_udp_socket(const char *host)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        int off = 0;
+        a->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            return -1;
+        len = sizeof *a;
+        fd = socket(AF_INET6, SOCK_DGRAM, 0);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            return -1;
+        len = sizeof *a;
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+    }
+    if (fd < 0)
+        return -1;
+    /* Room for a few hundred answers waiting to be counted. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ 1 << 20 }, sizeof(int));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        printf("  cannot bind UDP %s: %s\n", host, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool h_udp_send(int fd, const char *host, uint16_t port, const void *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        inet_pton(AF_INET6, host, &a->sin6_addr);
+        sl = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        inet_pton(AF_INET, host, &a->sin_addr);
+        sl = sizeof *a;
+    }
+    return sendto(fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len;
+}
+
+/* Waits up to timeout_ms for one datagram; returns its length, or -1 when none came. */
+ssize_t h_udp_recv(int fd, uint8_t *buf, size_t cap, unsigned timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (poll(&p, 1, (int)timeout_ms) <= 0)
+        return -1;
+    return recv(fd, buf, cap, MSG_DONTWAIT);
+}
+
+/* Counts datagrams arriving until none has come for quiet_ms. */
+int h_udp_count_replies(int fd, unsigned quiet_ms)
+{
+    uint8_t buf[1500];
+    int n = 0;
+    while (h_udp_recv(fd, buf, sizeof buf, quiet_ms) >= 0)
+        n++;
+    return n;
+}
+
+void h_stun_binding_request(uint8_t req[20], uint32_t tag)
+{
+    memset(req, 0, 20);
+    req[1] = 0x01;
+    req[4] = 0x21, req[5] = 0x12, req[6] = 0xa4, req[7] = 0x42;
+    h_random(req + 8, 12);
+    req[8] = (uint8_t)(tag >> 24), req[9] = (uint8_t)(tag >> 16);
+    req[10] = (uint8_t)(tag >> 8), req[11] = (uint8_t)tag;
+}
+
+int h_stun_burst(int fd, const char *host, uint16_t port, int n)
+{
+    uint8_t req[20];
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        h_stun_binding_request(req, (uint32_t)i);
+        sent += h_udp_send(fd, host, port, req, sizeof req);
+    }
+    return sent;
+}
+
+/* ---------------------------------------------------------------- PROXY protocol */
+
+size_t h_proxy_v2(uint8_t out[52], const char *ip, uint16_t port)
+{
+    static const uint8_t sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+    bool v6 = strchr(ip, ':') != NULL;
+    size_t alen = v6 ? 16 : 4, body = 2 * alen + 4;
+    memcpy(out, sig, 12);
+    out[12] = 0x21;                        /* version 2, PROXY */
+    out[13] = v6 ? 0x21 : 0x11;            /* TCP over IPv6 / IPv4 */
+    out[14] = 0;
+    out[15] = (uint8_t)body;
+    inet_pton(v6 ? AF_INET6 : AF_INET, ip, out + 16);
+    inet_pton(v6 ? AF_INET6 : AF_INET, v6 ? "::1" : "127.0.0.1", out + 16 + alen);
+    out[16 + 2 * alen] = (uint8_t)(port >> 8);
+    out[17 + 2 * alen] = (uint8_t)port;
+    out[18 + 2 * alen] = 0x24;             /* destination port 9450 */
+    out[19 + 2 * alen] = 0xea;
+    return 16 + body;
+}
+
+/* ---------------------------------------------------------------- other programs' checks */
+
+long long h_metric(const char *text, const char *series)
+{
+    char needle[256];
+    snprintf(needle, sizeof needle, "\n%s ", series);
+    const char *at = strstr(text, needle);
+    return at ? strtoll(at + strlen(needle), NULL, 10) : -1;
+}
+
+bool h_promtool_accepts(const char *body, bool *ran)
+{
+    *ran = access("/usr/bin/promtool", X_OK) == 0;
+    if (!*ran)
+        return false;
+    char path[] = "/tmp/dig-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return false;
+    size_t n = strlen(body);
+    bool wrote = write(fd, body, n) == (ssize_t)n;
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "/usr/bin/promtool check metrics < %s 2>&1", path);
+    int rc = wrote ? system(cmd) : -1;
+    unlink(path);
+    return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
+}
+
+bool relay_built_in(const char *feature)
+{
+    static const char *const args[] = { "--version", NULL };
+    char out[512] = "", line[128];
+    if (h_run_binary(args, NULL, out, sizeof out, NULL, 0, 5000) != 0)
+        return false;
+    /* "features: tls geoip" or "features: tls; not built in: geoip (needs ...)" */
+    const char *at = strstr(out, "\nfeatures: ");
+    if (!at)
+        return false;
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(at + 11, ";\n"), at + 11);
+    for (char *tok = strtok(line, " "); tok; tok = strtok(NULL, " "))
+        if (strcmp(tok, feature) == 0)
+            return true;
+    return false;
+}

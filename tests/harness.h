@@ -78,6 +78,8 @@ uint64_t relay_rss_kb(const relay_proc *r);
 bool relay_under_valgrind(const relay_proc *r);
 /* Prints the last `max_bytes` of the relay's log, prefixed for readability. */
 void relay_print_log(const relay_proc *r, size_t max_bytes);
+/* True when the binary under test says (dig-relay --version) it has feature built in ("geoip"). */
+bool relay_built_in(const char *feature);
 /* Stops (if needed) and removes the log file unless keep_log. */
 void relay_cleanup(relay_proc *r, bool keep_log);
 /* Ends one test's relay: stops one left running (by an early return), shows the end of its log
@@ -151,6 +153,13 @@ uint8_t *h_read_file(const char *path, size_t *len);
 /* Runs a shell command line (/bin/sh -c) to completion; its exit code, -1 on timeout. */
 int h_sh(const char *cmd, char *out, size_t out_cap, unsigned timeout_ms);
 
+/* The value of the sample `series` ("name" or "name{labels}", exactly as written) in Prometheus
+ * exposition text, or -1 when there is no such line. */
+long long h_metric(const char *text, const char *series);
+/* True when Prometheus's linter (promtool check metrics, Debian's prometheus) accepts the
+ * exposition text body, its complaints printed; *ran is false when promtool is not installed. */
+bool h_promtool_accepts(const char *body, bool *ran);
+
 /* ---------------------------------------------------------------- raw TCP */
 
 /* Connects to host ("127.0.0.1", "::1", ...) : port, optionally binding the local source address
@@ -174,6 +183,27 @@ int h_http_status(const char *resp);
 bool h_http_header(const char *resp, const char *name, char *out, size_t cap);
 /* Pointer to the body (after the blank line), or NULL. */
 const char *h_http_body(const char *resp);
+
+/* ---------------------------------------------------------------- UDP and STUN */
+
+/* A UDP socket bound to host:0 ("127.0.0.7", "::1", or "::" for a dual-stack socket), with room
+ * for a few hundred datagrams waiting to be read; -1 on failure (reason printed). */
+int h_udp_socket(const char *host);
+bool h_udp_send(int fd, const char *host, uint16_t port, const void *buf, size_t len);
+/* Waits up to timeout_ms for one datagram; returns its length, or -1 when none came. */
+ssize_t h_udp_recv(int fd, uint8_t *buf, size_t cap, unsigned timeout_ms);
+/* Counts datagrams arriving until none has come for quiet_ms. */
+int h_udp_count_replies(int fd, unsigned quiet_ms);
+/* A STUN Binding Request with a random transaction id whose first four bytes are tag. */
+void h_stun_binding_request(uint8_t req[20], uint32_t tag);
+/* Sends n Binding Requests to host:port; returns how many went out. */
+int h_stun_burst(int fd, const char *host, uint16_t port, int n);
+
+/* ---------------------------------------------------------------- PROXY protocol */
+
+/* A PROXY protocol v2 PROXY command for TCP from ip:port (IPv4 or IPv6 text) to loopback, as a
+ * trusted load balancer sends it before the client's bytes; returns its length (at most 52). */
+size_t h_proxy_v2(uint8_t out[52], const char *ip, uint16_t port);
 
 /* ---------------------------------------------------------------- WebSocket client */
 

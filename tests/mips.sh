@@ -32,7 +32,9 @@ pass() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
 
 # Every library source once, two at a time; a warning on 32-bit is a failure like any other.
-lib_srcs=$(ls *.c compat/*.c | grep -v '^dig-relay.c$')
+# The embedded pages are written by a tool that runs here, on the build machine.
+make -s build/web/assets.c || { fail "build/web/assets.c is generated"; echo "$passed passed, $failed failed"; exit 1; }
+lib_srcs=$(ls *.c compat/*.c build/web/assets.c | grep -v '^dig-relay.c$')
 if printf '%s\n' $lib_srcs | xargs -P 2 -I{} sh -c \
     'o="$1/$(echo "$2" | tr / _).o"; '"$CC $CFLAGS"' -c "$2" -o "$o"' _ "$out" {}; then
     pass "library builds for 32-bit big-endian MIPS"
@@ -50,10 +52,12 @@ else
     fail "dig-relay links"
 fi
 
-# The unit tests of the codecs, tables and limits: pure code, no relay process.
-for t in abuse addr buf config fuzz_regress hash http json loop pex ratelimit stun turn wire ws; do
+# The unit tests of the codecs, tables and limits: pure code, no relay process. They link the
+# test support files as every test program does (the harness, the .mmdb writer...).
+support=$(ls tests/*.c | grep -v '^tests/test_')
+for t in abuse addr bodycache buf config dht fuzz_regress hash http json loop map pex ratelimit stats stun topk turn webassets wire ws; do
     # shellcheck disable=SC2086
-    if ! $CC $CFLAGS -static -o "$out/test_$t" "tests/test_$t.c" tests/harness.c $objs; then
+    if ! $CC $CFLAGS -static -o "$out/test_$t" "tests/test_$t.c" $support $objs; then
         fail "tests/test_$t builds"
         continue
     fi

@@ -48,6 +48,7 @@ static void test_per_source_connection_cap(void)
     abuse_conn_closed(&g, &k);
     CHECK_EQ_INT(abuse_accept(&g, &k, 0), ABUSE_OK);
     CHECK_EQ_INT(g.counters.refused_conns, 1);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_TOO_MANY_CONNS], 1);
     CHECK_EQ_INT(g.counters.strikes, 1);
     abuse_free(&g);
 
@@ -75,6 +76,8 @@ static void test_register_rate_then_concurrency(void)
     abuse_registration_ended(&g, &k);
     CHECK_EQ_INT(abuse_register(&g, &k, 2002), ABUSE_OK);
     CHECK_EQ_INT(g.counters.refused_regs, 2);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_REGISTER_RATE], 1);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_TOO_MANY_REGS], 1);
     abuse_free(&g);
 }
 
@@ -103,6 +106,9 @@ static void test_connection_meters(void)
     CHECK_EQ_INT(abuse_frame(&g, &m, &k, 900, 11000), ABUSE_OK);
     CHECK_EQ_INT(abuse_frame(&g, &m, &k, 900, 12000), ABUSE_LIFETIME_BYTES);
     CHECK_EQ_INT(g.counters.disconnects, 3);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_MESSAGE_RATE], 1);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_BYTE_RATE], 1);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_LIFETIME_BYTES], 1);
     abuse_free(&g);
 }
 
@@ -160,6 +166,8 @@ static void test_oversized_frames_strike(void)
     CHECK_EQ_INT(abuse_accept(&g, &k, 3), ABUSE_BANNED);
     CHECK_EQ_INT(g.counters.strikes, 2);
     CHECK_EQ_INT(g.counters.disconnects, 2);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_MESSAGE_TOO_LARGE], 2);
+    CHECK_EQ_INT(g.counters.by_verdict[ABUSE_BANNED], 1);
     abuse_free(&g);
 }
 

@@ -104,6 +104,8 @@ static void test_defaults(void)
     CHECK_EQ_INT(cfg.ban_duration_secs, 300);
     CHECK_EQ_INT(cfg.ban_strike_window_secs, 60);
     CHECK(cfg.tls_cert_path == NULL && cfg.tls_key_path == NULL);
+    CHECK_EQ_INT(cfg.dht_sweep_interval_secs, 60);
+    CHECK_EQ_STR(cfg.geoip_db, "/opt/dig-relay/geoip/dbip-city-lite.mmdb");
     CHECK_EQ_INT(cfg.log_level, LOG_INFO);
     CHECK(!cfg.set_max_connections && !cfg.set_idle_timeout && !cfg.set_liveness_deadline);
     /* Defaults pass validation unchanged. */
@@ -442,6 +444,34 @@ static void test_tls_client_auth(void)
     CHECK(err_has("--tls-client-ca cannot be used with --tls-client-auth none"));
 }
 
+/* The operator pages' options: --dht-sweep-interval-secs (0 disables the sweep) and
+ * --geoip-db, each from its flag or its variable, errors naming them. */
+static void test_operator_page_options(void)
+{
+    env_clear();
+    REQUIRE(PARSE("--dht-sweep-interval-secs", "0", "--geoip-db", "/tmp/x.mmdb") == 0);
+    CHECK_EQ_INT(cfg.dht_sweep_interval_secs, 0);
+    CHECK_EQ_STR(cfg.geoip_db, "/tmp/x.mmdb");
+    env_set("DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", "2");
+    env_set("DIG_RELAY_GEOIP_DB", "/srv/geo.mmdb");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_INT(cfg.dht_sweep_interval_secs, 2);
+    CHECK_EQ_STR(cfg.geoip_db, "/srv/geo.mmdb");
+    REQUIRE(PARSE("--dht-sweep-interval-secs=5") == 0);     /* the flag beats the variable */
+    CHECK_EQ_INT(cfg.dht_sweep_interval_secs, 5);
+    CHECK_EQ_INT(PARSE("--dht-sweep-interval-secs", "soon"), 2);
+    CHECK(err_has("--dht-sweep-interval-secs"));
+    CHECK_EQ_INT(PARSE("--dht-sweep-interval-secs", "4294967296"), 2);
+    CHECK(err_has("must be at most 4294967295"));
+    CHECK_EQ_INT(PARSE("--geoip-db="), 2);
+    CHECK(err_has("--geoip-db"));
+    env_clear();
+    env_set("DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", "-1");
+    CHECK_EQ_INT(PARSE(NULL), 2);
+    CHECK(err_has("DIG_RELAY_DHT_SWEEP_INTERVAL_SECS"));
+    env_clear();
+}
+
 static void test_validation_errors(void)
 {
     env_clear();
@@ -643,6 +673,8 @@ static void test_usage_documents_everything(void)
         "--turn-allow-peer-cidrs", "DIG_RELAY_TURN_ALLOW_PEER_CIDRS", "--turn-deny-peer-cidrs",
         "DIG_RELAY_TURN_DENY_PEER_CIDRS", "--turn-allow-loopback-peers",
         "DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS",
+        "--dht-sweep-interval-secs", "DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", "--geoip-db",
+        "DIG_RELAY_GEOIP_DB",
     };
     const char *u = config_usage();
     for (size_t i = 0; i < sizeof must_appear / sizeof must_appear[0]; i++) {
@@ -818,6 +850,7 @@ int main(void)
     RUN(test_env_errors_name_the_variable);
     RUN(test_trusted_proxy_cidrs);
     RUN(test_tls_client_auth);
+    RUN(test_operator_page_options);
     RUN(test_validation_errors);
     RUN(test_explicit_conflicts_are_refused);
     RUN(test_defaults_are_clamped);

@@ -282,9 +282,11 @@ static void test_snapshot_freshest_first_capped_others_only(void)
     REQUIRE(reg(e, 252, 252, at(251)));
     REQUIRE(reg(e, 251, 251, at(251)));
     REQUIRE(reg(e, 300, 300, at(251)));
+    CHECK_EQ_INT(pex_snapshots_sent(e), 0);
     CHECK_EQ_INT(feed(e, 300, HS_NODE, at(252)), PEX_ACCEPTED);
     const char *snap = frame_to(300, 1);
     REQUIRE(starts(snap, "{\"type\":\"pex_snapshot\""));
+    CHECK_EQ_INT(pex_snapshots_sent(e), 1);
     static char ids[256][65];
     size_t n = list_ids(snap, "peers", ids, 256);
     REQUIRE(n == PEX_MAX_SNAPSHOT);
@@ -304,6 +306,8 @@ static void test_snapshot_freshest_first_capped_others_only(void)
     CHECK_EQ_STR(ids[49], pid(3));
     CHECK_EQ_INT((long long)count_ids(d, "dropped"), 0);
     CHECK_EQ_INT(bad_frames, 0);
+    CHECK_EQ_INT(pex_snapshots_sent(e), 1);
+    CHECK_EQ_INT(pex_deltas_sent(e), 1);
     pex_engine_free(e);
 }
 

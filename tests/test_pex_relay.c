@@ -467,11 +467,14 @@ static long first_delta(const node *n)
  *  - pings refresh everyone's last_seen but never re-advertise an unchanged entry;
  *  - X, a PEX link on another network, receives nothing at all: no delta crosses networks and
  *    no empty delta is ever sent;
- *  - legacy nodes (L, A, C) see only RLY-001..007 traffic.
+ *  - legacy nodes (L, A, C) see only RLY-001..007 traffic;
+ *  - /metrics counts the three snapshots and two deltas sent.
+ * The RLY-009 sweep is off: at 60 s it would ask every node for its DHT records.
  * It runs about 75 s. */
 static void test_deltas_follow_the_interval(void)
 {
-    REQUIRE(relay_start_args(&h_relay, NULL));
+    static const char *const no_sweep[] = { "--dht-sweep-interval-secs", "0", NULL };
+    REQUIRE(relay_start_args(&h_relay, no_sweep));
     static const char A[] = ID("a"), B[] = ID("b"), C[] = ID("c"), M[] = ID("d"), L[] = ID("e"),
                       N[] = ID("f"), X[] = ID("9"), FAKE[] = ID("7"), FAKE2[] = ID("6");
     node a = { 0 }, b = { 0 }, c = { 0 }, m = { 0 }, l = { 0 }, n = { 0 }, x = { 0 };
@@ -613,6 +616,12 @@ static void test_deltas_follow_the_interval(void)
     for (size_t i = 0; i < k; i++)
         if (all[i]->open)
             CHECK(all[i]->pongs >= 3 && !all[i]->ended);
+    /* /metrics counts what was sent: snapshots to M, X and N, deltas to N and M */
+    static char metrics[1 << 16];
+    REQUIRE(h_http("127.0.0.1", h_relay.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", metrics,
+                   sizeof metrics, WAIT) > 0);
+    CHECK_EQ_INT(h_metric(metrics, "dig_relay_pex_snapshots_total"), 3);
+    CHECK_EQ_INT(h_metric(metrics, "dig_relay_pex_deltas_total"), 2);
     for (size_t i = 0; i < k; i++)
         node_free(all[i]);
 }

@@ -389,6 +389,9 @@ static void test_queue_limits_past_32_bits(void)
         CHECK(refused);
         if (refused)
             printf("  info: the relay is 32-bit: it refuses a queue of 2^32 messages, naming the flag\n");
+        /* that exit status 2 is the answer expected here, not a relay that failed to stop */
+        relay_cleanup(&h_relay, !refused);
+        memset(&h_relay, 0, sizeof h_relay);
         return;
     }
     ws_client a, b;
@@ -1361,7 +1364,7 @@ static void test_wire_port_http_answers(void)
     char resp[4096];
     REQUIRE(h_http("127.0.0.1", h_relay.port, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 200);
-    CHECK(strstr(resp, "dig-relay " DIG_RELAY_VERSION) != NULL);
+    CHECK(strstr(resp, "<title>dig-relay") != NULL);   /* the dashboard page */
     REQUIRE(h_http("127.0.0.1", h_relay.port, "GET /nope HTTP/1.1\r\nHost: relay\r\n\r\n", resp, sizeof resp, WAIT) > 0);
     CHECK_EQ_INT(h_http_status(resp), 404);
 

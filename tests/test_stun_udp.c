@@ -23,44 +23,6 @@
 
 /* ---------------------------------------------------------------- UDP helpers */
 
-/* A UDP socket bound to host:0 ("127.0.0.7", "::1", or "::" for a dual-stack socket). */
-static int udp_socket(const char *host)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd;
-
-    memset(&ss, 0, sizeof ss);
-    if (strchr(host, ':')) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        int off = 0;
-        a->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            return -1;
-        len = sizeof *a;
-        fd = socket(AF_INET6, SOCK_DGRAM, 0);
-        if (fd >= 0)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            return -1;
-        len = sizeof *a;
-        fd = socket(AF_INET, SOCK_DGRAM, 0);
-    }
-    if (fd < 0)
-        return -1;
-    /* Room for a few hundred answers waiting to be counted. */
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ 1 << 20 }, sizeof(int));
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
-        printf("  cannot bind UDP %s: %s\n", host, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static uint16_t local_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -71,57 +33,7 @@ static uint16_t local_port(int fd)
                                           : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static bool udp_send(int fd, const char *host, uint16_t port, const void *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (strchr(host, ':')) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons(port);
-        inet_pton(AF_INET6, host, &a->sin6_addr);
-        sl = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        inet_pton(AF_INET, host, &a->sin_addr);
-        sl = sizeof *a;
-    }
-    return sendto(fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len;
-}
-
-/* Waits up to timeout_ms for one datagram; returns its length, or -1 when none came. */
-static ssize_t udp_recv(int fd, uint8_t *buf, size_t cap, unsigned timeout_ms)
-{
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    if (poll(&p, 1, (int)timeout_ms) <= 0)
-        return -1;
-    return recv(fd, buf, cap, MSG_DONTWAIT);
-}
-
-/* Counts datagrams arriving until none has come for quiet_ms. */
-static int udp_count_replies(int fd, unsigned quiet_ms)
-{
-    uint8_t buf[1500];
-    int n = 0;
-    while (udp_recv(fd, buf, sizeof buf, quiet_ms) >= 0)
-        n++;
-    return n;
-}
-
 /* ---------------------------------------------------------------- STUN bytes */
-
-static void binding_request(uint8_t req[20], uint32_t tag)
-{
-    memset(req, 0, 20);
-    req[1] = 0x01;
-    req[4] = 0x21, req[5] = 0x12, req[6] = 0xa4, req[7] = 0x42;
-    h_random(req + 8, 12);
-    req[8] = (uint8_t)(tag >> 24), req[9] = (uint8_t)(tag >> 16);
-    req[10] = (uint8_t)(tag >> 8), req[11] = (uint8_t)tag;
-}
 
 /* Checks a Binding Success Response to req and extracts XOR-MAPPED-ADDRESS as text
  * ("127.0.0.1" / "::1") and port. */
@@ -165,10 +77,10 @@ static bool exchange_maps_to(int fd, const char *host, uint16_t port, const char
     int family = 0;
     ssize_t n;
 
-    binding_request(req, 1);
-    if (!udp_send(fd, host, port, req, sizeof req))
+    h_stun_binding_request(req, 1);
+    if (!h_udp_send(fd, host, port, req, sizeof req))
         return false;
-    n = udp_recv(fd, resp, sizeof resp, timeout_ms);
+    n = h_udp_recv(fd, resp, sizeof resp, timeout_ms);
     if (n < 0) {
         printf("  no STUN answer from %s:%u\n", host, port);
         return false;
@@ -191,7 +103,7 @@ static size_t malformed_datagrams(uint8_t out[][64], size_t *lens)
 {
     size_t k = 0;
     uint8_t ok[20];
-    binding_request(ok, 9);
+    h_stun_binding_request(ok, 9);
     memset(out, 0, 16 * sizeof out[0]);
 
     memcpy(out[k], ok, 19), lens[k++] = 19;                       /* short */
@@ -244,7 +156,7 @@ static void test_stund_answers_ipv4_and_ipv6(void)
 {
     uint16_t port;
     stund *s = open_dual_stack(0, 0, &port);
-    int c4 = udp_socket("127.0.0.1"), c6 = udp_socket("::1"), c4b = udp_socket("127.0.0.9");
+    int c4 = h_udp_socket("127.0.0.1"), c6 = h_udp_socket("::1"), c4b = h_udp_socket("127.0.0.9");
     uint8_t req[20], resp[128];
     char ip[64] = "";
     uint16_t mport = 0;
@@ -252,20 +164,20 @@ static void test_stund_answers_ipv4_and_ipv6(void)
     ssize_t n;
 
     REQUIRE(s && c4 >= 0 && c6 >= 0 && c4b >= 0);
-    binding_request(req, 4);
-    CHECK(udp_send(c4, "127.0.0.1", port, req, 20));
+    h_stun_binding_request(req, 4);
+    CHECK(h_udp_send(c4, "127.0.0.1", port, req, 20));
     serve(s, 1000);
-    n = udp_recv(c4, resp, sizeof resp, 500);
+    n = h_udp_recv(c4, resp, sizeof resp, 500);
     CHECK_EQ_INT(n, 32);
     CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
     CHECK_EQ_STR(ip, "127.0.0.1");
     CHECK_EQ_INT(family, 4);
     CHECK_EQ_INT(mport, local_port(c4));
 
-    binding_request(req, 6);
-    CHECK(udp_send(c6, "::1", port, req, 20));
+    h_stun_binding_request(req, 6);
+    CHECK(h_udp_send(c6, "::1", port, req, 20));
     serve(s, 1000);
-    n = udp_recv(c6, resp, sizeof resp, 500);
+    n = h_udp_recv(c6, resp, sizeof resp, 500);
     CHECK_EQ_INT(n, 44);
     CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
     CHECK_EQ_STR(ip, "::1");
@@ -273,10 +185,10 @@ static void test_stund_answers_ipv4_and_ipv6(void)
     CHECK_EQ_INT(mport, local_port(c6));
 
     /* Another IPv4 source through the same [::] socket. */
-    binding_request(req, 7);
-    CHECK(udp_send(c4b, "127.0.0.1", port, req, 20));
+    h_stun_binding_request(req, 7);
+    CHECK(h_udp_send(c4b, "127.0.0.1", port, req, 20));
     serve(s, 1000);
-    n = udp_recv(c4b, resp, sizeof resp, 500);
+    n = h_udp_recv(c4b, resp, sizeof resp, 500);
     CHECK(n > 0 && mapped_from_response(resp, (size_t)n, req, ip, sizeof ip, &mport, &family));
     CHECK_EQ_STR(ip, "127.0.0.9");
     CHECK_EQ_INT(stund_requests(s), 3);
@@ -289,56 +201,45 @@ static void test_stund_drops_malformed(void)
 {
     uint16_t port;
     stund *s = open_dual_stack(0, 0, &port);
-    int c = udp_socket("127.0.0.1");
+    int c = h_udp_socket("127.0.0.1");
     uint8_t bad[16][64];
     size_t lens[16], k;
 
     REQUIRE(s && c >= 0);
     k = malformed_datagrams(bad, lens);
     for (size_t i = 0; i < k; i++)
-        CHECK(udp_send(c, "127.0.0.1", port, bad[i], lens[i]));
+        CHECK(h_udp_send(c, "127.0.0.1", port, bad[i], lens[i]));
     serve(s, 1000);
-    CHECK_EQ_INT(udp_count_replies(c, 200), 0);
+    CHECK_EQ_INT(h_udp_count_replies(c, 200), 0);
     CHECK_EQ_INT(stund_requests(s), 0);
     /* Still serving afterwards. */
-    CHECK(udp_send(c, "127.0.0.1", port, bad[0], 0));
+    CHECK(h_udp_send(c, "127.0.0.1", port, bad[0], 0));
     serve(s, 1000);
-    CHECK_EQ_INT(udp_count_replies(c, 100), 0);
+    CHECK_EQ_INT(h_udp_count_replies(c, 100), 0);
     close(c);
     stund_close(s);
-}
-
-static int burst(int fd, const char *host, uint16_t port, int n)
-{
-    uint8_t req[20];
-    int sent = 0;
-    for (int i = 0; i < n; i++) {
-        binding_request(req, (uint32_t)i);
-        sent += udp_send(fd, host, port, req, sizeof req);
-    }
-    return sent;
 }
 
 static void test_stund_per_ip_budget(void)
 {
     uint16_t port;
     stund *s = open_dual_stack(5, 0, &port);
-    int a = udp_socket("127.0.0.2"), b = udp_socket("127.0.0.3");
+    int a = h_udp_socket("127.0.0.2"), b = h_udp_socket("127.0.0.3");
 
     REQUIRE(s && a >= 0 && b >= 0);
-    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 8), 8);
-    CHECK_EQ_INT(burst(b, "127.0.0.1", port, 8), 8);
+    CHECK_EQ_INT(h_stun_burst(a, "127.0.0.1", port, 8), 8);
+    CHECK_EQ_INT(h_stun_burst(b, "127.0.0.1", port, 8), 8);
     serve(s, 5000);
-    CHECK_EQ_INT(udp_count_replies(a, 150), 5);
-    CHECK_EQ_INT(udp_count_replies(b, 150), 5);
+    CHECK_EQ_INT(h_udp_count_replies(a, 150), 5);
+    CHECK_EQ_INT(h_udp_count_replies(b, 150), 5);
     /* Same second, next datagrams: nothing more. */
-    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 2), 2);
+    CHECK_EQ_INT(h_stun_burst(a, "127.0.0.1", port, 2), 2);
     serve(s, 5999);
-    CHECK_EQ_INT(udp_count_replies(a, 150), 0);
+    CHECK_EQ_INT(h_udp_count_replies(a, 150), 0);
     /* Next second: a fresh five. */
-    CHECK_EQ_INT(burst(a, "127.0.0.1", port, 8), 8);
+    CHECK_EQ_INT(h_stun_burst(a, "127.0.0.1", port, 8), 8);
     serve(s, 6000);
-    CHECK_EQ_INT(udp_count_replies(a, 150), 5);
+    CHECK_EQ_INT(h_udp_count_replies(a, 150), 5);
     CHECK_EQ_INT(stund_requests(s), 15);
     close(a), close(b);
     stund_close(s);
@@ -354,13 +255,13 @@ static void test_stund_global_budget(void)
     for (int i = 0; i < 12; i++) {
         char host[32];
         snprintf(host, sizeof host, "127.0.1.%d", i + 1);
-        fds[i] = udp_socket(host);
+        fds[i] = h_udp_socket(host);
         REQUIRE(fds[i] >= 0);
-        CHECK_EQ_INT(burst(fds[i], "127.0.0.1", port, 1), 1);
+        CHECK_EQ_INT(h_stun_burst(fds[i], "127.0.0.1", port, 1), 1);
     }
     serve(s, 7000);
     for (int i = 0; i < 12; i++)
-        answered += udp_count_replies(fds[i], 60);
+        answered += h_udp_count_replies(fds[i], 60);
     CHECK_EQ_INT(answered, 7);
     CHECK_EQ_INT(stund_requests(s), 7);
     for (int i = 0; i < 12; i++)
@@ -373,12 +274,12 @@ static void test_stund_pass_budget(void)
 {
     uint16_t port;
     stund *s = open_dual_stack(0, 0, &port);
-    int c = udp_socket("127.0.0.1");
+    int c = h_udp_socket("127.0.0.1");
     struct pollfd p;
     bool more;
 
     REQUIRE(s && c >= 0);
-    CHECK_EQ_INT(burst(c, "127.0.0.1", port, 270), 270);
+    CHECK_EQ_INT(h_stun_burst(c, "127.0.0.1", port, 270), 270);
     p.fd = stund_fd(s), p.events = POLLIN;
     poll(&p, 1, 100);
     h_sleep_ms(20);
@@ -389,14 +290,14 @@ static void test_stund_pass_budget(void)
     CHECK(!more);
     CHECK_EQ_INT(stund_requests(s), 270);
     CHECK(!stund_on_readable(s, 1000));
-    CHECK_EQ_INT(udp_count_replies(c, 150), 270);
+    CHECK_EQ_INT(h_udp_count_replies(c, 150), 270);
     close(c);
     stund_close(s);
 }
 
 static void test_stund_open_names_address_in_use(void)
 {
-    int holder = udp_socket("127.0.0.1");
+    int holder = h_udp_socket("127.0.0.1");
     char err[256] = "";
     addr_t a;
     stund *s;
@@ -440,7 +341,7 @@ static void test_relay_answers_ipv4_and_ipv6(void)
     int c4, c6, c4b;
 
     REQUIRE(start_relay(&r, NULL, NULL));
-    c4 = udp_socket("127.0.0.1"), c6 = udp_socket("::1"), c4b = udp_socket("127.0.3.4");
+    c4 = h_udp_socket("127.0.0.1"), c6 = h_udp_socket("::1"), c4b = h_udp_socket("127.0.3.4");
     CHECK(c4 >= 0 && exchange_maps_to(c4, "127.0.0.1", r.stun_port, "127.0.0.1", 4, 2000));
     CHECK(c6 >= 0 && exchange_maps_to(c6, "::1", r.stun_port, "::1", 6, 2000));
     CHECK(c4b >= 0 && exchange_maps_to(c4b, "127.0.0.1", r.stun_port, "127.0.3.4", 4, 2000));
@@ -456,12 +357,12 @@ static void test_relay_ignores_malformed(void)
     int c;
 
     REQUIRE(start_relay(&r, NULL, NULL));
-    c = udp_socket("127.0.0.5");
+    c = h_udp_socket("127.0.0.5");
     REQUIRE(c >= 0);
     k = malformed_datagrams(bad, lens);
     for (size_t i = 0; i < k; i++)
-        CHECK(udp_send(c, "127.0.0.1", r.stun_port, bad[i], lens[i]));
-    CHECK_EQ_INT(udp_count_replies(c, 300), 0);
+        CHECK(h_udp_send(c, "127.0.0.1", r.stun_port, bad[i], lens[i]));
+    CHECK_EQ_INT(h_udp_count_replies(c, 300), 0);
     /* The relay is alive and answers the same source afterwards. */
     CHECK(exchange_maps_to(c, "127.0.0.1", r.stun_port, "127.0.0.5", 4, 2000));
     close(c);
@@ -477,15 +378,15 @@ static bool per_ip_burst_ok(uint16_t port, int limit, int *octet)
         char host[32];
         int c, got, other_c, other_got;
         snprintf(host, sizeof host, "127.0.2.%d", (*octet)++);
-        c = udp_socket(host);
+        c = h_udp_socket(host);
         snprintf(host, sizeof host, "127.0.2.%d", (*octet)++);
-        other_c = udp_socket(host);
+        other_c = h_udp_socket(host);
         if (c < 0 || other_c < 0)
             return false;
-        burst(c, "127.0.0.1", port, limit * 3);
-        burst(other_c, "127.0.0.1", port, limit * 3);
-        got = udp_count_replies(c, 300);
-        other_got = udp_count_replies(other_c, 100);
+        h_stun_burst(c, "127.0.0.1", port, limit * 3);
+        h_stun_burst(other_c, "127.0.0.1", port, limit * 3);
+        got = h_udp_count_replies(c, 300);
+        other_got = h_udp_count_replies(other_c, 100);
         close(c), close(other_c);
         if (got > 2 * limit || other_got > 2 * limit || got < limit || other_got < limit) {
             printf("  per-IP limit %d: %d and %d replies\n", limit, got, other_got);
@@ -526,12 +427,12 @@ static void test_relay_global_budget(void)
         for (int i = 0; i < 15; i++) {
             char host[32];
             snprintf(host, sizeof host, "127.0.%d.%d", 10 + attempt, i + 1);
-            fds[i] = udp_socket(host);
+            fds[i] = h_udp_socket(host);
             REQUIRE(fds[i] >= 0);
-            burst(fds[i], "127.0.0.1", r.stun_port, 1);
+            h_stun_burst(fds[i], "127.0.0.1", r.stun_port, 1);
         }
         for (int i = 0; i < 15; i++) {
-            answered += udp_count_replies(fds[i], i == 0 ? 300 : 20);
+            answered += h_udp_count_replies(fds[i], i == 0 ? 300 : 20);
             close(fds[i]);
         }
         if (answered < 6 || answered > 12) {
@@ -574,7 +475,7 @@ static void test_load_tool_smoke(void)
         if (!rate || atol(rate + 18) <= 1000)
             printf("  %s\n  printed: %s\n", cmd, out);
     }
-    c = udp_socket("127.0.0.6");
+    c = h_udp_socket("127.0.0.6");
     CHECK(c >= 0 && exchange_maps_to(c, "127.0.0.1", r.stun_port, "127.0.0.6", 4, 2000));
     if (c >= 0)
         close(c);

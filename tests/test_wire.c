@@ -1,7 +1,7 @@
 /* Unit tests for wire.c: the golden conformance lines (byte-exact round trip and rejection),
  * serde's field rules (type anywhere, unknown fields, duplicates, missing fields), integer and
- * payload strictness, socket-address fields, the pex_ passthrough, the array iterators, and the
- * exact output of every writer. */
+ * payload strictness, socket-address fields, the pex_ passthrough, the array iterators, the
+ * RLY-009 DHT record exchange, and the exact output of every writer. */
 #include "wire.h"
 #include "test.h"
 
@@ -770,6 +770,104 @@ static void test_turn_credentials(void)
     jw_free(&w);
 }
 
+static void test_dht_records(void)
+{
+    static const char ask[] = "{\"type\":\"get_dht_records\",\"max_keys\":500}";
+    static const char answer[] =
+        "{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"ab\",\"providers\":3},"
+        "{\"content_key\":\"<script>\\u0000\",\"providers\":0}],\"total_keys\":7,\"truncated\":true}";
+    wire_msg m;
+    wire_iter it = { 0 };
+    wire_dht_record rec;
+    json_writer w;
+
+    REQUIRE(decode(ask, &m));
+    CHECK(m.type == WT_GET_DHT_RECORDS);
+    CHECK_EQ_INT(m.max_keys, 500);
+    CHECK(round_trip(ask, strlen(ask), ask, strlen(ask)));
+
+    REQUIRE(decode(answer, &m));
+    CHECK(m.type == WT_DHT_RECORDS);
+    CHECK_EQ_INT(m.records_count, 2);
+    CHECK_EQ_INT(m.total_keys, 7);
+    CHECK(m.truncated);
+    REQUIRE(wire_next_dht_record(&it, m.records, &rec, scratch2));
+    CHECK_EQ_MEM(rec.content_key.p, rec.content_key.n, "ab", 2);
+    CHECK_EQ_INT(rec.providers, 3);
+    REQUIRE(wire_next_dht_record(&it, m.records, &rec, scratch2));
+    CHECK_EQ_MEM(rec.content_key.p, rec.content_key.n, "<script>\0", 9);
+    CHECK_EQ_INT(rec.providers, 0);
+    CHECK(!wire_next_dht_record(&it, m.records, &rec, scratch2));
+    CHECK(round_trip(answer, strlen(answer), answer, strlen(answer)));
+
+    /* Field order, whitespace and unknown fields do not matter; the output is canonical. */
+    static const char loose[] =
+        "{ \"truncated\" : false, \"x\": [1], \"records\" : [ { \"providers\": 1, \"extra\": null, "
+        "\"content_key\": \"k\" } ], \"total_keys\": 1, \"type\": \"dht_records\" }";
+    static const char canon[] =
+        "{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"k\",\"providers\":1}],"
+        "\"total_keys\":1,\"truncated\":false}";
+    CHECK(round_trip(loose, strlen(loose), canon, strlen(canon)));
+    static const char empty[] =
+        "{\"type\":\"dht_records\",\"records\":[],\"total_keys\":0,\"truncated\":false}";
+    CHECK(round_trip(empty, strlen(empty), empty, strlen(empty)));
+
+    /* Strict like every other message: required fields, types, duplicates, integer ranges. */
+    CHECK(rejects_with("{\"type\":\"get_dht_records\"}", "missing field `max_keys`"));
+    CHECK(rejects_with("{\"type\":\"get_dht_records\",\"max_keys\":-1}",
+                       "invalid value for field `max_keys`: expected an integer 0..18446744073709551615"));
+    CHECK(rejects("{\"type\":\"get_dht_records\",\"max_keys\":1.5}"));
+    CHECK(rejects("{\"type\":\"get_dht_records\",\"max_keys\":\"500\"}"));
+    CHECK(rejects_with("{\"type\":\"get_dht_records\",\"max_keys\":1,\"max_keys\":2}",
+                       "duplicate field `max_keys`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"total_keys\":0,\"truncated\":false}",
+                       "missing field `records`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[],\"truncated\":false}",
+                       "missing field `total_keys`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[],\"total_keys\":0}",
+                       "missing field `truncated`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[],\"total_keys\":0,\"truncated\":1}",
+                       "invalid value for field `truncated`: expected a boolean"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":{},\"total_keys\":0,\"truncated\":false}",
+                       "invalid value for field `records`: expected an array of dht records"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[{\"providers\":1}],\"total_keys\":0,"
+                       "\"truncated\":false}",
+                       "invalid value for field `records`: dht record: missing field `content_key`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"a\"}],\"total_keys\":0,"
+                       "\"truncated\":false}",
+                       "invalid value for field `records`: dht record: missing field `providers`"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"a\",\"providers\":-1}],"
+                       "\"total_keys\":0,\"truncated\":false}",
+                       "invalid value for field `records`: dht record: providers must be a non-negative "
+                       "64-bit integer"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[{\"content_key\":1,\"providers\":1}],"
+                       "\"total_keys\":0,\"truncated\":false}",
+                       "invalid value for field `records`: dht record: content_key must be a string"));
+    CHECK(rejects_with("{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"a\",\"content_key\":\"b\","
+                       "\"providers\":1}],\"total_keys\":0,\"truncated\":false}",
+                       "invalid value for field `records`: dht record: duplicate field `content_key`"));
+    CHECK(rejects("{\"type\":\"dht_records\",\"records\":[1],\"total_keys\":0,\"truncated\":false}"));
+    CHECK(rejects("{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"\\ud800\",\"providers\":1}],"
+                  "\"total_keys\":0,\"truncated\":false}"));
+
+    /* The writers, byte for byte. */
+    jw_init(&w, 0, 4096);
+    wire_write_get_dht_records(&w, 500);
+    CHECK_EQ_MEM(w.p, w.len, "{\"type\":\"get_dht_records\",\"max_keys\":500}",
+                 strlen("{\"type\":\"get_dht_records\",\"max_keys\":500}"));
+    jw_clear(&w);
+    wire_dht_record a = { { "a\"b", 3 }, 2 }, b = { { "c", 1 }, 18446744073709551615ULL };
+    wire_write_dht_records_begin(&w);
+    wire_write_dht_records_item(&w, &a, true);
+    wire_write_dht_records_item(&w, &b, false);
+    wire_write_dht_records_end(&w, 9, false);
+    static const char written[] =
+        "{\"type\":\"dht_records\",\"records\":[{\"content_key\":\"a\\\"b\",\"providers\":2},"
+        "{\"content_key\":\"c\",\"providers\":18446744073709551615}],\"total_keys\":9,\"truncated\":false}";
+    CHECK_EQ_MEM(w.p, w.len, written, strlen(written));
+    jw_free(&w);
+}
+
 int main(void)
 {
     RUN(test_turn_credentials);
@@ -789,5 +887,6 @@ int main(void)
     RUN(test_pex_passthrough);
     RUN(test_iterators);
     RUN(test_writers_exact);
+    RUN(test_dht_records);
     return test_finish();
 }

@@ -38,20 +38,7 @@ static const uint8_t V2_SIG[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x5
 static preface v2_from(const char *ip, uint16_t port)
 {
     preface p;
-    bool v6 = strchr(ip, ':') != NULL;
-    size_t alen = v6 ? 16 : 4, body = 2 * alen + 4;
-    memcpy(p.b, V2_SIG, 12);
-    p.b[12] = 0x21;
-    p.b[13] = v6 ? 0x21 : 0x11;
-    p.b[14] = 0;
-    p.b[15] = (uint8_t)body;
-    inet_pton(v6 ? AF_INET6 : AF_INET, ip, p.b + 16);
-    inet_pton(v6 ? AF_INET6 : AF_INET, v6 ? "::1" : "127.0.0.1", p.b + 16 + alen);
-    p.b[16 + 2 * alen] = (uint8_t)(port >> 8);
-    p.b[17 + 2 * alen] = (uint8_t)port;
-    p.b[18 + 2 * alen] = 0x24;
-    p.b[19 + 2 * alen] = 0xea;
-    p.n = 16 + body;
+    p.n = h_proxy_v2(p.b, ip, port);
     return p;
 }
 
