@@ -142,6 +142,7 @@ void compat_sleep_ms(unsigned ms) { Sleep(ms); }
 
 bool compat_install_shutdown_handler(void) { return SetConsoleCtrlHandler(console_handler, TRUE) != 0; }
 bool compat_shutdown_requested(void) { return InterlockedCompareExchange(&shutdown_flag, 0, 0) != 0; }
+void compat_request_shutdown(void) { InterlockedExchange(&shutdown_flag, 1); }
 socket_t compat_shutdown_fd(void) { return SOCKET_INVALID; }
 uint64_t compat_rss_bytes(void) { return 0; }
 
@@ -293,6 +294,7 @@ bool compat_install_shutdown_handler(void)
 }
 
 bool compat_shutdown_requested(void) { return shutdown_flag != 0; }
+void compat_request_shutdown(void) { on_shutdown_signal(SIGTERM); }
 socket_t compat_shutdown_fd(void) { return shutdown_pipe[0]; }
 
 uint64_t compat_rss_bytes(void)

@@ -91,6 +91,8 @@ void compat_sleep_ms(unsigned ms);
  * socket, or SOCKET_INVALID where the platform interrupts poll by itself. */
 bool compat_install_shutdown_handler(void);
 bool compat_shutdown_requested(void);
+/* Takes the same path as SIGTERM (the Windows service's stop and shutdown controls use it). */
+void compat_request_shutdown(void);
 socket_t compat_shutdown_fd(void);
 
 /* Fills buf with unpredictable bytes for hash keys (the OS generator; a mix of clocks and

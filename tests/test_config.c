@@ -271,8 +271,13 @@ static void test_flag_forms_and_subcommand(void)
     /* Leading zeros are just zeros. */
     REQUIRE(PARSE("--max-connections", "0010") == 0);
     CHECK_EQ_INT(cfg.max_connections, 10);
-    /* Service-command compatibility flags are accepted and change nothing. */
+    /* The service subcommands' flags are parsed wherever they stand. */
     REQUIRE(PARSE("--json", "--scope", "system", "serve") == 0);
+    CHECK(cfg.json);
+    CHECK_EQ_INT(cfg.scope, SCOPE_SYSTEM);
+    REQUIRE(PARSE("install", "--scope=user") == 0);
+    CHECK_EQ_INT(cfg.scope, SCOPE_USER);
+    CHECK(!cfg.json);
     CHECK_EQ_INT(PARSE("--scope", "galaxy"), 2);
     CHECK(err_has("--scope"));
     CHECK_EQ_INT(PARSE("--json=yes"), 2);
@@ -343,13 +348,55 @@ static void test_usage_errors(void)
     CHECK(err_has("unknown subcommand 'frobnicate'"));
     CHECK_EQ_INT(PARSE("serve", "serve"), 2);
     CHECK(err_has("unexpected argument 'serve'"));
-    static const char *const service[] = {"install", "uninstall", "start", "stop", "status"};
-    for (size_t i = 0; i < 5; i++) {
-        CHECK_EQ_INT(PARSE(service[i]), 2);
-        char want[64];
-        snprintf(want, sizeof want, "'%s' subcommand is not supported by this build", service[i]);
-        CHECK(err_has(want));
+    CHECK_EQ_INT(PARSE("probe"), 2);
+    CHECK(err_has("probe needs the relay's URL"));
+    CHECK_EQ_INT(PARSE("probe", "ws://a:1", "ws://b:2"), 2);
+    CHECK(err_has("unexpected argument 'ws://b:2'"));
+}
+
+static void test_subcommands(void)
+{
+    static const struct { const char *word; enum config_command command; } table[] = {
+        {"serve", CMD_SERVE},     {"status", CMD_STATUS}, {"install", CMD_INSTALL},
+        {"uninstall", CMD_UNINSTALL}, {"start", CMD_START}, {"stop", CMD_STOP},
+        {"run-service", CMD_RUN_SERVICE},
+    };
+    env_clear();
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        REQUIRE(PARSE(table[i].word, "--json") == 0);
+        CHECK_EQ_INT(cfg.command, table[i].command);
     }
+    REQUIRE(PARSE("--json", "probe", "ws://127.0.0.1:9450") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_PROBE);
+    CHECK_EQ_STR(cfg.probe_url, "ws://127.0.0.1:9450");
+}
+
+/* install persists exactly the options given (flag or variable) whose value differs from the
+ * default, under their variable names, with the text they were given as. */
+static void test_persisted_vars(void)
+{
+    const char *name, *value;
+    char got[2048];
+    env_clear();
+    env_set("DIG_RELAY_BAN_THRESHOLD", "7");
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "4096");          /* the default: nothing to persist */
+    env_set("RUST_LOG", "nonsense=loud");                  /* unusable: stays info, not persisted */
+    REQUIRE(PARSE("install", "--listen", "127.0.0.1:9", "--idle-timeout-secs", "30",
+                  "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--log-level", "debug",
+                  "--health-listen", "[::]:9451", "--scope", "user", "--json") == 0);
+    got[0] = '\0';
+    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++) {
+        if (name != NULL) {
+            strcat(got, name);
+            strcat(got, "=");
+            strcat(got, value);
+            strcat(got, " ");
+        }
+    }
+    /* The liveness deadline and sweep interval were lowered to fit, not given: not persisted. */
+    CHECK_EQ_STR(got, "DIG_RELAY_LISTEN=127.0.0.1:9 DIG_RELAY_IDLE_TIMEOUT_SECS=30 "
+                      "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
+                      "DIG_RELAY_TLS_KEY_PATH=/k.pem RUST_LOG=debug ");
 }
 
 static void test_env_errors_name_the_variable(void)
@@ -841,6 +888,8 @@ static void test_turn_errors_name_the_flag(void)
 int main(void)
 {
     RUN(test_defaults);
+    RUN(test_subcommands);
+    RUN(test_persisted_vars);
     RUN(test_every_flag);
     RUN(test_every_env_var);
     RUN(test_precedence);
