@@ -231,7 +231,7 @@ ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n)
     }
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = v;
-    msg.msg_iovlen = (size_t)n;
+    msg.msg_iovlen = (__typeof__(msg.msg_iovlen))n;   /* size_t in glibc, int in musl */
     return sendmsg(s, &msg, SOCK_MSG_NOSIGNAL);
 }
 

@@ -1,0 +1,69 @@
+#!/bin/sh
+# make release: builds every release artifact into dist/ and writes dist/SHA256SUMS.
+#   dist/dig-relay-<version>-linux-x64, -linux-arm64, -linux-armhf, -linux-mips, -linux-mipsel
+#   (fully static with musl: no libc needed on the host) and -windows-x64.exe (mingw-w64,
+#   static). Each is stripped and must stay under 1 MiB.
+# Each target builds in build/release/<target>/, a copy of the source tree, through the
+# project's own Makefile (CC and flags from the environment), together with the unit tests
+# tests/cross.sh then runs under qemu-user or wine. When the Makefile builds TLS (BearSSL),
+# BearSSL is built for the target first (scripts/bearssl.sh) and the artifact must say "tls" in
+# its --version line.
+# Usage: scripts/release.sh [TARGET...]   (default: all; scripts/targets.sh lists them)
+set -eu
+cd "$(dirname "$0")/.."
+. scripts/targets.sh
+
+version=$(make -s version)
+targets=${*:-$DIG_TARGETS}
+mkdir -p dist build/release
+# The unit tests tests/cross.sh runs on each target: pure code, no relay process.
+UNIT_TESTS="abuse addr buf config fuzz_regress http json loop pex ratelimit stun wire ws"
+wants_tls=false
+grep -qi bearssl Makefile && wants_tls=true
+
+for t in $targets; do
+    start=$(date +%s)
+    target_env "$t"
+    dir=build/release/$t
+    rm -rf "$dir" && mkdir -p "$dir"
+    tar cf - --exclude=./build --exclude=./dist --exclude=./.git --exclude='*.o' \
+        --exclude='*.d' --exclude=./dig-relay --exclude=./dig-relay.exe --exclude=./fuzz/bin \
+        --exclude=./bench/bin . | tar xf - -C "$dir"
+    find "$dir/tests" -name 'test_*' ! -name '*.c' -delete   # this host's test binaries
+    cflags="-Os -g -ffunction-sections -fdata-sections"
+    ldflags=$T_LDFLAGS
+    cppflags=""
+    if $wants_tls; then
+        sh scripts/bearssl.sh "$T_CC" "$T_AR" "$DIG_BUILD_CACHE/bearssl-$t"
+        cppflags="-I$DIG_BUILD_CACHE/bearssl-$t/include"
+        ldflags="$ldflags -L$DIG_BUILD_CACHE/bearssl-$t/lib"
+    fi
+    out=dist/dig-relay-$version-$t$T_EXT
+    if [ "$t" = windows-x64 ]; then
+        make -s -C "$dir" windows MINGW="$T_CC $cppflags $ldflags" >/dev/null
+        cp "$dir/dig-relay.exe" "$out"
+    else
+        tests=""
+        for u in $UNIT_TESTS; do tests="$tests tests/test_$u"; done
+        # shellcheck disable=SC2086
+        CC=$T_CC CFLAGS="$cflags" CPPFLAGS="$cppflags" LDFLAGS="$ldflags" \
+            make -s -j2 -C "$dir" dig-relay $tests >/dev/null
+        cp "$dir/dig-relay" "$out"
+        if readelf -lW "$out" | grep -q INTERP || readelf -dW "$out" | grep -q NEEDED; then
+            echo "$out is not fully static" >&2; exit 1
+        fi
+    fi
+    $T_STRIP "$out"
+    size=$(wc -c <"$out")
+    if [ "$size" -ge 1048576 ]; then
+        echo "$out is $size bytes, over the 1 MiB budget" >&2; exit 1
+    fi
+    if $wants_tls; then
+        # shellcheck disable=SC2086
+        $T_RUN "$out" --version 2>/dev/null | grep -qw tls ||
+            { echo "$out was built without TLS" >&2; exit 1; }
+    fi
+    echo "$out: $size bytes ($(( $(date +%s) - start )) s)"
+done
+(cd dist && sha256sum dig-relay-"$version"-* >SHA256SUMS)
+echo "dist/SHA256SUMS"
