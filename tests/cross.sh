@@ -10,7 +10,8 @@
 # Under wine, SIGTERM ends the process at once (wine maps it to no Windows event), while SIGINT
 # reaches the program as Ctrl-C, the Windows console's stop request, which takes the relay's
 # clean shutdown path; the wrapper turns the harness's SIGTERM into SIGINT so the suite checks
-# the same clean shutdown on Windows as everywhere else.
+# the same clean shutdown on Windows as everywhere else. Then tests/wine_service.sh runs the
+# relay as a Windows service under wine's service control manager.
 # Usage: tests/cross.sh [TARGET...]   (default: every target in scripts/targets.sh)
 set -u
 cd "$(dirname "$0")/.."
@@ -82,6 +83,14 @@ EOF
     else
         fail "integration suite against ${art##*/}"
         grep -B 12 '^FAIL' "$out/$t.relay.log" | tail -n 80 >>"$log"
+    fi
+    if [ "$T_RUN" = wine ]; then
+        # The service itself under wine's SCM: install, start, /health, stop, auto-start, uninstall.
+        sh tests/wine_service.sh "$art" $((20000 + RANDOM % 9000)) >"$out/$t.svc.log" 2>&1
+        local line
+        while read -r line; do
+            case $line in ok*) pass "${line#ok   }" ;; FAIL*) fail "${line#FAIL }" ;; esac
+        done <"$out/$t.svc.log"
     fi
     echo "   ($t: $((SECONDS - start)) s)" >>"$log"
     echo "$passed $failed" >"$out/$t.count"
