@@ -9,6 +9,7 @@
 #   make windows               cross-compile dig-relay.exe with mingw-w64
 #   make test-mips             the linux-mips release artifact and its unit tests under qemu-user
 #   make release, test-release static artifacts for every target in dist/, tested (tests/cross.sh)
+#   make install               bin/dig-relay and share/man/man1/dig-relay.1 under DESTDIR PREFIX
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
 #   make bench                 benchmarks (bench/README.md)
 
@@ -230,3 +231,12 @@ version:
 	@echo $(VERSION)
 
 .PHONY: release test-release version
+
+# make install PREFIX=/usr/local DESTDIR=: the binary and its man page (dig-relay.1).
+PREFIX ?= /usr/local
+install: dig-relay
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 dig-relay $(DESTDIR)$(PREFIX)/bin/dig-relay
+	install -m 644 dig-relay.1 $(DESTDIR)$(PREFIX)/share/man/man1/dig-relay.1
+
+.PHONY: install
