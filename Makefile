@@ -240,3 +240,17 @@ install: dig-relay
 	install -m 644 dig-relay.1 $(DESTDIR)$(PREFIX)/share/man/man1/dig-relay.1
 
 .PHONY: install
+
+# make docker: the linux-x64 release binary in a scratch image tagged dig-relay:$(VERSION)
+# (Dockerfile; needs a running Docker engine). docker-image packs the dist/ binary already built;
+# tests/docker.sh runs the image.
+docker:
+	sh scripts/release.sh linux-x64
+	$(MAKE) docker-image
+
+docker-image:
+	rm -rf build/docker && mkdir -p build/docker/state
+	cp dist/dig-relay-$(VERSION)-linux-x64 build/docker/dig-relay
+	docker build -q -t dig-relay:$(VERSION) -f Dockerfile build/docker
+
+.PHONY: install docker docker-image
