@@ -1,4 +1,4 @@
-/* Runs the service subcommands and status (see commands.h): fills the platform's service
+/* Runs the service subcommands, status and probe (see commands.h): fills the platform's service
  * manager from the environment (HOME, XDG_CONFIG_HOME, DIG_RELAY_SERVICE_ROOT), hands the
  * decisions to service.c and prints what it returns: the summary on stdout, or --json's
  * envelope; a failure is "dig-relay: error: ..." on stderr and exit status 1. */
@@ -7,6 +7,7 @@
 #include "client.h"
 #include "compat/os.h"
 #include "compat/win_service.h"
+#include "probe.h"
 #include "service.h"
 #include "svc_os.h"
 
@@ -72,6 +73,8 @@ int commands_run(const relay_config *c, const char *argv0)
     svc_plan plan;
     char program[4096];
 
+    if (c->command == CMD_PROBE)
+        return probe_run(c);
     if (c->command == CMD_STATUS) {
         char err[256];
         bool serving = compat_init(err, sizeof err) && health_answers(&c->health_listen);

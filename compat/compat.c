@@ -118,6 +118,15 @@ int compat_poll(struct pollfd *fds, size_t n, int timeout_ms)
 
 uint64_t compat_monotonic_ms(void) { return (uint64_t)GetTickCount64(); }
 
+uint64_t compat_monotonic_us(void)
+{
+    LARGE_INTEGER now, freq;
+    QueryPerformanceCounter(&now);
+    QueryPerformanceFrequency(&freq);
+    return (uint64_t)(now.QuadPart / freq.QuadPart * 1000000 +
+                      now.QuadPart % freq.QuadPart * 1000000 / freq.QuadPart);
+}
+
 uint64_t compat_wall_secs(void)
 {
     FILETIME ft;
@@ -259,6 +268,13 @@ uint64_t compat_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t compat_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 uint64_t compat_wall_secs(void)
 {
     struct timespec ts;
@@ -340,4 +356,30 @@ void compat_random(void *buf, size_t n)
         x ^= x >> 29;
         p[i] = (unsigned char)x;
     }
+}
+
+#ifndef _WIN32
+#  include <netdb.h>
+#endif
+
+bool compat_resolve(const char *host, const char *port, int socktype,
+                    struct sockaddr_storage *out, size_t *out_len, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = socktype;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, rc ? gai_strerror(rc) : "no address");
+        return false;
+    }
+    bool fits = (size_t)res->ai_addrlen <= sizeof *out;
+    if (fits) {
+        memcpy(out, res->ai_addr, (size_t)res->ai_addrlen);
+        *out_len = (size_t)res->ai_addrlen;
+    } else {
+        snprintf(err, errlen, "cannot use the address of %s", host);
+    }
+    freeaddrinfo(res);
+    return fits;
 }
