@@ -325,8 +325,7 @@ size_t svc_systemd_unit(const svc_plan *p, enum svc_scope scope, char *out, size
                "ProcSubset=pid\n"
                "RestrictNamespaces=yes\n"
                "RemoveIPC=yes\n"
-               "DevicePolicy=closed\n"
-               "IPAddressAllow=any\n");
+               "DevicePolicy=closed\n");
     }
     append(out, cap, "\n[Install]\nWantedBy=%s\n",
            scope == SVC_SYSTEM ? "multi-user.target" : "default.target");
