@@ -106,6 +106,13 @@ static void ephemeral_range(unsigned *lo, unsigned *hi)
  * drawn at random from below that range, where only listeners live, and a port is never
  * handed out twice by one test process (four are drawn per relay, each probe closed before
  * the next). Falls back to bind(0) when no port below the range is free. */
+unsigned h_slowdown(void)
+{
+    const char *s = getenv("DIG_TEST_SLOWDOWN");
+    int n = s ? atoi(s) : 1;
+    return n >= 1 && n <= 100 ? (unsigned)n : 1;
+}
+
 uint16_t h_free_port(const char *kind)
 {
     enum { PORT_FLOOR = 10000, RECENT = 256 };
