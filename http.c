@@ -130,15 +130,24 @@ static long parse_headers(const char *line, const char *head_end, http_header *h
     }
 }
 
-long http_parse_request(const char *buf, size_t len, size_t max_head, http_request *req)
+/* The length of the complete head at the start of buf, or HTTP_NEED_MORE / HTTP_BAD /
+ * HTTP_TOO_LARGE. */
+static long head_length(const char *buf, size_t len, size_t max_head)
 {
     size_t limit = len < max_head ? len : max_head;
     long head_len = find_head_end((const unsigned char *)buf, limit);
-
     if (head_len < 0)
         return HTTP_BAD;
     if (head_len == 0)
         return len >= max_head ? HTTP_TOO_LARGE : HTTP_NEED_MORE;
+    return head_len;
+}
+
+long http_parse_request(const char *buf, size_t len, size_t max_head, http_request *req)
+{
+    long head_len = head_length(buf, len, max_head);
+    if (head_len <= 0)
+        return head_len;
 
     memset(req, 0, sizeof *req);
     /* Every LF in the head is preceded by CR (find_head_end checked), so lines split on CRLF. */
@@ -153,13 +162,9 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, http_reque
 
 long http_parse_response(const char *buf, size_t len, size_t max_head, http_response_head *resp)
 {
-    size_t limit = len < max_head ? len : max_head;
-    long head_len = find_head_end((const unsigned char *)buf, limit);
-
-    if (head_len < 0)
-        return HTTP_BAD;
-    if (head_len == 0)
-        return len >= max_head ? HTTP_TOO_LARGE : HTTP_NEED_MORE;
+    long head_len = head_length(buf, len, max_head);
+    if (head_len <= 0)
+        return head_len;
     memset(resp, 0, sizeof *resp);
     const char *head_end = buf + head_len;
     const char *eol = memchr(buf, '\n', (size_t)head_len);

@@ -190,6 +190,25 @@ static bool ws_expect(wsconn *c, enum wire_type type, wire_msg *m, char *err, si
     }
 }
 
+/* Sends one message and waits for the answer of `type`. */
+static bool ask(wsconn *c, const char *text, size_t len, enum wire_type type, wire_msg *m,
+                char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (!ws_send(c, WS_OP_TEXT, text, len)) {
+        snprintf(err, errlen, "cannot send to the relay");
+        return false;
+    }
+    return ws_expect(c, type, m, err, errlen);
+}
+
+static void passed(check *k, uint64_t start_us, const char *detail)
+{
+    k->ok = true;
+    k->ms = since_ms(start_us);
+    snprintf(k->detail, sizeof k->detail, "%s", detail);
+}
+
 static bool ws_handshake(wsconn *c, const char *host_header, const char *path, char *err,
                          size_t errlen)
 {
@@ -252,7 +271,6 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
     json_writer w;
     static char out[1024], scratch[1024];
     wire_msg m, sent;
-    memset(&m, 0, sizeof m);
 
     uint64_t t0 = now_us();
     addr_format(relay, text);
@@ -262,9 +280,8 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
         snprintf(k[CONNECT].detail, sizeof k[CONNECT].detail, "%s", err);
         return;
     }
-    k[CONNECT].ok = true;
-    k[CONNECT].ms = since_ms(t0);
-    snprintf(k[CONNECT].detail, sizeof k[CONNECT].detail, "WebSocket upgrade at %s", text);
+    snprintf(err, sizeof err, "WebSocket upgrade at %s", text);
+    passed(&k[CONNECT], t0, err);
 
     /* A throwaway identity on a throwaway network: nobody else is told about it. */
     compat_random(rnd, sizeof rnd);
@@ -280,30 +297,25 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
     wire_encode(&w, &sent, scratch);
     t0 = now_us();
     k[REGISTER].ran = true;
-    if (!ws_send(c, WS_OP_TEXT, out, w.len) || !ws_expect(c, WT_REGISTER_ACK, &m, err, sizeof err) ||
-        !m.success) {
+    if (!ask(c, out, w.len, WT_REGISTER_ACK, &m, err, sizeof err) || !m.success) {
         snprintf(k[REGISTER].detail, sizeof k[REGISTER].detail, "%s",
                  m.type == WT_REGISTER_ACK ? "register_ack says success:false" : err);
         return;
     }
-    k[REGISTER].ok = true;
-    k[REGISTER].ms = since_ms(t0);
-    snprintf(k[REGISTER].detail, sizeof k[REGISTER].detail, "peer %.12s... on network %s", peer, net);
+    snprintf(err, sizeof err, "peer %.12s... on network %s", peer, net);
+    passed(&k[REGISTER], t0, err);
 
     uint64_t stamp = compat_wall_secs();
     jw_init_fixed(&w, out, sizeof out);
     wire_write_ping(&w, stamp);
     t0 = now_us();
     k[PING].ran = true;
-    if (!ws_send(c, WS_OP_TEXT, out, w.len) || !ws_expect(c, WT_PONG, &m, err, sizeof err) ||
-        m.timestamp != stamp) {
+    if (!ask(c, out, w.len, WT_PONG, &m, err, sizeof err) || m.timestamp != stamp) {
         snprintf(k[PING].detail, sizeof k[PING].detail, "%s",
                  m.type == WT_PONG ? "pong carries another timestamp" : err);
         return;
     }
-    k[PING].ok = true;
-    k[PING].ms = since_ms(t0);
-    snprintf(k[PING].detail, sizeof k[PING].detail, "pong");
+    passed(&k[PING], t0, "pong");
 
     static const char payload[] = "[100,105,103,45,114,101,108,97,121]";   /* "dig-relay" */
     memset(&sent, 0, sizeof sent);
@@ -315,16 +327,13 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
     wire_encode(&w, &sent, scratch);
     t0 = now_us();
     k[RELAY].ran = true;
-    if (!ws_send(c, WS_OP_TEXT, out, w.len) ||
-        !ws_expect(c, WT_RELAY_MESSAGE, &m, err, sizeof err) || m.seq != stamp ||
+    if (!ask(c, out, w.len, WT_RELAY_MESSAGE, &m, err, sizeof err) || m.seq != stamp ||
         m.payload.n != sizeof payload - 1 || memcmp(m.payload.p, payload, m.payload.n) != 0) {
         snprintf(k[RELAY].detail, sizeof k[RELAY].detail, "%s",
                  m.type == WT_RELAY_MESSAGE ? "the message came back changed" : err);
         return;
     }
-    k[RELAY].ok = true;
-    k[RELAY].ms = since_ms(t0);
-    snprintf(k[RELAY].detail, sizeof k[RELAY].detail, "a message to itself came back intact");
+    passed(&k[RELAY], t0, "a message to itself came back intact");
 
     uint8_t close[8];
     size_t n = ws_close_frame(close, WS_CLOSE_NORMAL, NULL);

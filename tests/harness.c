@@ -428,7 +428,12 @@ bool relay_under_valgrind(const relay_proc *r)
 
 char *relay_read_log(const relay_proc *r)
 {
-    FILE *f = fopen(r->log_path, "rb");
+    return h_read_file(r->log_path);
+}
+
+char *h_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
     size_t cap = 4096, len = 0;

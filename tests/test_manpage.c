@@ -10,18 +10,6 @@
 
 static char *page;
 
-static char *read_page(void)
-{
-    static char buf[65536];
-    FILE *f = fopen("dig-relay.1", "r");
-    if (f == NULL)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static void test_every_flag_and_variable(void)
 {
     const char *u = config_usage();
@@ -90,9 +78,10 @@ static void test_make_install(void)
 
 int main(void)
 {
-    page = read_page();
+    page = h_read_file("dig-relay.1");
     RUN(test_every_flag_and_variable);
     RUN(test_mandoc_lint);
     RUN(test_make_install);
+    free(page);
     return test_finish();
 }

@@ -415,16 +415,13 @@ static void teardown(void)
     h_run(argv, NULL, NULL, 0, NULL, 0, 10000);
 }
 
-static char *read_text(const char *path)
+/* The file's text, valid until the next call (NULL when it cannot be read). */
+static const char *read_text(const char *path)
 {
-    static char buf[32768];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    static char *last;
+    free(last);
+    last = h_read_file(path);
+    return last;
 }
 
 static void clear_calls(void)
