@@ -12,7 +12,8 @@ COPY --chown=10001:10001 state/ /var/lib/dig-relay/
 VOLUME ["/var/lib/dig-relay"]
 USER 10001:10001
 WORKDIR /var/lib/dig-relay
-# 9450 relay WebSocket, 9451 GET /health, 8080 plain-HTTP dashboard, 3478/udp STUN.
+# 9450 relay WebSocket (and its HTTP routes), 9451 GET /health, 8080 the redirect to https://,
+# 3478/udp STUN.
 EXPOSE 9450 9451 8080 3478/udp
 # Docker gives containers no IPv6 loopback unless IPv6 is switched on, so the health listener is
 # IPv4 here and `status` asks 127.0.0.1 (the relay port stays dual-stack [::]:9450). Set the

@@ -160,7 +160,7 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, http_reque
     return rc < 0 ? rc : head_len;
 }
 
-long http_parse_response(const char *buf, size_t len, size_t max_head, http_response_head *resp)
+long http_parse_response(const char *buf, size_t len, size_t max_head, http_status_head *resp)
 {
     long head_len = head_length(buf, len, max_head);
     if (head_len <= 0)

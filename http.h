@@ -46,8 +46,8 @@ typedef struct {
     int status;
     http_header headers[HTTP_MAX_HEADERS];
     size_t n_headers;
-} http_response_head;
-long http_parse_response(const char *buf, size_t len, size_t max_head, http_response_head *resp);
+} http_status_head;
+long http_parse_response(const char *buf, size_t len, size_t max_head, http_status_head *resp);
 /* True when a comma-separated header value contains token (case-insensitive). */
 bool http_header_has_token(const http_header *h, const char *token);
 bool http_method_is(const http_request *req, const char *method);

@@ -235,7 +235,7 @@ static bool ws_handshake(wsconn *c, const char *host_header, const char *path, c
         snprintf(err, errlen, "cannot send the upgrade request");
         return false;
     }
-    http_response_head resp;
+    http_status_head resp;
     long head_len;
     while ((head_len = http_parse_response(head, len, sizeof head, &resp)) == HTTP_NEED_MORE) {
         long got = client_recv(c->s, head + len, sizeof head - len, STEP_MS);
@@ -357,7 +357,7 @@ static void run_health(const addr_t *a, check *k)
     }
     int n = snprintf(req, sizeof req, "GET /health HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                      text);
-    http_response_head resp;
+    http_status_head resp;
     long head_len = HTTP_NEED_MORE;
     if (client_send_all(s, req, (size_t)n, STEP_MS)) {
         while ((head_len = http_parse_response(head, len, sizeof head, &resp)) == HTTP_NEED_MORE) {

@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    http_response_head resp, resp_again;
+    http_status_head resp, resp_again;
     long r = http_parse_response(buf, size, HTTP_MAX_HEAD, &resp);
     if (r > 0) {
         if ((size_t)r > size || resp.status < 0 || resp.status > 999 ||

@@ -5,7 +5,7 @@
 #   static). Each is stripped and must stay under 1 MiB.
 # Each target builds in build/release/<target>/, a copy of the source tree, through the
 # project's own Makefile (CC and flags from the environment), together with the unit tests
-# tests/cross.sh then runs under qemu-user or wine. When the Makefile builds TLS (BearSSL),
+# tests/cross.sh then runs under qemu-user (they land in that copy's `make builddir`). When the Makefile builds TLS (BearSSL),
 # BearSSL is built for the target first (scripts/bearssl.sh) and the artifact must say "tls" in
 # its --version line.
 # Usage: scripts/release.sh [TARGET...]   (default: all; scripts/targets.sh lists them)
@@ -29,7 +29,6 @@ for t in $targets; do
     tar cf - --exclude=./build --exclude=./dist --exclude=./.git --exclude='*.o' \
         --exclude='*.d' --exclude=./dig-relay --exclude=./dig-relay.exe --exclude=./fuzz/bin \
         --exclude=./bench/bin . | tar xf - -C "$dir"
-    find "$dir/tests" -name 'test_*' ! -name '*.c' -delete   # this host's test binaries
     cflags="-Os -g -ffunction-sections -fdata-sections"
     ldflags=$T_LDFLAGS
     cppflags=""

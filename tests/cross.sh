@@ -22,6 +22,7 @@ targets=${*:-$DIG_TARGETS}
 out=$(mktemp -d "${TMPDIR:-/tmp}/dig-cross.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 make -s tests/test_relay >/dev/null || { echo "FAIL: tests/test_relay does not build"; exit 1; }
+suite=$(make -s builddir)/tests/test_relay
 
 if [[ " $targets " == *" windows-x64 "* ]]; then
     if command -v wine >/dev/null 2>&1; then
@@ -50,9 +51,10 @@ unit_phase() {
         fail "dist/dig-relay-$version-$t$T_EXT missing (make release first)"
     elif [ "$T_RUN" != wine ]; then
         local dir=build/release/$t u
-        for u in "$dir"/tests/test_*; do
+        local bins=$(cd "$dir" && CC=$T_CC make -s builddir)/tests
+        for u in "$dir/$bins"/test_*; do
             [ -x "$u" ] || continue
-            if (cd "$dir" && $T_RUN "./tests/${u##*/}") >"$out/$t.${u##*/}.log" 2>&1 &&
+            if (cd "$dir" && $T_RUN "$bins/${u##*/}") >"$out/$t.${u##*/}.log" 2>&1 &&
                 grep -q '^RESULT [0-9]* 0 ' "$out/$t.${u##*/}.log"; then
                 pass "${u##*/} ($(sed -n 's/^RESULT \([0-9]*\) .*/\1/p' "$out/$t.${u##*/}.log") tests)"
             else
@@ -93,7 +95,7 @@ EOF
     # An emulated relay is several times slower than a native one: latency bounds scale.
     local slowdown=1
     [ -n "$T_RUN" ] && slowdown=4
-    if DIG_RELAY_BIN=$wrap DIG_TEST_SLOWDOWN=$slowdown ./tests/test_relay >"$out/$t.relay.log" 2>&1 &&
+    if DIG_RELAY_BIN=$wrap DIG_TEST_SLOWDOWN=$slowdown "$suite" >"$out/$t.relay.log" 2>&1 &&
         grep -q '^RESULT [0-9]* 0 ' "$out/$t.relay.log"; then
         pass "integration suite against ${art##*/} ($(sed -n 's/^RESULT \([0-9]*\) .*/\1/p' "$out/$t.relay.log") tests)"
     else

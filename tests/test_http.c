@@ -240,7 +240,7 @@ static void test_response_does_not_overflow(void)
 
 static void test_parses_response_heads(void)
 {
-    http_response_head r;
+    http_status_head r;
     static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                              "Sec-WebSocket-Accept:  abc \r\n\r\nframes";
     CHECK_EQ_INT(http_parse_response(ok, sizeof ok - 1, HTTP_MAX_HEAD, &r), (long)(sizeof ok - 1 - 6));
