@@ -383,7 +383,8 @@ static void test_persisted_vars(void)
     env_set("RUST_LOG", "nonsense=loud");                  /* unusable: stays info, not persisted */
     REQUIRE(PARSE("install", "--listen", "127.0.0.1:9", "--idle-timeout-secs", "30",
                   "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--log-level", "debug",
-                  "--health-listen", "[::]:9451", "--scope", "user", "--json") == 0);
+                  "--health-listen", "[::]:9451", "--scope", "user", "--json",
+                  "--trusted-proxy-cidrs", "10.0.0.0/8,2001:db8::/32") == 0);
     got[0] = '\0';
     for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++) {
         if (name != NULL) {
@@ -396,7 +397,8 @@ static void test_persisted_vars(void)
     /* The liveness deadline and sweep interval were lowered to fit, not given: not persisted. */
     CHECK_EQ_STR(got, "DIG_RELAY_LISTEN=127.0.0.1:9 DIG_RELAY_IDLE_TIMEOUT_SECS=30 "
                       "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
-                      "DIG_RELAY_TLS_KEY_PATH=/k.pem RUST_LOG=debug ");
+                      "DIG_RELAY_TLS_KEY_PATH=/k.pem "
+                      "DIG_RELAY_TRUSTED_PROXY_CIDRS=10.0.0.0/8,2001:db8::/32 RUST_LOG=debug ");
 }
 
 static void test_env_errors_name_the_variable(void)
