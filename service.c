@@ -278,6 +278,11 @@ size_t svc_systemd_unit(const svc_plan *p, enum svc_scope scope, char *out, size
            "ExecStart=");
     systemd_quoted(out, cap, p->program, true);
     append(out, cap, " %s\n", p->entry);
+    /* A DynamicUser service is not root, so the relay's own default state directory would be
+     * a home it cannot write: point it at StateDirectory= (%S is /var/lib). A --state-dir given
+     * to install comes later and wins. */
+    if (scope == SVC_SYSTEM)
+        append(out, cap, "Environment=DIG_RELAY_STATE_DIR=%%S/dig-relay\n");
     for (size_t i = 0; i < p->n_env; i++) {
         char pair[1024];
         snprintf(pair, sizeof pair, "%s=%s", p->env_name[i], p->env_value[i]);

@@ -17,7 +17,7 @@ version=$(make -s version)
 targets=${*:-$DIG_TARGETS}
 mkdir -p dist build/release
 # The unit tests tests/cross.sh runs on each target: pure code, no relay process.
-UNIT_TESTS="abuse addr buf config fuzz_regress http json loop pex ratelimit stun wire ws"
+UNIT_TESTS="abuse addr buf config fuzz_regress hash http json loop pex proxy ratelimit stun turn wire ws"
 wants_tls=false
 grep -qi bearssl Makefile && wants_tls=true
 

@@ -88,6 +88,11 @@ def terminate(scope):
     os.unlink(pid_file(scope))
 
 
+def specifiers(text):
+    """systemd's %-specifiers the unit uses: %% and %S (the state directory root)."""
+    return text.replace("%%", "\0").replace("%S", os.path.join(STATE, "var-lib")).replace("\0", "%")
+
+
 def systemctl(args):
     user = args[:1] == ["--user"]
     if user:
@@ -133,9 +138,9 @@ def systemctl(args):
         for line in open(path):
             line = line.strip()
             if line.startswith("ExecStart="):
-                argv = shlex.split(line[len("ExecStart="):].replace("$$", "$").replace("%%", "%"))
+                argv = shlex.split(specifiers(line[len("ExecStart="):]).replace("$$", "$"))
             elif line.startswith("Environment="):
-                k, v = shlex.split(line[len("Environment="):].replace("%%", "%"))[0].split("=", 1)
+                k, v = shlex.split(specifiers(line[len("Environment="):]))[0].split("=", 1)
                 env[k] = v
         launch(scope, argv, env)
     elif verb == "stop":

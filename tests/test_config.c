@@ -399,6 +399,23 @@ static void test_persisted_vars(void)
                       "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
                       "DIG_RELAY_TLS_KEY_PATH=/k.pem "
                       "DIG_RELAY_TRUSTED_PROXY_CIDRS=10.0.0.0/8,2001:db8::/32 RUST_LOG=debug ");
+
+    /* A switch given as a flag has no text: it is stored as 1 (as a variable, 1 or 0). */
+    env_clear();
+    env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", "false");   /* the default: not persisted */
+    REQUIRE(PARSE("install", "--turn", "--turn-public-ip", "203.0.113.7",
+                  "--turn-relay-ports", "50000-50100") == 0);
+    got[0] = '\0';
+    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++) {
+        if (name != NULL) {
+            strcat(got, name);
+            strcat(got, "=");
+            strcat(got, value);
+            strcat(got, " ");
+        }
+    }
+    CHECK_EQ_STR(got, "DIG_RELAY_TURN=1 DIG_RELAY_TURN_PUBLIC_IP=203.0.113.7 "
+                      "DIG_RELAY_TURN_RELAY_PORTS=50000-50100 ");
 }
 
 static void test_env_errors_name_the_variable(void)

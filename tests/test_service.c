@@ -305,8 +305,13 @@ static void test_unit_and_plist(void)
         "LimitNOFILE=65536\n", "WantedBy=multi-user.target\n"};
     for (size_t i = 0; i < sizeof hardening / sizeof hardening[0]; i++)
         CHECK(strstr(text, hardening[i]) != NULL);
+    /* The DynamicUser service keeps TURN's state under StateDirectory=, unless told otherwise:
+     * the persisted variables come after it, and systemd takes the last. */
+    const char *state = strstr(text, "Environment=DIG_RELAY_STATE_DIR=%S/dig-relay\n");
+    CHECK(state != NULL && state < strstr(text, "Environment=\"DIG_RELAY_TLS_CERT_PATH="));
     REQUIRE(svc_systemd_unit(&p, SVC_USER, text, sizeof text, err, sizeof err) > 0);
     CHECK(strstr(text, "WantedBy=default.target\n") != NULL);
+    CHECK(strstr(text, "DIG_RELAY_STATE_DIR") == NULL);
     CHECK(strstr(text, "NoNewPrivileges=yes\n") != NULL);
     CHECK(strstr(text, "DynamicUser") == NULL);
 
