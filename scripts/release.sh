@@ -19,7 +19,7 @@ mkdir -p dist build/release
 # The unit tests tests/cross.sh runs on each target: pure code, no relay process.
 UNIT_TESTS="abuse addr buf config fuzz_regress hash http json loop pex proxy ratelimit stun turn wire ws"
 wants_tls=false
-grep -qi bearssl Makefile && wants_tls=true
+grep -q '^BEARSSL_LIBS' Makefile && wants_tls=true
 
 for t in $targets; do
     start=$(date +%s)
@@ -31,22 +31,27 @@ for t in $targets; do
         --exclude=./bench/bin . | tar xf - -C "$dir"
     cflags="-Os -g -ffunction-sections -fdata-sections"
     ldflags=$T_LDFLAGS
-    cppflags=""
+    # The Makefile's TLS knobs: BearSSL built for this target, and the build fails without it.
+    tls="TLS=0"
     if $wants_tls; then
-        sh scripts/bearssl.sh "$T_CC" "$T_AR" "$DIG_BUILD_CACHE/bearssl-$t"
-        cppflags="-I$DIG_BUILD_CACHE/bearssl-$t/include"
-        ldflags="$ldflags -L$DIG_BUILD_CACHE/bearssl-$t/lib"
+        bssl=$DIG_BUILD_CACHE/bearssl-$t
+        sh scripts/bearssl.sh "$T_CC" "$T_AR" "$bssl"
+        tls="TLS=1"
     fi
     out=dist/dig-relay-$version-$t$T_EXT
     if [ "$t" = windows-x64 ]; then
-        make -s -C "$dir" windows MINGW="$T_CC $cppflags $ldflags" >/dev/null
+        wtls=""
+        $wants_tls && wtls="-DDIG_HAVE_TLS=1 -isystem $bssl/include -L$bssl/lib -lbearssl"
+        make -s -C "$dir" windows MINGW="$T_CC $ldflags" WINDOWS_TLS="$wtls" >/dev/null
         cp "$dir/dig-relay.exe" "$out"
     else
         tests=""
         for u in $UNIT_TESTS; do tests="$tests tests/test_$u"; done
+        # GEOIP=0: no libmaxminddb for the static targets (the peer map shows no places).
         # shellcheck disable=SC2086
-        CC=$T_CC CFLAGS="$cflags" CPPFLAGS="$cppflags" LDFLAGS="$ldflags" \
-            make -s -j2 -C "$dir" dig-relay $tests >/dev/null
+        CC=$T_CC CFLAGS="$cflags" LDFLAGS="$ldflags" \
+            make -s -j2 -C "$dir" $tls GEOIP=0 BEARSSL_CFLAGS="-isystem ${bssl:-/nonexistent}/include" \
+            BEARSSL_LIBS="-L${bssl:-/nonexistent}/lib -lbearssl" dig-relay $tests >/dev/null
         cp "$dir/dig-relay" "$out"
         if readelf -lW "$out" | grep -q INTERP || readelf -dW "$out" | grep -q NEEDED; then
             echo "$out is not fully static" >&2; exit 1

@@ -51,7 +51,7 @@ unit_phase() {
         fail "dist/dig-relay-$version-$t$T_EXT missing (make release first)"
     elif [ "$T_RUN" != wine ]; then
         local dir=build/release/$t u
-        local bins=$(cd "$dir" && CC=$T_CC make -s builddir)/tests
+        local bins=$(cd "$dir" && CC=$T_CC make -s TLS=1 GEOIP=0 BEARSSL_CFLAGS="-isystem $DIG_BUILD_CACHE/bearssl-$t/include" BEARSSL_LIBS="-L$DIG_BUILD_CACHE/bearssl-$t/lib -lbearssl" builddir 2>/dev/null)/tests
         for u in "$dir/$bins"/test_*; do
             [ -x "$u" ] || continue
             if (cd "$dir" && $T_RUN "$bins/${u##*/}") >"$out/$t.${u##*/}.log" 2>&1 &&

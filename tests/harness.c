@@ -428,10 +428,10 @@ bool relay_under_valgrind(const relay_proc *r)
 
 char *relay_read_log(const relay_proc *r)
 {
-    return h_read_file(r->log_path);
+    return h_read_text(r->log_path);
 }
 
-char *h_read_file(const char *path)
+char *h_read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)

@@ -91,8 +91,8 @@ void relay_cleanup(relay_proc *r, bool keep_log);
 int relay_end_test(relay_proc *r, bool failed);
 /* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
 char *relay_read_log(const relay_proc *r);
-/* The same for any file. */
-char *h_read_file(const char *path);
+/* The same for any text file. */
+char *h_read_text(const char *path);
 
 /* The relay of the running test, for integration files that run one relay at a time: h_start
  * starts it with extra args (NULL-terminated, may be NULL); T(fn) runs a test and then ends its

@@ -78,7 +78,7 @@ static void test_make_install(void)
 
 int main(void)
 {
-    page = h_read_file("dig-relay.1");
+    page = h_read_text("dig-relay.1");
     RUN(test_every_flag_and_variable);
     RUN(test_mandoc_lint);
     RUN(test_make_install);

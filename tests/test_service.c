@@ -425,7 +425,7 @@ static const char *read_text(const char *path)
 {
     static char *last;
     free(last);
-    last = h_read_file(path);
+    last = h_read_text(path);
     return last;
 }
 
