@@ -371,11 +371,21 @@ static void test_subcommands(void)
     CHECK_EQ_STR(cfg.probe_url, "ws://127.0.0.1:9450");
 }
 
+/* "NAME=value " for every variable install would persist from cfg. */
+static void persisted(char *out, size_t cap)
+{
+    const char *name, *value;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++)
+        if (name != NULL && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s=%s ", name, value);
+}
+
 /* install persists exactly the options given (flag or variable) whose value differs from the
  * default, under their variable names, with the text they were given as. */
 static void test_persisted_vars(void)
 {
-    const char *name, *value;
     char got[2048];
     env_clear();
     env_set("DIG_RELAY_BAN_THRESHOLD", "7");
@@ -385,15 +395,7 @@ static void test_persisted_vars(void)
                   "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--log-level", "debug",
                   "--health-listen", "[::]:9451", "--scope", "user", "--json",
                   "--trusted-proxy-cidrs", "10.0.0.0/8,2001:db8::/32") == 0);
-    got[0] = '\0';
-    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++) {
-        if (name != NULL) {
-            strcat(got, name);
-            strcat(got, "=");
-            strcat(got, value);
-            strcat(got, " ");
-        }
-    }
+    persisted(got, sizeof got);
     /* The liveness deadline and sweep interval were lowered to fit, not given: not persisted. */
     CHECK_EQ_STR(got, "DIG_RELAY_LISTEN=127.0.0.1:9 DIG_RELAY_IDLE_TIMEOUT_SECS=30 "
                       "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
@@ -405,15 +407,7 @@ static void test_persisted_vars(void)
     env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", "false");   /* the default: not persisted */
     REQUIRE(PARSE("install", "--turn", "--turn-public-ip", "203.0.113.7",
                   "--turn-relay-ports", "50000-50100") == 0);
-    got[0] = '\0';
-    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++) {
-        if (name != NULL) {
-            strcat(got, name);
-            strcat(got, "=");
-            strcat(got, value);
-            strcat(got, " ");
-        }
-    }
+    persisted(got, sizeof got);
     CHECK_EQ_STR(got, "DIG_RELAY_TURN=1 DIG_RELAY_TURN_PUBLIC_IP=203.0.113.7 "
                       "DIG_RELAY_TURN_RELAY_PORTS=50000-50100 ");
 }
