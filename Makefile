@@ -7,7 +7,9 @@
 #   make SANITIZER=address     ASan + UBSan build (in build/<cc>-address/; `make ... test` tests it)
 #   make builddir              print this configuration's build directory (for scripts)
 #   make windows               cross-compile dig-relay.exe with mingw-w64
-#   make test-mips             the relay on 32-bit big-endian MIPS under qemu-user (tests/mips.sh)
+#   make test-mips             the linux-mips release artifact and its unit tests under qemu-user
+#   make release, test-release static artifacts for every target in dist/, tested (tests/cross.sh)
+#   make install               bin/dig-relay and share/man/man1/dig-relay.1 under DESTDIR PREFIX
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
 #   make bench                 benchmarks (bench/README.md)
 
@@ -112,10 +114,11 @@ test-bins: $(B)/dig-relay $(TEST_BIN)
 test: test-bins
 	@DIG_RELAY_BIN=$${DIG_RELAY_BIN:-$(B)/dig-relay} sh tests/run.sh $(TEST_BIN)
 
-# 32-bit big-endian: the relay and its unit tests cross-built for MIPS and run under qemu-user,
-# then the integration suite against the MIPS relay (tests/mips.sh; skips without the tools).
+# 32-bit big-endian, as on many home routers: the linux-mips release artifact and its unit tests
+# under qemu-user, then the integration suite against it (scripts/release.sh, tests/cross.sh).
 test-mips:
-	VERSION=$(VERSION) sh tests/mips.sh
+	sh scripts/release.sh linux-mips
+	bash tests/cross.sh linux-mips
 
 # Windows: compile everything with mingw-w64; compat/ carries every Winsock difference.
 MINGW ?= x86_64-w64-mingw32-gcc
@@ -214,3 +217,40 @@ bench-tls: dig-relay bench/bin/relay_load
 bench: bench-tls
 
 .PHONY: bench-tls
+
+# Release artifacts (scripts/release.sh): static musl binaries for linux-x64, -arm64, -armhf,
+# -mips, -mipsel and a static windows-x64.exe in dist/ with SHA256SUMS; test-release runs each
+# one's unit tests and the integration suite under qemu-user or wine (tests/cross.sh).
+release:
+	sh scripts/release.sh
+
+test-release:
+	bash tests/cross.sh
+
+version:
+	@echo $(VERSION)
+
+.PHONY: release test-release version
+
+# make install PREFIX=/usr/local DESTDIR=: the binary and its man page (dig-relay.1).
+PREFIX ?= /usr/local
+install: dig-relay
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 dig-relay $(DESTDIR)$(PREFIX)/bin/dig-relay
+	install -m 644 dig-relay.1 $(DESTDIR)$(PREFIX)/share/man/man1/dig-relay.1
+
+.PHONY: install
+
+# make docker: the linux-x64 release binary in a scratch image tagged dig-relay:$(VERSION)
+# (Dockerfile; needs a running Docker engine). docker-image packs the dist/ binary already built;
+# tests/docker.sh runs the image.
+docker:
+	sh scripts/release.sh linux-x64
+	$(MAKE) docker-image
+
+docker-image:
+	rm -rf build/docker && mkdir -p build/docker/state
+	cp dist/dig-relay-$(VERSION)-linux-x64 build/docker/dig-relay
+	docker build -q -t dig-relay:$(VERSION) -f Dockerfile build/docker
+
+.PHONY: install docker docker-image

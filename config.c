@@ -23,8 +23,8 @@ enum value_kind {
     VALUE_CIDRS,   /* comma-separated IP networks, possibly none */
     VALUE_LEVEL,   /* --log-level word or filter */
     VALUE_CLIENT_AUTH, /* --tls-client-auth required|optional|none */
-    VALUE_SCOPE,   /* --scope auto|system|user: accepted, only service subcommands use it */
-    VALUE_SWITCH,  /* --json: takes no value, only service subcommands use it */
+    VALUE_SCOPE,   /* --scope auto|system|user */
+    VALUE_SWITCH,  /* --json: takes no value */
     VALUE_BOOL,    /* a switch that is stored: no value as a flag; 1/0, true/false... as a variable */
     VALUE_IP,      /* a bare IP address */
     VALUE_REALM,   /* 1..128 printable ASCII characters, no '"' */
@@ -38,11 +38,13 @@ typedef struct {
     const char *env;       /* NULL: flag only */
     enum value_kind kind;
     size_t offset;         /* of the value in relay_config */
+    size_t size;           /* of the value: what `install` compares with the default */
     uint64_t max;          /* VALUE_NUMBER only */
     size_t set_offset;     /* of its set_* marker in relay_config, or NO_SET */
 } option_def;
 
-#define FIELD(f) offsetof(relay_config, f)
+#define FIELD(f) offsetof(relay_config, f), sizeof(((relay_config *)0)->f)
+#define SET_AT(f) offsetof(relay_config, f)
 
 static const option_def options[] = {
     {"listen", "DIG_RELAY_LISTEN", VALUE_ADDR, FIELD(listen), 0, NO_SET},
@@ -51,9 +53,9 @@ static const option_def options[] = {
      NO_SET},
     {"stun-listen", "DIG_RELAY_STUN_LISTEN", VALUE_ADDR, FIELD(stun_listen), 0, NO_SET},
     {"max-connections", "DIG_RELAY_MAX_CONNECTIONS", VALUE_NUMBER, FIELD(max_connections),
-     SIZE_MAX, FIELD(set_max_connections)},
+     SIZE_MAX, SET_AT(set_max_connections)},
     {"idle-timeout-secs", "DIG_RELAY_IDLE_TIMEOUT_SECS", VALUE_NUMBER, FIELD(idle_timeout_secs),
-     SECS_MAX, FIELD(set_idle_timeout)},
+     SECS_MAX, SET_AT(set_idle_timeout)},
     {"stun-per-ip-rps", "DIG_RELAY_STUN_PER_IP_RPS", VALUE_NUMBER, FIELD(stun_per_ip_rps),
      UINT32_MAX, NO_SET},
     {"stun-global-rps", "DIG_RELAY_STUN_GLOBAL_RPS", VALUE_NUMBER, FIELD(stun_global_rps),
@@ -67,11 +69,11 @@ static const option_def options[] = {
     {"register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", VALUE_NUMBER,
      FIELD(register_timeout_secs), SECS_MAX, NO_SET},
     {"health-check-interval-secs", "DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", VALUE_NUMBER,
-     FIELD(health_check_interval_secs), SECS_MAX, FIELD(set_health_check_interval)},
+     FIELD(health_check_interval_secs), SECS_MAX, SET_AT(set_health_check_interval)},
     {"liveness-deadline-secs", "DIG_RELAY_LIVENESS_DEADLINE_SECS", VALUE_NUMBER,
-     FIELD(liveness_deadline_secs), SECS_MAX, FIELD(set_liveness_deadline)},
+     FIELD(liveness_deadline_secs), SECS_MAX, SET_AT(set_liveness_deadline)},
     {"max-connections-per-ip", "DIG_RELAY_MAX_CONNECTIONS_PER_IP", VALUE_NUMBER,
-     FIELD(max_connections_per_ip), UINT32_MAX, FIELD(set_max_connections_per_ip)},
+     FIELD(max_connections_per_ip), UINT32_MAX, SET_AT(set_max_connections_per_ip)},
     {"registrations-per-ip-per-sec", "DIG_RELAY_REGISTRATIONS_PER_IP_PER_SEC", VALUE_NUMBER,
      FIELD(registrations_per_ip_per_sec), UINT32_MAX, NO_SET},
     {"max-registrations-per-ip", "DIG_RELAY_MAX_REGISTRATIONS_PER_IP", VALUE_NUMBER,
@@ -93,13 +95,15 @@ static const option_def options[] = {
     {"trusted-proxy-cidrs", "DIG_RELAY_TRUSTED_PROXY_CIDRS", VALUE_CIDRS, FIELD(trusted_proxies),
      0, NO_SET},
     {"tls-client-auth", "DIG_RELAY_TLS_CLIENT_AUTH", VALUE_CLIENT_AUTH, FIELD(tls_client_auth), 0,
-     FIELD(set_tls_client_auth)},
+     SET_AT(set_tls_client_auth)},
     {"tls-client-ca", "DIG_RELAY_TLS_CLIENT_CA_PATH", VALUE_PATH, FIELD(tls_client_ca_path), 0,
      NO_SET},
     {"dht-sweep-interval-secs", "DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", VALUE_NUMBER,
      FIELD(dht_sweep_interval_secs), SECS_MAX, NO_SET},
     {"geoip-db", "DIG_RELAY_GEOIP_DB", VALUE_PATH, FIELD(geoip_db), 0, NO_SET},
-    {"log-level", NULL, VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
+    /* RUST_LOG is a tracing filter: from the environment, one with nothing usable for this
+     * program leaves the level at info (as in the reference) instead of refusing to start. */
+    {"log-level", "RUST_LOG", VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
     {"turn", "DIG_RELAY_TURN", VALUE_BOOL, FIELD(turn), 0, NO_SET},
     {"turn-public-ip", "DIG_RELAY_TURN_PUBLIC_IP", VALUE_IP, FIELD(turn_public_ip), 0, NO_SET},
     {"turn-realm", "DIG_RELAY_TURN_REALM", VALUE_REALM, FIELD(turn_realm), 0, NO_SET},
@@ -110,9 +114,9 @@ static const option_def options[] = {
     {"turn-relay-ports", "DIG_RELAY_TURN_RELAY_PORTS", VALUE_PORTS, FIELD(turn_relay_ports), 0,
      NO_SET},
     {"turn-max-allocations", "DIG_RELAY_TURN_MAX_ALLOCATIONS", VALUE_NUMBER,
-     FIELD(turn_max_allocations), UINT32_MAX, FIELD(set_turn_max_allocations)},
+     FIELD(turn_max_allocations), UINT32_MAX, SET_AT(set_turn_max_allocations)},
     {"turn-max-allocations-per-user", "DIG_RELAY_TURN_MAX_ALLOCATIONS_PER_USER", VALUE_NUMBER,
-     FIELD(turn_max_allocations_per_user), UINT32_MAX, FIELD(set_turn_max_allocations_per_user)},
+     FIELD(turn_max_allocations_per_user), UINT32_MAX, SET_AT(set_turn_max_allocations_per_user)},
     {"turn-credential-ttl-secs", "DIG_RELAY_TURN_CREDENTIAL_TTL_SECS", VALUE_NUMBER,
      FIELD(turn_credential_ttl_secs), SECS_MAX, NO_SET},
     {"turn-max-bps", "DIG_RELAY_TURN_MAX_BPS", VALUE_NUMBER, FIELD(turn_max_bps), UINT64_MAX, NO_SET},
@@ -122,15 +126,21 @@ static const option_def options[] = {
      0, NO_SET},
     {"turn-allow-loopback-peers", "DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", VALUE_BOOL,
      FIELD(turn_allow_loopback_peers), 0, NO_SET},
-    {"scope", NULL, VALUE_SCOPE, 0, 0, NO_SET},
-    {"json", NULL, VALUE_SWITCH, 0, 0, NO_SET},
+    {"scope", NULL, VALUE_SCOPE, FIELD(scope), 0, NO_SET},
+    {"json", NULL, VALUE_SWITCH, FIELD(json), 0, NO_SET},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
+_Static_assert(N_OPTIONS <= CONFIG_MAX_OPTIONS, "raise CONFIG_MAX_OPTIONS in config.h");
 
-/* The reference's OS-service subcommands; this build runs under a service manager instead. */
-static const char *const service_commands[] = {"install", "uninstall", "start", "stop", "status",
-                                               "run-service"};
+static const struct {
+    const char *name;
+    enum config_command command;
+} subcommands[] = {
+    {"serve", CMD_SERVE},       {"help", CMD_HELP},         {"status", CMD_STATUS},
+    {"install", CMD_INSTALL},   {"uninstall", CMD_UNINSTALL}, {"start", CMD_START},
+    {"stop", CMD_STOP},         {"run-service", CMD_RUN_SERVICE}, {"probe", CMD_PROBE},
+};
 
 static addr_t unspecified_v6(uint16_t port)
 {
@@ -357,6 +367,8 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
     case VALUE_LEVEL: {
         enum log_level level;
         if (!config_parse_log_level(value, &level)) {
+            if (from_env)
+                return 0;
             snprintf(err, errlen,
                      "invalid value '%s' for %s: expected error, warn, info, debug or trace",
                      value, source);
@@ -380,16 +392,24 @@ static int apply_value(relay_config *c, const option_def *o, const char *value, 
         memcpy(base + o->offset, &mode, sizeof mode);
         break;
     }
-    case VALUE_SCOPE:
-        if (strcmp(value, "auto") != 0 && strcmp(value, "system") != 0 &&
-            strcmp(value, "user") != 0) {
+    case VALUE_SCOPE: {
+        static const char *const names[] = {"auto", "system", "user"};
+        enum config_scope scope = SCOPE_AUTO;
+        while (scope <= SCOPE_USER && strcmp(value, names[scope]) != 0)
+            scope++;
+        if (scope > SCOPE_USER) {
             snprintf(err, errlen, "invalid value '%s' for %s: expected auto, system or user",
                      value, source);
             return 2;
         }
+        memcpy(base + o->offset, &scope, sizeof scope);
         break;
-    case VALUE_SWITCH:
+    }
+    case VALUE_SWITCH: {
+        bool yes = true;
+        memcpy(base + o->offset, &yes, sizeof yes);
         break;
+    }
     case VALUE_BOOL: {
         /* As a flag it takes no value and means yes; as a variable it says yes or no. */
         static const char *const words[] = {"1", "true", "yes", "on", "0", "false", "no", "off"};
@@ -478,17 +498,27 @@ static const option_def *find_option(const char *name, size_t n)
     return NULL;
 }
 
-static size_t option_index(const char *flag)
+bool config_persisted_var(const relay_config *c, size_t i, const char **name, const char **value)
 {
-    return (size_t)(find_option(flag, strlen(flag)) - options);
-}
-
-static bool is_service_command(const char *arg)
-{
-    for (size_t i = 0; i < sizeof service_commands / sizeof service_commands[0]; i++)
-        if (strcmp(arg, service_commands[i]) == 0)
-            return true;
-    return false;
+    relay_config defaults;
+    bool on;
+    if (i >= N_OPTIONS)
+        return false;
+    *name = NULL;
+    *value = NULL;
+    const option_def *o = &options[i];
+    if (o->env == NULL || c->given[i] == NULL)
+        return true;
+    config_defaults(&defaults);
+    if (memcmp((const char *)c + o->offset, (const char *)&defaults + o->offset, o->size) == 0)
+        return true;
+    *name = o->env;
+    *value = c->given[i];
+    if (o->kind == VALUE_BOOL) {   /* as a flag it has no text; as a variable, any of its words */
+        memcpy(&on, (const char *)c + o->offset, sizeof on);
+        *value = on ? "1" : "0";
+    }
+    return true;
 }
 
 int config_parse(relay_config *c, int argc, char **argv,
@@ -543,28 +573,32 @@ int config_parse(relay_config *c, int argc, char **argv,
             snprintf(err, errlen, "unknown flag '%s'", arg);
             return 2;
         }
+        if (c->command == CMD_PROBE && c->probe_url == NULL) {
+            c->probe_url = arg;
+            continue;
+        }
         if (subcommand_seen) {
             snprintf(err, errlen, "unexpected argument '%s'", arg);
             return 2;
         }
         subcommand_seen = true;
-        if (strcmp(arg, "help") == 0) {
-            c->command = CMD_HELP;
-            return 0;
-        }
-        if (is_service_command(arg)) {
+        size_t k = 0;
+        while (k < sizeof subcommands / sizeof subcommands[0] && strcmp(arg, subcommands[k].name) != 0)
+            k++;
+        if (k == sizeof subcommands / sizeof subcommands[0]) {
             snprintf(err, errlen,
-                     "the '%s' subcommand is not supported by this build: the install, "
-                     "uninstall, start, stop and status service commands belong to the reference "
-                     "server; run 'dig-relay serve' under your service manager (systemd, launchd, "
-                     "a Windows service wrapper) instead",
+                     "unknown subcommand '%s' (expected serve, status, install, uninstall, start, "
+                     "stop or probe)",
                      arg);
             return 2;
         }
-        if (strcmp(arg, "serve") != 0) {
-            snprintf(err, errlen, "unknown subcommand '%s' (the only subcommand is 'serve')", arg);
-            return 2;
-        }
+        c->command = subcommands[k].command;
+        if (c->command == CMD_HELP)
+            return 0;
+    }
+    if (c->command == CMD_PROBE && c->probe_url == NULL) {
+        snprintf(err, errlen, "probe needs the relay's URL, e.g. 'dig-relay probe ws://relay.example:9450'");
+        return 2;
     }
 
     for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -572,21 +606,16 @@ int config_parse(relay_config *c, int argc, char **argv,
         int rc;
         if (given[i] != NULL) {
             rc = apply_value(c, o, given[i], false, err, errlen);
+            c->given[i] = given[i];
         } else {
             const char *env = (o->env && getenv_fn) ? getenv_fn(o->env) : NULL;
             if (env == NULL || *env == '\0')
                 continue;
             rc = apply_value(c, o, env, true, err, errlen);
+            c->given[i] = env;
         }
         if (rc != 0)
             return rc;
-    }
-    /* RUST_LOG follows the reference's tracing filter: when it holds nothing usable for this
-     * program the level stays at info, as it does there. */
-    if (given[option_index("log-level")] == NULL && getenv_fn != NULL) {
-        enum log_level level;
-        if (config_parse_log_level(getenv_fn("RUST_LOG"), &level))
-            c->log_level = level;
     }
     return config_validate(c, err, errlen);
 }
@@ -804,14 +833,30 @@ const char *config_usage(void)
         "Nodes behind NAT hold a WebSocket to the relay, register, discover peers, coordinate\n"
         "hole punching and exchange relayed messages through it; it also answers STUN over UDP.\n"
         "\n"
-        "Usage: dig-relay [serve] [OPTIONS]\n"
+        "Usage: dig-relay [SUBCOMMAND] [OPTIONS]\n"
         "\n"
         "Subcommands:\n"
-        "  serve    Run the relay in the foreground (the default when none is given).\n"
-        "  The reference server's service commands (install, uninstall, start, stop, status)\n"
-        "  are not supported by this build: run 'dig-relay serve' under a service manager.\n"
+        "  serve      Run the relay in the foreground (the default when none is given).\n"
+        "  status     Probe GET /health at --health-listen ([::] and 0.0.0.0 are asked on the\n"
+        "             same family's loopback, 2 s timeouts); exit 0 when serving, 1 when not.\n"
+        "  install    Register the relay as an auto-starting OS service running 'serve' with\n"
+        "             the options given here persisted as DIG_RELAY_* variables: systemd unit\n"
+        "             dignetwork-dig-relay.service, launchd label net.dignetwork.dig-relay, or\n"
+        "             Windows service net.dignetwork.dig-relay. A registration at the other\n"
+        "             scope is removed first.\n"
+        "  uninstall  Remove the service (both scopes with --scope auto); fails unless nothing\n"
+        "             is left registered.\n"
+        "  start      Start the installed service.\n"
+        "  stop       Stop the running service.\n"
+        "  probe URL  Check a relay as a node would (ws://HOST:PORT): register, ping, relay to\n"
+        "             itself, GET /health and ask STUN at the same host; exit 0 when all answered.\n"
         "\n"
-        "Every option can be given as --flag VALUE or --flag=VALUE, or through its environment\n"
+        "Service subcommands (install, uninstall, start, stop; status and probe take --json):\n"
+        "  --scope auto|system|user           default auto: system when run as root, else user\n"
+        "      (Windows is always system). A system install by a non-root user is refused.\n"
+        "  --json                             print {\"ok\":true,\"result\":{...}} or\n"
+        "      {\"error\":{\"message\":...},\"ok\":false} instead of text.\n"
+        "\n"        "Every option can be given as --flag VALUE or --flag=VALUE, or through its environment\n"
         "variable. A flag beats its variable, which beats the default; an empty variable is unset.\n"
         "\n"
         "Listeners ([::] is dual-stack: it accepts IPv6 and IPv4; an IPv4 address binds IPv4 only):\n"
@@ -949,7 +994,6 @@ const char *config_usage(void)
         "      directive for dig_relay or for everything wins, and an unusable one means info.\n"
         "\n"
         "Other:\n"
-        "  --json, --scope auto|system|user   accepted for compatibility; they have no effect\n"
         "  -h, --help                         print this help\n"
         "  -V, --version                      print the version\n";
 }

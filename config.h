@@ -14,7 +14,17 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
-enum config_command { CMD_SERVE = 0, CMD_HELP, CMD_VERSION };
+/* What the command line asks for: serve (the default), the OS-service subcommands, the probe. */
+enum config_command {
+    CMD_SERVE = 0, CMD_HELP, CMD_VERSION,
+    CMD_STATUS, CMD_INSTALL, CMD_UNINSTALL, CMD_START, CMD_STOP, CMD_RUN_SERVICE, CMD_PROBE
+};
+
+/* --scope for install/uninstall/start/stop (SPEC §9). */
+enum config_scope { SCOPE_AUTO = 0, SCOPE_SYSTEM, SCOPE_USER };
+
+/* Upper bound on rows in config.c's option table (checked there at compile time). */
+#define CONFIG_MAX_OPTIONS 64
 
 /* --tls-client-auth: what a TLS client must show. */
 enum tls_client_auth {
@@ -87,6 +97,14 @@ typedef struct {
     cidr_list turn_deny_peers;              /* --turn-deny-peer-cidrs */
     bool turn_allow_loopback_peers;         /* for tests; logged as a warning */
 
+    enum config_scope scope;    /* --scope, service subcommands only */
+    bool json;                  /* --json, service subcommands and probe */
+    const char *probe_url;      /* probe URL (the argument after "probe") */
+
+    /* The text each option was given as (flag, else variable; NULL when neither), indexed like
+     * config.c's option table: what `install` persists. Points into argv or the environment. */
+    const char *given[CONFIG_MAX_OPTIONS];
+
     /* Which values came from a flag or env var (validation clamps defaults, refuses explicit). */
     bool set_max_connections_per_ip, set_max_connections;
     bool set_liveness_deadline, set_health_check_interval, set_idle_timeout;
@@ -110,6 +128,12 @@ int config_validate(relay_config *c, char *err, size_t errlen);
  * buf; false when it does not fit. */
 bool config_turn_secret_path(const relay_config *c, const char *default_state_dir, char *buf,
                              size_t cap);
+
+/* The configuration as environment variables, for `install` to persist: every option that was
+ * given (by flag or variable) with a value that differs from its default, as its variable name
+ * (DIG_RELAY_*, RUST_LOG for --log-level) and the text it was given as. Iterate i from 0 while
+ * it returns true; *name is NULL for an index that persists nothing. */
+bool config_persisted_var(const relay_config *c, size_t i, const char **name, const char **value);
 
 /* The --help text. */
 const char *config_usage(void);

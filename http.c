@@ -112,15 +112,42 @@ static bool parse_header_line(const char *line, size_t len, http_header *h)
     return true;
 }
 
-long http_parse_request(const char *buf, size_t len, size_t max_head, http_request *req)
+/* The header lines from `line` to the blank line that ends the head (every LF there is
+ * preceded by CR). Returns 0, or HTTP_BAD / HTTP_TOO_LARGE. */
+static long parse_headers(const char *line, const char *head_end, http_header *headers, size_t *n)
+{
+    for (;; line++) {
+        const char *eol = memchr(line, '\n', (size_t)(head_end - line));
+        size_t line_len = (size_t)(eol - 1 - line);
+        if (line_len == 0)
+            return 0;                                  /* the blank line ending the head */
+        if (*n == HTTP_MAX_HEADERS)
+            return HTTP_TOO_LARGE;
+        if (!parse_header_line(line, line_len, &headers[*n]))
+            return HTTP_BAD;
+        (*n)++;
+        line = eol;
+    }
+}
+
+/* The length of the complete head at the start of buf, or HTTP_NEED_MORE / HTTP_BAD /
+ * HTTP_TOO_LARGE. */
+static long head_length(const char *buf, size_t len, size_t max_head)
 {
     size_t limit = len < max_head ? len : max_head;
     long head_len = find_head_end((const unsigned char *)buf, limit);
-
     if (head_len < 0)
         return HTTP_BAD;
     if (head_len == 0)
         return len >= max_head ? HTTP_TOO_LARGE : HTTP_NEED_MORE;
+    return head_len;
+}
+
+long http_parse_request(const char *buf, size_t len, size_t max_head, http_request *req)
+{
+    long head_len = head_length(buf, len, max_head);
+    if (head_len <= 0)
+        return head_len;
 
     memset(req, 0, sizeof *req);
     /* Every LF in the head is preceded by CR (find_head_end checked), so lines split on CRLF. */
@@ -129,27 +156,44 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, http_reque
     if (!parse_request_line(line, (size_t)(eol - 1 - line), req))
         return HTTP_BAD;
 
-    for (line = eol + 1; ; line = eol + 1) {
-        eol = memchr(line, '\n', (size_t)(head_end - line));
-        size_t line_len = (size_t)(eol - 1 - line);
-        if (line_len == 0)
-            break;                                     /* the blank line ending the head */
-        if (req->n_headers == HTTP_MAX_HEADERS)
-            return HTTP_TOO_LARGE;
-        if (!parse_header_line(line, line_len, &req->headers[req->n_headers]))
+    long rc = parse_headers(eol + 1, head_end, req->headers, &req->n_headers);
+    return rc < 0 ? rc : head_len;
+}
+
+long http_parse_response(const char *buf, size_t len, size_t max_head, http_status_head *resp)
+{
+    long head_len = head_length(buf, len, max_head);
+    if (head_len <= 0)
+        return head_len;
+    memset(resp, 0, sizeof *resp);
+    const char *head_end = buf + head_len;
+    const char *eol = memchr(buf, '\n', (size_t)head_len);
+    size_t n = (size_t)(eol - 1 - buf);
+    /* "HTTP/1.x NNN" then a reason phrase (which may be empty). */
+    if (n < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[7] < '0' || buf[7] > '9' || buf[8] != ' ' ||
+        (n > 12 && buf[12] != ' '))
+        return HTTP_BAD;
+    for (int i = 9; i < 12; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
             return HTTP_BAD;
-        req->n_headers++;
+        resp->status = resp->status * 10 + (buf[i] - '0');
     }
-    return head_len;
+    long rc = parse_headers(eol + 1, head_end, resp->headers, &resp->n_headers);
+    return rc < 0 ? rc : head_len;
+}
+
+const http_header *http_find_in(const http_header *headers, size_t n, const char *name)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (equal_nocase(headers[i].name, headers[i].name_len, name, name_len))
+            return &headers[i];
+    return NULL;
 }
 
 const http_header *http_find_header(const http_request *req, const char *name)
 {
-    size_t name_len = strlen(name);
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (equal_nocase(req->headers[i].name, req->headers[i].name_len, name, name_len))
-            return &req->headers[i];
-    return NULL;
+    return http_find_in(req->headers, req->n_headers, name);
 }
 
 bool http_header_has_token(const http_header *h, const char *token)

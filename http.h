@@ -1,5 +1,6 @@
 /* HTTP/1.1 request-head parser and response formatting (every answer is one response with
- * Content-Length and Connection: close). Pure: bytes in, parsed head or answer bytes out. */
+ * Content-Length and Connection: close), and a response-head parser for the probe. Pure: bytes
+ * in, parsed head or answer bytes out. */
 #ifndef DIG_HTTP_H
 #define DIG_HTTP_H
 
@@ -36,6 +37,17 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, http_reque
 
 /* Case-insensitive header lookup; NULL when absent. */
 const http_header *http_find_header(const http_request *req, const char *name);
+const http_header *http_find_in(const http_header *headers, size_t n, const char *name);
+
+/* A response head, as the probe reads the relay's 101 and /health answers: "HTTP/1.x NNN
+ * reason" and header lines under the same rules as requests. Returns the head length or one of
+ * the values above. */
+typedef struct {
+    int status;
+    http_header headers[HTTP_MAX_HEADERS];
+    size_t n_headers;
+} http_status_head;
+long http_parse_response(const char *buf, size_t len, size_t max_head, http_status_head *resp);
 /* True when a comma-separated header value contains token (case-insensitive). */
 bool http_header_has_token(const http_header *h, const char *token);
 bool http_method_is(const http_request *req, const char *method);

@@ -282,6 +282,8 @@ bool stun_decode(const uint8_t *msg, size_t len, stun_msg *m)
             set_span(&m->nonce, at, value_len);
         } else if (type == STUN_ATTR_SOFTWARE) {
             set_span(&m->software, at, value_len);
+        } else if (type == STUN_ATTR_XOR_MAPPED_ADDRESS) {
+            set_span(&m->mapped, at, value_len);
         } else if (turn && turn_defines(type)) {
             if (!read_turn_attr(m, msg, type, at, value_len) && !m->malformed)
                 m->malformed = type;
@@ -511,4 +513,25 @@ size_t stun_write_response(const stun_request *req, const addr_t *source, uint8_
     if (req->fingerprint)
         stun_put_fingerprint(&w);
     return stun_finish(&w);
+}
+
+/* ---- the client side, for `dig-relay probe` ---- */
+
+size_t stun_write_binding_request(const uint8_t tid[STUN_TRANSACTION_ID_LEN], uint8_t *out,
+                                  size_t cap)
+{
+    stun_writer w;
+    stun_begin(&w, out, cap, stun_type(STUN_BINDING, STUN_CLASS_REQUEST), tid);
+    stun_put_fingerprint(&w);
+    return stun_finish(&w);
+}
+
+bool stun_parse_binding_response(const uint8_t *msg, size_t len,
+                                 const uint8_t tid[STUN_TRANSACTION_ID_LEN], addr_t *mapped)
+{
+    stun_msg m;
+    return stun_decode(msg, len, &m) && m.method == STUN_BINDING &&
+           m.cls == STUN_CLASS_SUCCESS &&
+           memcmp(m.transaction_id, tid, STUN_TRANSACTION_ID_LEN) == 0 && m.mapped.off != 0 &&
+           stun_read_xor_addr(msg + m.mapped.off, m.mapped.len, tid, mapped);
 }

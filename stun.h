@@ -95,6 +95,7 @@ typedef struct {
     /* The first occurrence of each attribute before MESSAGE-INTEGRITY (RFC 8489 §14: later
      * duplicates need not be processed, and what follows the integrity is not covered by it). */
     stun_span username, realm, nonce, data, software;
+    stun_span mapped;           /* XOR-MAPPED-ADDRESS (in a Binding response: the probe reads it) */
     bool has_lifetime, has_transport, has_family, has_even_port, has_channel, has_reservation_token;
     bool dont_fragment;
     uint32_t lifetime;          /* seconds */
@@ -225,5 +226,13 @@ enum stun_verdict stun_parse(const uint8_t *msg, size_t len, stun_request *out);
  * Returns the response length, or 0 when cap is below STUN_RESPONSE_MAX or the verdict is
  * STUN_DROP. */
 size_t stun_write_response(const stun_request *req, const addr_t *source, uint8_t *out, size_t cap);
+
+/* The client side, for `dig-relay probe`: a Binding request with a FINGERPRINT (0 when cap is
+ * too small), and the reflexive address in the success response to it (false for anything
+ * else, or a response to another transaction). */
+size_t stun_write_binding_request(const uint8_t tid[STUN_TRANSACTION_ID_LEN], uint8_t *out,
+                                  size_t cap);
+bool stun_parse_binding_response(const uint8_t *msg, size_t len,
+                                 const uint8_t tid[STUN_TRANSACTION_ID_LEN], addr_t *mapped);
 
 #endif

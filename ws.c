@@ -263,8 +263,11 @@ size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r)
         return fail(d, r, WS_CLOSE_PROTOCOL, "reserved bits set without an extension");
     if (!known_opcode(op))
         return fail(d, r, WS_CLOSE_PROTOCOL, "unknown opcode");
-    if (!(buf[1] & 0x80))
+    bool masked = (buf[1] & 0x80) != 0;
+    if (!masked && !d->from_server)
         return fail(d, r, WS_CLOSE_PROTOCOL, "client frame not masked");
+    if (masked && d->from_server)
+        return fail(d, r, WS_CLOSE_PROTOCOL, "server frame masked");
     if (control && !fin)
         return fail(d, r, WS_CLOSE_PROTOCOL, "fragmented control frame");
     if (control && len7 > 125)
@@ -275,7 +278,7 @@ size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r)
         return fail(d, r, WS_CLOSE_PROTOCOL, "new message inside a fragmented message");
 
     size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-    size_t header_len = 2 + ext + 4;
+    size_t header_len = 2 + ext + (masked ? 4 : 0);
     if (len < 2 + ext) {
         r->need = header_len;
         return 0;
@@ -306,7 +309,8 @@ size_t ws_parse(ws_decoder *d, uint8_t *buf, size_t len, ws_result *r)
 
     uint8_t *payload = buf + header_len;
     size_t n = (size_t)payload_len;
-    bool ascii = unmask_is_ascii(payload, n, buf + header_len - 4);
+    static const uint8_t no_mask[4];   /* XOR with zeros: the ASCII scan alone */
+    bool ascii = unmask_is_ascii(payload, n, masked ? buf + header_len - 4 : no_mask);
 
     switch (op) {
     case WS_OP_PING:
@@ -418,4 +422,19 @@ size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason)
     if (reason_len)
         memcpy(out + 4, reason, reason_len);
     return 4 + reason_len;
+}
+
+size_t ws_client_frame(uint8_t *out, size_t cap, enum ws_opcode op, const void *payload,
+                       size_t len, const uint8_t key[4])
+{
+    size_t header = ws_header_len(len) + 4;
+    if (cap < header || cap - header < len)
+        return 0;
+    uint8_t *p = ws_write_header_before(out + ws_header_len(len), op, len);
+    p[1] |= 0x80;
+    memcpy(out + header - 4, key, 4);
+    const uint8_t *in = payload;
+    for (size_t i = 0; i < len; i++)
+        out[header + i] = (uint8_t)(in[i] ^ key[i & 3]);
+    return header + len;
 }

@@ -1,4 +1,5 @@
-/* RFC 6455 WebSocket server side: the upgrade handshake and a frame decoder/encoder.
+/* RFC 6455 WebSocket server side: the upgrade handshake and a frame decoder/encoder (and the
+ * little a client needs: masked frames out, a server's frames in, for `dig-relay probe`).
  * Pure: it takes bytes and returns results; the caller owns the buffers and the socket.
  *
  * Decoding works on the caller's contiguous input buffer. ws_parse looks at the bytes at its
@@ -74,6 +75,8 @@ typedef struct {
     uint8_t frag_opcode;  /* WS_OP_TEXT/BINARY while a fragmented message is open, else 0 */
     bool failed;          /* after WS_FAIL every call fails again */
     uint16_t fail_code;   /* ... with this close code */
+    bool from_server;     /* set after init to decode a server's frames (unmasked; a masked
+                           * one is the violation), as the probe's client does */
 } ws_decoder;
 
 void ws_decoder_init(ws_decoder *d, size_t max_message);
@@ -102,5 +105,11 @@ uint8_t *ws_write_header_before(uint8_t *end, enum ws_opcode op, size_t payload_
  * returns its length. A longer reason is cut at a UTF-8 character boundary to fit 123 bytes; code
  * 0 or 1005 (no status) gives a close frame with an empty payload. */
 size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason);
+
+/* ---- a client's frames (the probe) ---- */
+/* One final frame masked with key, header and payload, into out; returns its length, or 0 when
+ * cap is too small (len + 14 always suffices). */
+size_t ws_client_frame(uint8_t *out, size_t cap, enum ws_opcode op, const void *payload,
+                       size_t len, const uint8_t key[4]);
 
 #endif

@@ -118,6 +118,15 @@ int compat_poll(struct pollfd *fds, size_t n, int timeout_ms)
 
 uint64_t compat_monotonic_ms(void) { return (uint64_t)GetTickCount64(); }
 
+uint64_t compat_monotonic_us(void)
+{
+    LARGE_INTEGER now, freq;
+    QueryPerformanceCounter(&now);
+    QueryPerformanceFrequency(&freq);
+    return (uint64_t)(now.QuadPart / freq.QuadPart * 1000000 +
+                      now.QuadPart % freq.QuadPart * 1000000 / freq.QuadPart);
+}
+
 uint64_t compat_wall_secs(void)
 {
     FILETIME ft;
@@ -142,6 +151,7 @@ void compat_sleep_ms(unsigned ms) { Sleep(ms); }
 
 bool compat_install_shutdown_handler(void) { return SetConsoleCtrlHandler(console_handler, TRUE) != 0; }
 bool compat_shutdown_requested(void) { return InterlockedCompareExchange(&shutdown_flag, 0, 0) != 0; }
+void compat_request_shutdown(void) { InterlockedExchange(&shutdown_flag, 1); }
 socket_t compat_shutdown_fd(void) { return SOCKET_INVALID; }
 uint64_t compat_rss_bytes(void) { return 0; }
 
@@ -230,7 +240,7 @@ ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n)
     }
     memset(&msg, 0, sizeof msg);
     msg.msg_iov = v;
-    msg.msg_iovlen = (size_t)n;
+    msg.msg_iovlen = (__typeof__(msg.msg_iovlen))n;   /* size_t in glibc, int in musl */
     return sendmsg(s, &msg, SOCK_MSG_NOSIGNAL);
 }
 
@@ -256,6 +266,13 @@ uint64_t compat_monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t compat_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 uint64_t compat_wall_secs(void)
@@ -293,6 +310,7 @@ bool compat_install_shutdown_handler(void)
 }
 
 bool compat_shutdown_requested(void) { return shutdown_flag != 0; }
+void compat_request_shutdown(void) { on_shutdown_signal(SIGTERM); }
 socket_t compat_shutdown_fd(void) { return shutdown_pipe[0]; }
 
 uint64_t compat_rss_bytes(void)
@@ -338,4 +356,30 @@ void compat_random(void *buf, size_t n)
         x ^= x >> 29;
         p[i] = (unsigned char)x;
     }
+}
+
+#ifndef _WIN32
+#  include <netdb.h>
+#endif
+
+bool compat_resolve(const char *host, const char *port, int socktype,
+                    struct sockaddr_storage *out, size_t *out_len, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = socktype;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, rc ? gai_strerror(rc) : "no address");
+        return false;
+    }
+    bool fits = (size_t)res->ai_addrlen <= sizeof *out;
+    if (fits) {
+        memcpy(out, res->ai_addr, (size_t)res->ai_addrlen);
+        *out_len = (size_t)res->ai_addrlen;
+    } else {
+        snprintf(err, errlen, "cannot use the address of %s", host);
+    }
+    freeaddrinfo(res);
+    return fits;
 }

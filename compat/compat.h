@@ -76,12 +76,18 @@ ssize_compat_t compat_sendto(socket_t s, const void *buf, size_t len,
 ssize_compat_t compat_recvfrom(socket_t s, void *buf, size_t len,
                                struct sockaddr *from, socklen_t_compat *fromlen);
 
+/* Name resolution (getaddrinfo): the first address of host for a SOCK_STREAM or SOCK_DGRAM
+ * socket, for the command-line probe. False with the resolver's reason in err. */
+bool compat_resolve(const char *host, const char *port, int socktype,
+                    struct sockaddr_storage *out, size_t *out_len, char *err, size_t errlen);
+
 /* Readiness: struct pollfd and POLLIN/POLLOUT come from <poll.h> or winsock2.h.
  * compat_poll tolerates an empty set (WSAPoll rejects one) by sleeping instead. */
 int compat_poll(struct pollfd *fds, size_t n, int timeout_ms);
 
 /* Clocks: monotonic milliseconds for every deadline; wall-clock seconds for wire timestamps. */
 uint64_t compat_monotonic_ms(void);
+uint64_t compat_monotonic_us(void);        /* for round trips the probe reports */
 uint64_t compat_wall_secs(void);
 uint64_t compat_wall_ms(void);             /* wall clock in milliseconds, for log timestamps */
 void compat_sleep_ms(unsigned ms);
@@ -91,6 +97,8 @@ void compat_sleep_ms(unsigned ms);
  * socket, or SOCKET_INVALID where the platform interrupts poll by itself. */
 bool compat_install_shutdown_handler(void);
 bool compat_shutdown_requested(void);
+/* Takes the same path as SIGTERM (the Windows service's stop and shutdown controls use it). */
+void compat_request_shutdown(void);
 socket_t compat_shutdown_fd(void);
 
 /* Fills buf with unpredictable bytes for hash keys (the OS generator; a mix of clocks and

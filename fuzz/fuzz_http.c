@@ -1,4 +1,5 @@
-/* libFuzzer harness for the HTTP request-head parser and the upgrade check behind it.
+/* libFuzzer harness for the HTTP request-head parser and the upgrade check behind it, and for
+ * the response-head parser the probe reads answers with (same span and prefix rules).
  *
  * A parsed head must lie inside the input, every shorter prefix of it must ask for more, every
  * header must be found again by name, and ws_upgrade on it must either refuse or write exactly
@@ -65,6 +66,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (http_parse_request(buf, (size_t)n - 1, HTTP_MAX_HEAD, &again) != HTTP_NEED_MORE)
             abort();
     } else if (n != HTTP_NEED_MORE && n != HTTP_BAD && n != HTTP_TOO_LARGE) {
+        abort();
+    }
+
+    http_status_head resp, resp_again;
+    long r = http_parse_response(buf, size, HTTP_MAX_HEAD, &resp);
+    if (r > 0) {
+        if ((size_t)r > size || resp.status < 0 || resp.status > 999 ||
+            resp.n_headers > HTTP_MAX_HEADERS ||
+            http_parse_response(buf, (size_t)r - 1, HTTP_MAX_HEAD, &resp_again) != HTTP_NEED_MORE)
+            abort();
+        for (size_t i = 0; i < resp.n_headers; i++) {
+            check_span(resp.headers[i].name, resp.headers[i].name_len, buf, (size_t)r);
+            check_span(resp.headers[i].value, resp.headers[i].value_len, buf, (size_t)r);
+        }
+    } else if (r != HTTP_NEED_MORE && r != HTTP_BAD && r != HTTP_TOO_LARGE) {
         abort();
     }
 

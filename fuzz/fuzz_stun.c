@@ -4,7 +4,9 @@
  * address. A datagram that is answered must be a Binding Request; its answer, for an IPv4, an
  * IPv4-mapped and an IPv6 source, must be a well-formed response of the right class echoing the
  * transaction id, never more than STUN_MAX_GROWTH bytes longer than the request, and must carry a
- * valid FINGERPRINT exactly when the request did. */
+ * valid FINGERPRINT exactly when the request did. The probe's response reader, given the same
+ * bytes as an answer to their own transaction id, may only yield an IPv4 or IPv6 address, and
+ * never accepts them as an answer to another transaction. */
 #include "stun.h"
 
 #include <stdlib.h>
@@ -56,6 +58,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(exact, data, size);
     verdict = stun_parse(exact, size, &parsed);
+    if (size >= STUN_HEADER_LEN) {
+        uint8_t tid[STUN_TRANSACTION_ID_LEN];
+        addr_t mapped;
+        memcpy(tid, exact + 8, sizeof tid);
+        if (stun_parse_binding_response(exact, size, tid, &mapped) && mapped.family != 4 &&
+            mapped.family != 6)
+            abort();
+        tid[0] ^= 1;
+        if (stun_parse_binding_response(exact, size, tid, &mapped))
+            abort();
+    }
 
     shifted = malloc(size + 1);
     if (!shifted) {

@@ -1,7 +1,8 @@
 /* libFuzzer harness for the WebSocket frame decoder.
  *
  * Input: byte 0 picks max_message, byte 1 seeds how the stream is split, the rest is the client
- * byte stream. The stream is decoded twice: all at once, and arriving in pieces whose sizes
+ * byte stream (a client's, or with byte 1's top bit set a server's, as the probe decodes it).
+ * The stream is decoded twice: all at once, and arriving in pieces whose sizes
  * derive from byte 1 (sometimes exactly r.need, as conn.c does). Both runs must report the same
  * sequence of results, every WS_NEED_MORE must ask for more than is there, and a failure must
  * repeat on the next call. ASan/UBSan catch the rest. */
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static bool from_server;   /* decode a server's (unmasked) frames instead of a client's */
 
 typedef struct {
     int kind;
@@ -59,6 +62,7 @@ static size_t decode_whole(const uint8_t *stream, size_t n, size_t max, event *e
     ws_decoder d;
     memcpy(buf, stream, n);
     ws_decoder_init(&d, max);
+    d.from_server = from_server;
     for (;;) {
         ws_result r;
         size_t used = ws_parse(&d, buf + pos, n - pos, &r);
@@ -89,6 +93,7 @@ static size_t decode_split(const uint8_t *stream, size_t n, size_t max, uint8_t 
     uint32_t rng = 0x9e3779b9u ^ seed;
     ws_decoder d;
     ws_decoder_init(&d, max);
+    d.from_server = from_server;
     for (;;) {
         ws_result r;
         size_t used = ws_parse(&d, buf, have, &r);
@@ -139,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t max = 1 + (size_t)data[0] * 16;
     uint8_t seed = data[1];
+    from_server = (seed & 0x80) != 0;
     const uint8_t *stream = data + 2;
     size_t n = size - 2;
     /* Each result but the last consumes at least 2 bytes, so n + 1 slots always suffice. */

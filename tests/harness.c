@@ -106,6 +106,13 @@ static void ephemeral_range(unsigned *lo, unsigned *hi)
  * drawn at random from below that range, where only listeners live, and a port is never
  * handed out twice by one test process (four are drawn per relay, each probe closed before
  * the next). Falls back to bind(0) when no port below the range is free. */
+unsigned h_slowdown(void)
+{
+    const char *s = getenv("DIG_TEST_SLOWDOWN");
+    int n = s ? atoi(s) : 1;
+    return n >= 1 && n <= 100 ? (unsigned)n : 1;
+}
+
 uint16_t h_free_port(const char *kind)
 {
     enum { PORT_FLOOR = 10000, RECENT = 256 };
@@ -421,7 +428,12 @@ bool relay_under_valgrind(const relay_proc *r)
 
 char *relay_read_log(const relay_proc *r)
 {
-    FILE *f = fopen(r->log_path, "rb");
+    return h_read_text(r->log_path);
+}
+
+char *h_read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
     size_t cap = 4096, len = 0;

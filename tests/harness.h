@@ -24,6 +24,9 @@
 
 uint64_t h_now_ms(void);                 /* monotonic */
 void h_sleep_ms(unsigned ms);
+/* How many times slower than native the relay under test runs: $DIG_TEST_SLOWDOWN (tests/cross.sh
+ * sets it for a relay under qemu-user or wine), else 1. Latency bounds scale by it. */
+unsigned h_slowdown(void);
 
 /* A currently free port for a listener, below the kernel's ephemeral range and not handed
  * out before by this process. "tcp4"/"udp4" probe 127.0.0.1; "tcp6dual" probes [::] with
@@ -88,6 +91,8 @@ void relay_cleanup(relay_proc *r, bool keep_log);
 int relay_end_test(relay_proc *r, bool failed);
 /* Reads the whole log into a malloc'd NUL-terminated string (NULL on error). */
 char *relay_read_log(const relay_proc *r);
+/* The same for any text file. */
+char *h_read_text(const char *path);
 
 /* The relay of the running test, for integration files that run one relay at a time: h_start
  * starts it with extra args (NULL-terminated, may be NULL); T(fn) runs a test and then ends its

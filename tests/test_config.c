@@ -271,8 +271,13 @@ static void test_flag_forms_and_subcommand(void)
     /* Leading zeros are just zeros. */
     REQUIRE(PARSE("--max-connections", "0010") == 0);
     CHECK_EQ_INT(cfg.max_connections, 10);
-    /* Service-command compatibility flags are accepted and change nothing. */
+    /* The service subcommands' flags are parsed wherever they stand. */
     REQUIRE(PARSE("--json", "--scope", "system", "serve") == 0);
+    CHECK(cfg.json);
+    CHECK_EQ_INT(cfg.scope, SCOPE_SYSTEM);
+    REQUIRE(PARSE("install", "--scope=user") == 0);
+    CHECK_EQ_INT(cfg.scope, SCOPE_USER);
+    CHECK(!cfg.json);
     CHECK_EQ_INT(PARSE("--scope", "galaxy"), 2);
     CHECK(err_has("--scope"));
     CHECK_EQ_INT(PARSE("--json=yes"), 2);
@@ -343,13 +348,68 @@ static void test_usage_errors(void)
     CHECK(err_has("unknown subcommand 'frobnicate'"));
     CHECK_EQ_INT(PARSE("serve", "serve"), 2);
     CHECK(err_has("unexpected argument 'serve'"));
-    static const char *const service[] = {"install", "uninstall", "start", "stop", "status"};
-    for (size_t i = 0; i < 5; i++) {
-        CHECK_EQ_INT(PARSE(service[i]), 2);
-        char want[64];
-        snprintf(want, sizeof want, "'%s' subcommand is not supported by this build", service[i]);
-        CHECK(err_has(want));
+    CHECK_EQ_INT(PARSE("probe"), 2);
+    CHECK(err_has("probe needs the relay's URL"));
+    CHECK_EQ_INT(PARSE("probe", "ws://a:1", "ws://b:2"), 2);
+    CHECK(err_has("unexpected argument 'ws://b:2'"));
+}
+
+static void test_subcommands(void)
+{
+    static const struct { const char *word; enum config_command command; } table[] = {
+        {"serve", CMD_SERVE},     {"status", CMD_STATUS}, {"install", CMD_INSTALL},
+        {"uninstall", CMD_UNINSTALL}, {"start", CMD_START}, {"stop", CMD_STOP},
+        {"run-service", CMD_RUN_SERVICE},
+    };
+    env_clear();
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        REQUIRE(PARSE(table[i].word, "--json") == 0);
+        CHECK_EQ_INT(cfg.command, table[i].command);
     }
+    REQUIRE(PARSE("--json", "probe", "ws://127.0.0.1:9450") == 0);
+    CHECK_EQ_INT(cfg.command, CMD_PROBE);
+    CHECK_EQ_STR(cfg.probe_url, "ws://127.0.0.1:9450");
+}
+
+/* "NAME=value " for every variable install would persist from cfg. */
+static void persisted(char *out, size_t cap)
+{
+    const char *name, *value;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; config_persisted_var(&cfg, i, &name, &value); i++)
+        if (name != NULL && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s=%s ", name, value);
+}
+
+/* install persists exactly the options given (flag or variable) whose value differs from the
+ * default, under their variable names, with the text they were given as. */
+static void test_persisted_vars(void)
+{
+    char got[2048];
+    env_clear();
+    env_set("DIG_RELAY_BAN_THRESHOLD", "7");
+    env_set("DIG_RELAY_MAX_CONNECTIONS", "4096");          /* the default: nothing to persist */
+    env_set("RUST_LOG", "nonsense=loud");                  /* unusable: stays info, not persisted */
+    REQUIRE(PARSE("install", "--listen", "127.0.0.1:9", "--idle-timeout-secs", "30",
+                  "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--log-level", "debug",
+                  "--health-listen", "[::]:9451", "--scope", "user", "--json",
+                  "--trusted-proxy-cidrs", "10.0.0.0/8,2001:db8::/32") == 0);
+    persisted(got, sizeof got);
+    /* The liveness deadline and sweep interval were lowered to fit, not given: not persisted. */
+    CHECK_EQ_STR(got, "DIG_RELAY_LISTEN=127.0.0.1:9 DIG_RELAY_IDLE_TIMEOUT_SECS=30 "
+                      "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
+                      "DIG_RELAY_TLS_KEY_PATH=/k.pem "
+                      "DIG_RELAY_TRUSTED_PROXY_CIDRS=10.0.0.0/8,2001:db8::/32 RUST_LOG=debug ");
+
+    /* A switch given as a flag has no text: it is stored as 1 (as a variable, 1 or 0). */
+    env_clear();
+    env_set("DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS", "false");   /* the default: not persisted */
+    REQUIRE(PARSE("install", "--turn", "--turn-public-ip", "203.0.113.7",
+                  "--turn-relay-ports", "50000-50100") == 0);
+    persisted(got, sizeof got);
+    CHECK_EQ_STR(got, "DIG_RELAY_TURN=1 DIG_RELAY_TURN_PUBLIC_IP=203.0.113.7 "
+                      "DIG_RELAY_TURN_RELAY_PORTS=50000-50100 ");
 }
 
 static void test_env_errors_name_the_variable(void)
@@ -841,6 +901,8 @@ static void test_turn_errors_name_the_flag(void)
 int main(void)
 {
     RUN(test_defaults);
+    RUN(test_subcommands);
+    RUN(test_persisted_vars);
     RUN(test_every_flag);
     RUN(test_every_env_var);
     RUN(test_precedence);

@@ -238,8 +238,30 @@ static void test_response_does_not_overflow(void)
     CHECK_EQ_INT(http_response(out, sizeof out, 42, NULL, NULL, 0), 0);
 }
 
+static void test_parses_response_heads(void)
+{
+    http_status_head r;
+    static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             "Sec-WebSocket-Accept:  abc \r\n\r\nframes";
+    CHECK_EQ_INT(http_parse_response(ok, sizeof ok - 1, HTTP_MAX_HEAD, &r), (long)(sizeof ok - 1 - 6));
+    CHECK_EQ_INT(r.status, 101);
+    const http_header *h = http_find_in(r.headers, r.n_headers, "sec-websocket-accept");
+    REQUIRE(h != NULL);
+    CHECK_EQ_MEM(h->value, h->value_len, "abc", 3);
+    CHECK_EQ_INT(http_parse_response(ok, 20, HTTP_MAX_HEAD, &r), HTTP_NEED_MORE);
+    static const char empty_reason[] = "HTTP/1.0 200\r\n\r\n";
+    CHECK_EQ_INT(http_parse_response(empty_reason, sizeof empty_reason - 1, HTTP_MAX_HEAD, &r), 16);
+    CHECK_EQ_INT(r.status, 200);
+    static const char *const bad[] = {"HTTP/1.1 20 OK\r\n\r\n", "HTTP/2 200 OK\r\n\r\n",
+                                      "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nbad\r\n\r\n",
+                                      "HTTP/1.1 200 OK\n\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ_INT(http_parse_response(bad[i], strlen(bad[i]), HTTP_MAX_HEAD, &r), HTTP_BAD);
+}
+
 int main(void)
 {
+    RUN(test_parses_response_heads);
     RUN(test_parses_upgrade_request);
     RUN(test_head_length_excludes_body);
     RUN(test_need_more_at_every_prefix);

@@ -939,8 +939,40 @@ static void test_channel_data_framing(void)
     CHECK_EQ_INT(stun_stream_frame_len((const uint8_t *)"\x7F\xFF\xFF\xFF", 4), 4 + 0x10000);
 }
 
+
+/* The probe's exchange against our own responder: its request is one we answer, and the
+ * answer gives back the source address, for IPv4 and IPv6; another transaction's answer or a
+ * truncated one is refused. */
+static void test_client_request_and_response(void)
+{
+    uint8_t tid[STUN_TRANSACTION_ID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    uint8_t req[64], resp[STUN_RESPONSE_MAX];
+    stun_request parsed;
+    addr_t src, got;
+    static const char *const sources[] = {"198.51.100.7:40000", "[2001:db8::5]:3478"};
+    uint8_t small[27];
+    CHECK_EQ_INT(stun_write_binding_request(tid, small, sizeof small), 0);
+    size_t n = stun_write_binding_request(tid, req, sizeof req);
+    REQUIRE(n == 28);
+    REQUIRE(stun_parse(req, n, &parsed) == STUN_SUCCESS);
+    CHECK(parsed.fingerprint);
+    for (size_t i = 0; i < 2; i++) {
+        REQUIRE(addr_parse(sources[i], strlen(sources[i]), &src));
+        size_t m = stun_write_response(&parsed, &src, resp, sizeof resp);
+        REQUIRE(m > 0);
+        REQUIRE(stun_parse_binding_response(resp, m, tid, &got));
+        CHECK(memcmp(&got, &src, sizeof got) == 0);
+        CHECK(!stun_parse_binding_response(resp, m - 1, tid, &got));
+        tid[0] ^= 0xff;
+        CHECK(!stun_parse_binding_response(resp, m, tid, &got));
+        tid[0] ^= 0xff;
+    }
+}
+
+
 int main(void)
 {
+    RUN(test_client_request_and_response);
     RUN(test_crc32_check_value);
     RUN(test_rfc5769_responses_decode);
     RUN(test_xor_mapped_address_matches_rfc5769);

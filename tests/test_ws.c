@@ -740,8 +740,42 @@ static void test_close_frame_writer(void)
     CHECK_EQ_INT(out[1], 125);
 }
 
+/* The probe's side: a client frame decodes on the server side to the same message; a server's
+ * unmasked frames decode in from_server mode, and a masked one is the violation there. */
+static void test_client_frames_and_server_decoding(void)
+{
+    uint8_t frame[64], key[4] = {0x12, 0x34, 0x56, 0x78};
+    ws_decoder d;
+    ws_result r;
+    size_t n = ws_client_frame(frame, sizeof frame, WS_OP_TEXT, "{\"a\":1}", 7, key);
+    REQUIRE(n == 2 + 4 + 7);
+    CHECK(frame[1] == (0x80 | 7));
+    CHECK_EQ_INT(ws_client_frame(frame, 10, WS_OP_TEXT, "{\"a\":1}", 7, key), 0);
+    n = ws_client_frame(frame, sizeof frame, WS_OP_TEXT, "{\"a\":1}", 7, key);
+    ws_decoder_init(&d, 1024);
+    CHECK_EQ_INT(ws_parse(&d, frame, n, &r), n);
+    CHECK_EQ_INT(r.kind, WS_MESSAGE);
+    CHECK_EQ_MEM(r.data, r.len, "{\"a\":1}", 7);
+    ws_decoder_free(&d);
+
+    uint8_t server[] = {0x81, 0x02, 'h', 'i', 0x89, 0x00};
+    ws_decoder_init(&d, 1024);
+    d.from_server = true;
+    CHECK_EQ_INT(ws_parse(&d, server, sizeof server, &r), 4);
+    CHECK_EQ_INT(r.kind, WS_MESSAGE);
+    CHECK_EQ_MEM(r.data, r.len, "hi", 2);
+    CHECK_EQ_INT(ws_parse(&d, server + 4, 2, &r), 2);
+    CHECK_EQ_INT(r.kind, WS_PING);
+    n = ws_client_frame(frame, sizeof frame, WS_OP_TEXT, "x", 1, key);
+    ws_parse(&d, frame, n, &r);
+    CHECK_EQ_INT(r.kind, WS_FAIL);
+    CHECK_EQ_STR(r.reason, "server frame masked");
+    ws_decoder_free(&d);
+}
+
 int main(void)
 {
+    RUN(test_client_frames_and_server_decoding);
     RUN(test_accept_key_rfc_example);
     RUN(test_upgrade_response_bytes);
     RUN(test_upgrade_accepts_variants);
