@@ -392,15 +392,23 @@ static void test_persisted_vars(void)
     env_set("DIG_RELAY_MAX_CONNECTIONS", "4096");          /* the default: nothing to persist */
     env_set("RUST_LOG", "nonsense=loud");                  /* unusable: stays info, not persisted */
     REQUIRE(PARSE("install", "--listen", "127.0.0.1:9", "--idle-timeout-secs", "30",
-                  "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--log-level", "debug",
-                  "--health-listen", "[::]:9451", "--scope", "user", "--json",
-                  "--trusted-proxy-cidrs", "10.0.0.0/8,2001:db8::/32") == 0);
+                  "--log-level", "debug", "--health-listen", "[::]:9451", "--scope", "user",
+                  "--json", "--trusted-proxy-cidrs", "10.0.0.0/8,2001:db8::/32") == 0);
     persisted(got, sizeof got);
     /* The liveness deadline and sweep interval were lowered to fit, not given: not persisted. */
     CHECK_EQ_STR(got, "DIG_RELAY_LISTEN=127.0.0.1:9 DIG_RELAY_IDLE_TIMEOUT_SECS=30 "
-                      "DIG_RELAY_BAN_THRESHOLD=7 DIG_RELAY_TLS_CERT_PATH=/c.pem "
-                      "DIG_RELAY_TLS_KEY_PATH=/k.pem "
+                      "DIG_RELAY_BAN_THRESHOLD=7 "
                       "DIG_RELAY_TRUSTED_PROXY_CIDRS=10.0.0.0/8,2001:db8::/32 RUST_LOG=debug ");
+
+    /* The TLS paths are persisted too (a build without TLS refuses them, as test_validation_errors checks). */
+    if (DIG_HAVE_TLS) {
+        env_clear();
+        REQUIRE(PARSE("install", "--tls-cert", "/c.pem", "--tls-key", "/k.pem",
+                      "--tls-client-auth", "optional") == 0);
+        persisted(got, sizeof got);
+        CHECK_EQ_STR(got, "DIG_RELAY_TLS_CERT_PATH=/c.pem DIG_RELAY_TLS_KEY_PATH=/k.pem "
+                          "DIG_RELAY_TLS_CLIENT_AUTH=optional ");
+    }
 
     /* A switch given as a flag has no text: it is stored as 1 (as a variable, 1 or 0). */
     env_clear();
