@@ -1097,7 +1097,9 @@ static void test_relay_under_attack(void)
     uint32_t p50 = rtts[n_rtts / 2], p99 = rtts[n_rtts * 99 / 100], worst = rtts[n_rtts - 1];
     printf("  info: %zu honest pings under attack, round trip p50 %u ms, p99 %u ms, max %u ms; %llu messages relayed\n",
            n_rtts, p50, p99, worst, (unsigned long long)(peers[0].sent * HONEST));
-    CHECK(p99 < 50);
+    /* Starvation, not speed: the figures above are information; a latency bound would make
+     * this a timed test that a busy machine fails. */
+    CHECK(p99 < 2000);
 
     /* the counters tell the same story */
     char line[512] = "";

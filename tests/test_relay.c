@@ -1035,7 +1035,8 @@ static void test_websocket_protocol_errors(void)
 /* ---------------------------------------------------------------- bounded output */
 
 /* A reader that never reads while 100 MB is sent toward it: the relay keeps answering others
- * promptly and its memory stays bounded. */
+ * and its memory stays bounded. The ping bound is starvation, not speed (a loaded or valgrind
+ * machine must pass; the latency goal is the benchmark's). */
 static void test_slow_reader_does_not_stall_or_grow(void)
 {
     static const char *const args[] = { "--bytes-per-conn-per-sec", "0", "--messages-per-conn-per-sec", "0",
@@ -1092,7 +1093,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
     while (h_now_ms() < deadline) {
         if (waitpid(child, &status, WNOHANG) == child)
             break;
-        long rtt = wsc_ping_rtt(&pinger, 1000 + pings, 1000);
+        long rtt = wsc_ping_rtt(&pinger, 1000 + pings, WAIT);
         pings++;
         if (rtt < 0)
             lost++;
@@ -1110,7 +1111,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
         test_cur_failed = 1;
     }
     for (int i = 0; i < 10; i++, pings++) {
-        long rtt = wsc_ping_rtt(&pinger, 1000 + pings, 1000);
+        long rtt = wsc_ping_rtt(&pinger, 1000 + pings, WAIT);
         if (rtt < 0)
             lost++;
         else if (rtt > worst)
@@ -1122,7 +1123,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
     printf("  info: %u pings, worst round trip %ld ms, relay RSS %llu KiB -> peak %llu KiB\n", pings, worst,
            (unsigned long long)rss0, (unsigned long long)rss_max);
     CHECK_EQ_INT(lost, 0);
-    CHECK(worst < 100 * (long)h_slowdown());
+    CHECK(worst < 2000 * (long)h_slowdown());
     CHECK(pings >= 10);
     CHECK(rss0 > 0 && rss_max - rss0 < 64 * 1024);
     CHECK(pong_next(&sender, 5));  /* the sender was not cut off */
@@ -1235,36 +1236,39 @@ static void test_explicit_ipv4_listen_is_ipv4_only(void)
 
 static void test_register_timeout_reaps_silent_sockets(void)
 {
-    static const char *const args[] = { "--register-timeout-secs", "1", NULL };
+    enum { TIMEOUT_MS = 2000, UPGRADE_AT_MS = 1000 };
+    static const char *const args[] = { "--register-timeout-secs", "2", NULL };
     REQUIRE(h_start(args));
     uint64_t t0 = h_now_ms();
     int raw = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT);  /* never sends a byte */
     REQUIRE(raw >= 0);
-    int late = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT); /* upgrades 700 ms after connecting */
+    int late = tcp_connect("127.0.0.1", h_relay.port, NULL, WAIT); /* upgrades a second after connecting */
     REQUIRE(late >= 0);
     ws_client upgraded, registered;
     REQUIRE(wsc_connect_port(&upgraded, h_relay.port));             /* upgrades, never registers */
     REQUIRE(reg(&registered, "keeper"));
 
-    h_sleep_ms(700);
+    h_sleep_ms(UPGRADE_AT_MS);
     char req[512], key[32];
     uint8_t raw_key[16];
     h_random(raw_key, sizeof raw_key);
     h_base64(raw_key, sizeof raw_key, key, sizeof key);
     snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n", h_relay.port, key);
+    uint64_t upgrade_ms = h_now_ms() - t0;
     CHECK(tcp_send_all(late, req, strlen(req), WAIT));
 
-    CHECK(tcp_wait_closed(raw, 3000));
+    CHECK(tcp_wait_closed(raw, WAIT));
     uint64_t raw_ms = h_now_ms() - t0;
-    CHECK(closed_within(&upgraded, 2500) >= 0);
-    /* the deadline is absolute from accept: the late upgrader goes at ~1 s, not 0.7 + 1 s */
-    CHECK(tcp_wait_closed(late, 3000));
+    CHECK(closed_within(&upgraded, WAIT) >= 0);
+    CHECK(tcp_wait_closed(late, WAIT));
     uint64_t late_ms = h_now_ms() - t0;
-    printf("  info: silent socket reaped after %llu ms, late upgrader after %llu ms\n",
-           (unsigned long long)raw_ms, (unsigned long long)late_ms);
-    CHECK(raw_ms >= 800 && raw_ms <= 2500);
-    CHECK(late_ms >= 800 && late_ms < 1600);
+    printf("  info: silent socket reaped after %llu ms, late upgrader (upgraded at %llu ms) after %llu ms\n",
+           (unsigned long long)raw_ms, (unsigned long long)upgrade_ms, (unsigned long long)late_ms);
+    /* Never before the deadline; and the deadline is absolute from accept: the late upgrader
+     * goes at the same deadline, before a deadline counted from its upgrade could pass. */
+    CHECK(raw_ms >= TIMEOUT_MS - 200);
+    CHECK(late_ms >= TIMEOUT_MS - 200 && late_ms < upgrade_ms + TIMEOUT_MS);
     close(raw);
     close(late);
     wsc_close(&upgraded);
