@@ -1,7 +1,8 @@
 /* Churn soak: 2000 peers (DIG_SOAK_PEERS) on ten networks register, relay messages to each
  * other, broadcast, ask for peer lists and ping, while a tenth of them disconnect (unregister,
  * close frame, plain close or reset) and are replaced by new registrations every round, for a
- * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 30).
+ * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 30,
+ * and at least WARMUP_MIN_ROUNDS rounds).
  *
  * Every round is checked exactly: each relay_message arrives once with its payload intact, each
  * broadcast reaches every other live peer of its network, each ping gets its pong and each
