@@ -199,14 +199,12 @@ bool outq_push_urgent(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
 {
     if (!outq_reserve(q, f, max_msgs, max_bytes))
         return false;
+    /* In at position `front`: behind a partly written frame and earlier urgent ones. */
     q->head = (q->head + q->cap - 1) % q->cap;
-    if (q->head_sent > 0 && q->count > 0) {
-        /* the partly written frame stays first */
-        q->ring[q->head] = q->ring[(q->head + 1) % q->cap];
-        q->ring[(q->head + 1) % q->cap] = frame_ref(f);
-    } else {
-        q->ring[q->head] = frame_ref(f);
-    }
+    for (uint32_t i = 0; i < q->front; i++)
+        q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i + 1) % q->cap];
+    q->ring[(q->head + q->front) % q->cap] = frame_ref(f);
+    q->front++;
     q->count++;
     q->bytes += f->len;
     return true;
@@ -247,6 +245,7 @@ static void release_ring_if_empty(outq *q)
     if (q->count != 0)
         return;
     q->head_sent = 0;
+    q->front = 0;
     q->recount = false;
     if (q->ring != q->inline_ring) {
         free(q->ring);
@@ -264,9 +263,13 @@ void outq_consume(outq *q, size_t n)
         size_t left = f->len - q->head_sent;
         if (n < left) {
             q->head_sent += n;
+            if (q->front == 0)
+                q->front = 1;   /* a frame begun is never overtaken */
             return;
         }
         n -= left;
+        if (q->front > 0)
+            q->front--;
         frame_unref(f);
         q->head = (q->head + 1) % q->cap;
         q->count--;

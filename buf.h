@@ -59,6 +59,7 @@ typedef struct {
     uint32_t head, count, cap;   /* grows by doubling up to max_msgs; heap ring freed when empty */
     size_t bytes;                /* queued bytes not yet written */
     size_t head_sent;            /* bytes of ring[head] already written */
+    uint32_t front;              /* frames at the front an urgent one may not overtake */
     bool recount;                /* holds a deferred frame: bytes is recounted before writing */
 } outq;
 
