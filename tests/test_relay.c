@@ -1175,6 +1175,187 @@ static void test_broadcast_reaches_300_peers(void)
     STOP_OK();
 }
 
+/* ---------------------------------------------------------------- reconnect storms */
+
+static const char *const STORM_LIMITS_OFF[] = {
+    "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
+    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0", NULL };
+
+/* Connects and writes register and get_peers back to back, as the live client does, without
+ * reading anything. */
+static bool storm_join(ws_client *c, const char *id)
+{
+    return wsc_connect_port(c, h_relay.port) &&
+           wsc_sendf(c, "{\"type\":\"register\",\"peer_id\":\"%s\",\"network_id\":\"%s\","
+                     "\"protocol_version\":1}", id, NET) &&
+           wsc_sendf(c, "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET);
+}
+
+/* A peers answer lists the n ids ids[0..n) in byte order with NET and every field, exactly. */
+static bool peers_list_exactly(const char *msg, char ids[][16], size_t n)
+{
+    char *m = hj_mask_times(msg), info[1024];
+    size_t at = strlen("{\"type\":\"peers\",\"peers\":["), total = at + 2 + (n > 1 ? n - 1 : 0);
+    bool ok = m && h_starts_with(m, "{\"type\":\"peers\",\"peers\":[");
+    for (size_t i = 0; ok && i < n; i++) {
+        peer_info(info, sizeof info, ids[i], NET, NULL);
+        ok = strncmp(m + at, info, strlen(info)) == 0;   /* in order: ids[] is sorted */
+        at += strlen(info) + 1;
+        total += strlen(info);
+    }
+    ok = ok && strlen(m) == total;
+    if (!ok)
+        printf("  peers answer does not list exactly the %zu expected peers: %.300s\n", n, msg);
+    free(m);
+    return ok;
+}
+
+/* Every member asks again; all answers must be the same list (times masked: a second may tick
+ * between the answers). */
+static bool all_see(ws_client *c, size_t n_clients, const bool *live, char ids[][16], size_t n)
+{
+    char *first = NULL;
+    bool ok = true;
+    for (size_t i = 0; i < n_clients; i++)
+        if (live[i])
+            ok = ok && wsc_sendf(&c[i], "{\"type\":\"get_peers\"}");
+    for (size_t i = 0; ok && i < n_clients; i++) {
+        if (!live[i])
+            continue;
+        ok = wsc_recv_type(&c[i], "peers", WAIT) == WSC_OK &&
+             peers_list_exactly((const char *)c[i].msg, ids, n);
+        char *m = ok ? hj_mask_times((const char *)c[i].msg) : NULL;
+        if (m && first && strcmp(m, first) != 0) {
+            printf("  member %zu got a different list\n", i);
+            ok = false;
+        }
+        if (!first)
+            first = m;
+        else
+            free(m);
+    }
+    free(first);
+    return ok;
+}
+
+/* Members joining at once each get a complete peers answer (the one shared frame encoded at the
+ * end of the pass); later answers follow every join and leave. */
+static void test_storm_shares_correct_peers_answers(void)
+{
+    enum { N = 40 };
+    ws_client c[N + 1];
+    bool live[N + 1] = { false };
+    char ids[N + 1][16];
+    REQUIRE(h_start(STORM_LIMITS_OFF));
+    for (size_t i = 0; i <= N; i++)
+        snprintf(ids[i], sizeof ids[i], "storm-%02zu", i);
+    for (size_t i = 0; i < N; i++) {
+        REQUIRE(storm_join(&c[i], ids[i]));
+        live[i] = true;
+    }
+    for (size_t i = 0; i < N; i++) {
+        /* Its own answer: itself and some of the others, sorted, each entry complete. */
+        REQUIRE(wsc_recv_type(&c[i], "peers", WAIT) == WSC_OK);
+        char *m = hj_mask_times((const char *)c[i].msg), info[1024];
+        peer_info(info, sizeof info, ids[i], NET, NULL);
+        CHECK(m && strstr(m, info) != NULL);
+        size_t listed = m ? h_count(m, "{\"peer_id\":") : 0;
+        CHECK(listed >= 1 && listed <= N);
+        free(m);
+    }
+    /* once everyone is in, every member sees all N */
+    CHECK(all_see(c, N, live, ids, N));
+    /* a leave: the next answers drop it */
+    wsc_close(&c[0]);
+    live[0] = false;
+    for (size_t i = 1; i < N; i++)
+        CHECK(wsc_recv_type(&c[i], "peer_disconnected", WAIT) == WSC_OK);
+    CHECK(all_see(c, N, live, ids + 1, N - 1));
+    /* a join: the next answers add it */
+    REQUIRE(reg(&c[N], ids[N]));
+    live[N] = true;
+    for (size_t i = 1; i < N; i++)
+        CHECK(wsc_recv_type(&c[i], "peer_connected", WAIT) == WSC_OK);
+    CHECK(all_see(c, N + 1, live, ids + 1, N));
+    for (size_t i = 0; i <= N; i++)
+        if (live[i])
+            wsc_close(&c[i]);
+    STOP_OK();
+}
+
+/* The last_seen in an answer is current: a member's activity in a later second replaces the
+ * answer kept from before it. */
+static void test_kept_peers_answer_follows_last_seen(void)
+{
+    ws_client a, b;
+    uint64_t seen1 = 0, seen2 = 0;
+    REQUIRE(start_with_pair(&a, &b));
+    CHECK(send_get_peers(&a, NULL));
+    REQUIRE(wsc_recv_type(&a, "peers", WAIT) == WSC_OK);
+    const char *e = strstr((const char *)a.msg, "{\"peer_id\":\"B\"");
+    CHECK(e && hj_get_u64(e, "last_seen", &seen1));
+    /* until the wall clock has moved past seen1 */
+    for (uint64_t deadline = h_now_ms() + 5000; (uint64_t)time(NULL) <= seen1 && h_now_ms() < deadline;)
+        h_sleep_ms(20);
+    CHECK(pong_next(&b, 7));
+    CHECK(send_get_peers(&a, NULL));
+    REQUIRE(wsc_recv_type(&a, "peers", WAIT) == WSC_OK);
+    e = strstr((const char *)a.msg, "{\"peer_id\":\"B\"");
+    CHECK(e && hj_get_u64(e, "last_seen", &seen2));
+    CHECK(seen2 > seen1);
+    wsc_close(&a);
+    wsc_close(&b);
+    STOP_OK();
+}
+
+/* A member that does not read while a storm piles notifications and peers answers on it still
+ * gets every ping answered, each pong correct; nothing else is lost. */
+static void test_pings_answered_through_a_storm(void)
+{
+    enum { N = 200, ASKS = 30, PINGS = 20 };
+    ws_client p, *c = calloc(N, sizeof *c);
+    char id[32];
+    REQUIRE(c);
+    REQUIRE(h_start(STORM_LIMITS_OFF));
+    REQUIRE(reg(&p, "pinger"));
+    for (size_t i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "storm-%03zu", i);
+        REQUIRE(storm_join(&c[i], id));
+    }
+    /* Each peers answer lists up to N + 1 members: ASKS of them queue far more than the point
+     * past which a pong goes ahead of the backlog. */
+    for (size_t k = 0; k < ASKS; k++)
+        CHECK(wsc_sendf(&p, "{\"type\":\"get_peers\"}"));
+    for (uint64_t ts = 1; ts <= PINGS; ts++)
+        CHECK(wsc_sendf(&p, "{\"type\":\"ping\",\"timestamp\":%llu}", (unsigned long long)ts));
+    size_t pongs = 0, answers = 0, joined = 0;
+    uint64_t next_ts = 1;
+    while (pongs < PINGS || answers < ASKS || joined < N) {
+        if (wsc_recv_msg(&p, 10000) != WSC_OK)
+            break;
+        const char *m = (const char *)p.msg;
+        uint64_t ts;
+        if (hj_is_type(m, "pong") && hj_get_u64(m, "timestamp", &ts)) {
+            CHECK_EQ_INT(ts, next_ts);   /* pongs keep their own order */
+            next_ts++;
+            pongs++;
+        } else if (hj_is_type(m, "peers")) {
+            CHECK(h_count(m, "{\"peer_id\":") >= 1);
+            answers++;
+        } else if (hj_is_type(m, "peer_connected")) {
+            joined++;
+        }
+    }
+    CHECK_EQ_INT(pongs, PINGS);
+    CHECK_EQ_INT(answers, ASKS);
+    CHECK_EQ_INT(joined, N);
+    wsc_close(&p);
+    for (size_t i = 0; i < N; i++)
+        wsc_close(&c[i]);
+    free(c);
+    STOP_OK();
+}
+
 /* ---------------------------------------------------------------- listeners */
 
 static void test_ipv4_and_ipv6_on_one_dual_stack_listener(void)
@@ -1777,6 +1958,9 @@ int main(void)
     T(test_broadcast_with_exclude);
     T(test_get_peers);
     T(test_peers_sorted_by_id);
+    T(test_storm_shares_correct_peers_answers);
+    T(test_kept_peers_answer_follows_last_seen);
+    T(test_pings_answered_through_a_storm);
     T(test_peer_connected_after_ack_not_to_self);
     T(test_ping_pong);
     T(test_hole_punch);
