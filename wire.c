@@ -945,17 +945,27 @@ void wire_write_register_ack(json_writer *w, bool success, const char *message, 
     write_register_ack(w, success, cstr(message), connected_peers);
 }
 
-void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq)
+void wire_write_relay_message_head(json_writer *w, wire_str from, wire_str to)
 {
     JW_LIT(w, "{\"type\":\"relay_message\",\"from\":");
     write_str(w, from);
     JW_LIT(w, ",\"to\":");
     write_str(w, to);
     JW_LIT(w, ",\"payload\":");
-    jw_raw(w, payload.p, payload.n);
+}
+
+void wire_write_relay_message_tail(json_writer *w, uint64_t seq)
+{
     JW_LIT(w, ",\"seq\":");
     jw_u64(w, seq);
     JW_LIT(w, "}");
+}
+
+void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq)
+{
+    wire_write_relay_message_head(w, from, to);
+    jw_raw(w, payload.p, payload.n);
+    wire_write_relay_message_tail(w, seq);
 }
 
 void wire_write_broadcast(json_writer *w, wire_str from, json_span payload)
