@@ -6,10 +6,11 @@
  * object), every known field, with unknown fields ignored. Strings come out decoded (escapes
  * resolved into the caller's scratch buffer when needed). A `payload` is never turned into
  * bytes: it is validated as an array of integers 0..255 and returned as its raw span, so the
- * forward path can copy it into the outgoing frame untouched. `exclude`, `listen_addrs` and
- * dht_records' `records` are validated and returned as raw spans with iterators below. Missing
- * required fields, wrongly typed values, floats/negatives/overflow in integer fields, malformed
- * socket addresses and unknown types are errors, with a human-readable reason.
+ * forward path can send it untouched (copied, or from where it lies). `exclude`,
+ * `listen_addrs` and dht_records' `records` are validated and returned as raw spans with
+ * iterators below. Missing required fields, wrongly typed values, floats/negatives/overflow in
+ * integer fields, malformed socket addresses and unknown types are errors, with a
+ * human-readable reason.
  *
  * The writers produce compact JSON in the reference server's field order, byte-identical with
  * serde_json (optional empty arrays omitted). */
