@@ -67,9 +67,10 @@ void pool_trim(void)
     kept_bytes = 0;
 }
 
-static frame *frame_alloc(size_t payload_room)
+/* A frame struct with room bytes after it. */
+static frame *frame_alloc(size_t room)
 {
-    size_t cap = sizeof(frame) + WS_MAX_HEADER + payload_room;
+    size_t cap = sizeof(frame) + room;
     frame *f = pool_get(&cap);
     if (!f)
         return NULL;
@@ -78,12 +79,14 @@ static frame *frame_alloc(size_t payload_room)
     f->data = NULL;
     f->len = 0;
     f->backing = NULL;
+    f->head_len = f->span_len = 0;
+    f->span = NULL;
     return f;
 }
 
 frame *frame_deferred(void)
 {
-    return frame_alloc(FRAME_DEFERRED_ROOM);
+    return frame_alloc(WS_MAX_HEADER + FRAME_DEFERRED_ROOM);
 }
 
 void frame_fill_text(frame *f, const char *json, size_t len)
@@ -97,11 +100,14 @@ void frame_fill(frame *f, frame *with)
     f->backing = frame_ref(with);
     f->data = with->data;
     f->len = with->len;
+    f->head_len = with->head_len;
+    f->span_len = with->span_len;
+    f->span = with->span;
 }
 
 frame *frame_begin_text(size_t max_len, char **payload)
 {
-    frame *f = frame_alloc(max_len);
+    frame *f = frame_alloc(WS_MAX_HEADER + max_len);
     if (f)
         *payload = (char *)(f + 1) + WS_MAX_HEADER;
     return f;
@@ -112,6 +118,29 @@ void frame_end_text(frame *f, size_t len)
     uint8_t *payload = (uint8_t *)(f + 1) + WS_MAX_HEADER;
     f->data = ws_write_header_before(payload, WS_OP_TEXT, len);
     f->len = (uint32_t)(ws_header_len(len) + len);
+}
+
+void frame_end_gather(frame *f, size_t head_len, const uint8_t *span, size_t span_len,
+                      frame *holder, size_t tail_len)
+{
+    uint8_t *payload = (uint8_t *)(f + 1) + WS_MAX_HEADER;
+    size_t json_len = head_len + span_len + tail_len;
+    f->data = ws_write_header_before(payload, WS_OP_TEXT, json_len);
+    f->len = (uint32_t)(ws_header_len(json_len) + json_len);
+    f->head_len = (uint32_t)((size_t)(payload - f->data) + head_len);
+    f->span = span;
+    f->span_len = (uint32_t)span_len;
+    f->backing = frame_ref(holder);
+}
+
+frame *frame_block(size_t min_room, size_t *room)
+{
+    frame *f = frame_alloc(min_room);
+    if (!f)
+        return NULL;
+    f->data = (uint8_t *)(f + 1);
+    *room = f->cap - sizeof(frame);
+    return f;
 }
 
 frame *frame_text(const char *json, size_t len)
@@ -127,7 +156,7 @@ frame *frame_text(const char *json, size_t len)
 
 frame *frame_begin_raw(size_t len, uint8_t **room)
 {
-    frame *f = frame_alloc(len);
+    frame *f = frame_alloc(WS_MAX_HEADER + len);
     if (!f)
         return NULL;
     f->data = (uint8_t *)(f + 1);
@@ -233,9 +262,25 @@ int outq_peek(const outq *q, const void **bases, size_t *lens, int n_max)
         size_t skip = i == 0 ? q->head_sent : 0;
         if (!f->data)
             break;
-        bases[n] = f->data + skip;
-        lens[n] = f->len - skip;
-        n++;
+        if (f->span_len == 0) {
+            bases[n] = f->data + skip;
+            lens[n] = f->len - skip;
+            n++;
+            continue;
+        }
+        /* A gathered frame is up to three pieces; skip what was written of them. */
+        const uint8_t *part[3] = { f->data, f->span, f->data + f->head_len };
+        size_t plen[3] = { f->head_len, f->span_len, f->len - f->head_len - f->span_len };
+        for (int k = 0; k < 3 && n < n_max; k++) {
+            if (skip >= plen[k]) {
+                skip -= plen[k];
+                continue;
+            }
+            bases[n] = part[k] + skip;
+            lens[n] = plen[k] - skip;
+            skip = 0;
+            n++;
+        }
     }
     return n;
 }

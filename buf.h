@@ -1,8 +1,9 @@
 /* Memory for the forward path: a size-class pool of blocks (so steady traffic allocates
  * nothing), reference-counted outgoing frames (a broadcast shares one frame among all targets;
  * a deferred frame is queued before its bytes exist, so one answer encoded at the end of a loop
- * pass serves every request of the pass), and the per-connection outbound queue bounded in
- * messages and bytes. Pure: no sockets. */
+ * pass serves every request of the pass; a gathered frame sends a span of a received block
+ * between its own head and tail, so a large payload is forwarded without being copied), and the
+ * per-connection outbound queue bounded in messages and bytes. Pure: no sockets. */
 #ifndef DIG_BUF_H
 #define DIG_BUF_H
 
@@ -24,7 +25,12 @@ typedef struct frame {
     uint32_t len;       /* bytes of the complete WebSocket frame */
     size_t cap;         /* capacity of the block holding this struct and the bytes */
     uint8_t *data;      /* first byte of the frame (header included); NULL: deferred, unfilled */
-    struct frame *backing;   /* a filled deferred frame shows this frame's bytes (holds a ref) */
+    struct frame *backing;   /* a filled deferred frame shows this frame's bytes, a gathered
+                              * frame's span lies in it (holds a ref either way) */
+    /* Gathered (span_len > 0): the frame is data[0..head_len), span[0..span_len), then
+     * data[head_len .. len - span_len). Otherwise the frame is data[0..len). */
+    uint32_t head_len, span_len;
+    const uint8_t *span;
 } frame;
 
 /* A text frame carrying json[0..len): header written in place, payload copied once. */
@@ -34,6 +40,17 @@ frame *frame_text(const char *json, size_t len);
  * front of them. Saves the copy frame_text makes when the size is known up front. */
 frame *frame_begin_text(size_t max_len, char **payload);
 void frame_end_text(frame *f, size_t len);
+/* A gathered text frame whose JSON is head, then span[0..span_len) (bytes inside holder, which
+ * the frame keeps a reference to until it is released), then tail: begin with
+ * frame_begin_text(head and tail room, &payload), write the head and right after it the tail at
+ * payload, then frame_end_gather(f, head bytes, span, span_len, holder, tail bytes). The span
+ * is sent from where it lies, never copied. */
+void frame_end_gather(frame *f, size_t head_len, const uint8_t *span, size_t span_len,
+                      frame *holder, size_t tail_len);
+/* A block for received bytes that gathered frames may point into: data[0 .. *room) is free to
+ * fill (len is 0). Blocks are shared by reference: while refs > 1 its filled bytes must not
+ * change. */
+frame *frame_block(size_t min_room, size_t *room);
 /* A frame of raw, already-encoded bytes (close frames, HTTP answers). */
 frame *frame_raw(const uint8_t *bytes, size_t len);
 /* A frame of len raw bytes that the caller writes at *room before queueing it. */

@@ -16,7 +16,10 @@
 /* Room asked for before each read once a connection is open. A frame that needs more gets
  * twice its size in one step (see process_frames), so a 16 KiB record's ~58 KB frame takes one
  * larger block instead of climbing through three, while small frames keep small buffers. */
-#define READ_CHUNK 16384
+#define READ_CHUNK (16384 - 64)   /* with the block's header, one 16 KiB pool block */
+/* Forwarded frames may point into the input block (conn_input_block) when the span is at least
+ * this share of it, so a queue's byte count understates the memory it pins by at most this. */
+#define HOLD_MIN_SHARE 4
 #define READ_BUDGET_PER_PASS (256 * 1024)
 #define WRITE_BUDGET_PER_PASS (256 * 1024)
 /* A keepalive answer goes ahead of a queue holding more than this; with less, order is kept
@@ -43,7 +46,8 @@ struct conn {
     addr_t peer;              /* observed source, IPv4-mapped shown as IPv4 */
     source_key source;        /* what per-source limits count against */
     abuse_meter meter;        /* this connection's inbound rate limits */
-    uint8_t *in;              /* input bytes in[in_off .. in_len) */
+    frame *in_blk;            /* holds the input; shared with frames forwarding spans of it */
+    uint8_t *in;              /* input bytes in[in_off .. in_len), in in_blk */
     size_t in_off, in_len, in_cap;
     ws_decoder ws;
     outq out;
@@ -128,8 +132,7 @@ static void free_conn(conn *c)
         compat_close(c->fd);
     outq_clear(&c->out);
     ws_decoder_free(&c->ws);
-    if (c->in)
-        pool_put(c->in, c->in_cap);
+    frame_unref(c->in_blk);
     c->ls->open--;
     if (c->source_counted)
         abuse_conn_closed(hub->abuse, &c->source);
@@ -306,21 +309,26 @@ static void flush_and_settle(conn *c)
 static bool ensure_in_room(conn *c, size_t need_total)
 {
     size_t live = c->in_len - c->in_off;
-    if (c->in_off > 0 && (c->in_cap - c->in_len < READ_CHUNK || need_total > c->in_cap - c->in_off)) {
+    /* Bytes forwarded frames still point into stay where they are: the live bytes move to a new
+     * block instead of down to the start of this one. */
+    bool shared = c->in_blk && c->in_blk->refs > 1;
+    bool compact = c->in_off > 0 && (c->in_cap - c->in_len < READ_CHUNK || need_total > c->in_cap - c->in_off);
+    if (compact && !shared) {
         memmove(c->in, c->in + c->in_off, live);
         c->in_off = 0;
         c->in_len = live;
     }
-    if (need_total > c->in_cap) {
-        size_t cap = need_total;
-        uint8_t *nb = pool_get(&cap);
+    if (need_total > c->in_cap || (compact && shared)) {
+        size_t cap;
+        frame *nb = frame_block(need_total > c->in_cap ? need_total : c->in_cap, &cap);
         if (!nb)
             return false;
-        if (c->in) {
-            memcpy(nb, c->in + c->in_off, live);
-            pool_put(c->in, c->in_cap);
+        if (c->in_blk) {
+            memcpy(nb->data, c->in + c->in_off, live);
+            frame_unref(c->in_blk);
         }
-        c->in = nb;
+        c->in_blk = nb;
+        c->in = nb->data;
         c->in_cap = cap;
         c->in_off = 0;
         c->in_len = live;
@@ -331,11 +339,21 @@ static bool ensure_in_room(conn *c, size_t need_total)
 static void release_in_if_empty(conn *c)
 {
     /* An idle connection holds no input buffer: that is most of what keeps a reservation small. */
-    if (c->in && c->in_off == c->in_len) {
-        pool_put(c->in, c->in_cap);
+    if (c->in_blk && c->in_off == c->in_len) {
+        frame_unref(c->in_blk);
+        c->in_blk = NULL;
         c->in = NULL;
         c->in_cap = c->in_off = c->in_len = 0;
     }
+}
+
+frame *conn_input_block(const conn *c, const void *p, size_t n)
+{
+    uintptr_t at = (uintptr_t)p, lo = (uintptr_t)c->in;
+    if (!c->in_blk || at < lo || at - lo > c->in_len || n > c->in_len - (at - lo) ||
+        n * HOLD_MIN_SHARE < c->in_cap)
+        return NULL;
+    return c->in_blk;
 }
 
 /* Per-source limits count the connection once its observed source is known: at accept, or after

@@ -94,6 +94,11 @@ void conn_send(conn *c, frame *f);
 /* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
  * connection swamped with notifications still has its pings answered promptly. */
 void conn_send_keepalive(conn *c, frame *f);
+/* The block holding the received bytes p[0..n) of the message being handled, for a gathered
+ * frame to reference instead of copying them (frame_end_gather takes its own reference); NULL
+ * when they are not in the input block (a reassembled fragmented message) or are too small a
+ * part of it to be worth pinning the block for. */
+frame *conn_input_block(const conn *c, const void *p, size_t n);
 /* Graceful close: a close frame with code and reason, then the socket once flushed. */
 void conn_close(conn *c, uint16_t code, const char *reason);
 /* The observed source: the socket's address, or what a trusted proxy declared. */

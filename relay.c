@@ -659,11 +659,28 @@ static void handle_relay_message(relay *s, conn *c, const wire_msg *m)
         return;
     }
     json_writer w;
-    frame *f = begin_frame(96 + quoted_max(reg_of(c)->peer_id_len) + quoted_max(m->to.n) + m->payload.n, &w);
+    /* A large payload still in the received block is sent from there (a gathered frame holding
+     * the block), not copied; a small one is copied, which costs less than pinning a block. */
+    frame *held = conn_input_block(c, m->payload.p, m->payload.n);
+    size_t room = 96 + quoted_max(reg_of(c)->peer_id_len) + quoted_max(m->to.n);
+    frame *f = begin_frame(room + (held ? 0 : m->payload.n), &w);
     if (!f)
         return;
-    wire_write_relay_message(&w, reg_id(reg_of(c)), m->to, m->payload, m->seq);
-    f = end_frame(f, &w);
+    if (held) {
+        size_t head;
+        wire_write_relay_message_head(&w, reg_id(reg_of(c)), m->to);
+        head = w.len;
+        wire_write_relay_message_tail(&w, m->seq);
+        if (w.failed) {
+            frame_unref(f);
+            f = NULL;
+        } else {
+            frame_end_gather(f, head, (const uint8_t *)m->payload.p, m->payload.n, held, w.len - head);
+        }
+    } else {
+        wire_write_relay_message(&w, reg_id(reg_of(c)), m->to, m->payload, m->seq);
+        f = end_frame(f, &w);
+    }
     if (f) {
         conn_send(t->c, f);
         frame_unref(f);

@@ -321,10 +321,18 @@ PAYLOAD_KERNEL(payload_body_vec16, 16, )
 /* AVX2, chosen at run time: a step covers 32 bytes in one register instead of 16, which takes
  * about a fifth off the relay's CPU per 16 KiB message. */
 PAYLOAD_KERNEL(payload_body_avx2, 32, __attribute__((target("avx2"))))
+/* AVX-512BW: 64 bytes a step; a body shorter than a step goes to the AVX2 kernel. */
+PAYLOAD_KERNEL(payload_body_avx512_64, 64, __attribute__((target("avx2,avx512f,avx512bw"))))
+static bool payload_body_avx512(const char *b, size_t n, size_t *count)
+{
+    return n < 64 ? payload_body_avx2(b, n, count) : payload_body_avx512_64(b, n, count);
+}
 
 static wire_payload_kernel pick_payload_kernel(void)
 {
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw"))
+        return payload_body_avx512;
     return __builtin_cpu_supports("avx2") ? payload_body_avx2 : payload_body_vec16;
 }
 #else
@@ -945,17 +953,27 @@ void wire_write_register_ack(json_writer *w, bool success, const char *message, 
     write_register_ack(w, success, cstr(message), connected_peers);
 }
 
-void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq)
+void wire_write_relay_message_head(json_writer *w, wire_str from, wire_str to)
 {
     JW_LIT(w, "{\"type\":\"relay_message\",\"from\":");
     write_str(w, from);
     JW_LIT(w, ",\"to\":");
     write_str(w, to);
     JW_LIT(w, ",\"payload\":");
-    jw_raw(w, payload.p, payload.n);
+}
+
+void wire_write_relay_message_tail(json_writer *w, uint64_t seq)
+{
     JW_LIT(w, ",\"seq\":");
     jw_u64(w, seq);
     JW_LIT(w, "}");
+}
+
+void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq)
+{
+    wire_write_relay_message_head(w, from, to);
+    jw_raw(w, payload.p, payload.n);
+    wire_write_relay_message_tail(w, seq);
 }
 
 void wire_write_broadcast(json_writer *w, wire_str from, json_span payload)

@@ -6,10 +6,11 @@
  * object), every known field, with unknown fields ignored. Strings come out decoded (escapes
  * resolved into the caller's scratch buffer when needed). A `payload` is never turned into
  * bytes: it is validated as an array of integers 0..255 and returned as its raw span, so the
- * forward path can copy it into the outgoing frame untouched. `exclude`, `listen_addrs` and
- * dht_records' `records` are validated and returned as raw spans with iterators below. Missing
- * required fields, wrongly typed values, floats/negatives/overflow in integer fields, malformed
- * socket addresses and unknown types are errors, with a human-readable reason.
+ * forward path can send it untouched (copied, or from where it lies). `exclude`,
+ * `listen_addrs` and dht_records' `records` are validated and returned as raw spans with
+ * iterators below. Missing required fields, wrongly typed values, floats/negatives/overflow in
+ * integer fields, malformed socket addresses and unknown types are errors, with a
+ * human-readable reason.
  *
  * The writers produce compact JSON in the reference server's field order, byte-identical with
  * serde_json (optional empty arrays omitted). */
@@ -112,6 +113,10 @@ bool wire_next_dht_record(wire_iter *it, json_span arr, wire_dht_record *out, ch
 void wire_write_register_ack(json_writer *w, bool success, const char *message, uint64_t connected_peers);
 /* payload is copied untouched (a span validated by wire_decode). */
 void wire_write_relay_message(json_writer *w, wire_str from, wire_str to, json_span payload, uint64_t seq);
+/* The same message in three parts, for a payload sent from where it lies: the head (everything
+ * before the payload), the payload span, then the tail (everything after it). */
+void wire_write_relay_message_head(json_writer *w, wire_str from, wire_str to);
+void wire_write_relay_message_tail(json_writer *w, uint64_t seq);
 void wire_write_broadcast(json_writer *w, wire_str from, json_span payload); /* exclude always [] */
 void wire_write_peer_info(json_writer *w, const wire_peer_info *p);
 void wire_write_peer_connected(json_writer *w, const wire_peer_info *p);

@@ -1,5 +1,5 @@
-/* Unit tests for buf.c: pool reuse, frame headers and sharing, outbound queue bounds and
- * partial-write accounting. */
+/* Unit tests for buf.c: pool reuse, frame headers and sharing, gathered frames over shared
+ * blocks, outbound queue bounds and partial-write accounting. */
 #include "buf.h"
 #include "test.h"
 #include "ws.h"
@@ -166,6 +166,100 @@ static void test_deferred_frame(void)
     pool_trim();
 }
 
+/* Concatenates what outq_peek shows (at most n_max pieces) into out; returns the byte count. */
+static size_t peek_all(const outq *q, uint8_t *out, int n_max, int *pieces)
+{
+    const void *bases[16];
+    size_t lens[16], n = 0;
+    *pieces = outq_peek(q, bases, lens, n_max < 16 ? n_max : 16);
+    for (int i = 0; i < *pieces; i++) {
+        memcpy(out + n, bases[i], lens[i]);
+        n += lens[i];
+    }
+    return n;
+}
+
+/* A received block shared by the frames that forward spans of it: the gathered frame is its
+ * head, the span where it lies and its tail, and written in any split it is the same bytes as
+ * the frame written whole; the block lives until the last frame pointing into it is released. */
+static void test_gathered_frame_over_shared_block(void)
+{
+    size_t room;
+    frame *blk = frame_block(300, &room);
+    REQUIRE(blk != NULL);
+    CHECK(room >= 300 && blk->len == 0);
+    CHECK_EQ_INT(room + sizeof(frame), blk->cap);   /* one pool block, nothing wasted */
+    /* the block holds "..[0,1,...]..": a 200-byte span in the middle */
+    uint8_t span[200];
+    memset(blk->data, '.', 260);
+    for (size_t i = 0; i < sizeof span; i++)
+        span[i] = (uint8_t)('a' + i % 26);
+    memcpy(blk->data + 30, span, sizeof span);
+
+    static const char head[] = "{\"payload\":", tail[] = ",\"seq\":7}";
+    char *room_at;
+    frame *g = frame_begin_text(64, &room_at);
+    REQUIRE(g != NULL);
+    memcpy(room_at, head, sizeof head - 1);
+    memcpy(room_at + sizeof head - 1, tail, sizeof tail - 1);
+    frame_end_gather(g, sizeof head - 1, blk->data + 30, sizeof span, blk, sizeof tail - 1);
+    CHECK_EQ_INT(blk->refs, 2);
+
+    /* what the same JSON makes as one contiguous frame */
+    char whole[512];
+    size_t wn = 0;
+    memcpy(whole, head, sizeof head - 1), wn += sizeof head - 1;
+    memcpy(whole + wn, span, sizeof span), wn += sizeof span;
+    memcpy(whole + wn, tail, sizeof tail - 1), wn += sizeof tail - 1;
+    frame *w = frame_text(whole, wn);
+    REQUIRE(w != NULL);
+    CHECK_EQ_INT(g->len, w->len);
+    CHECK_EQ_INT(g->len, 4 + wn);                   /* 126: a 16-bit length header */
+
+    outq q = { 0 }, r = { 0 };
+    uint8_t got[1024];
+    int pieces;
+    CHECK(outq_push(&q, g, 16, 1 << 20));
+    CHECK(outq_push(&q, g, 16, 1 << 20));           /* twice: two frames, six pieces */
+    frame_unref(g);
+    frame_unref(blk);                               /* the owner lets go; the frames keep it */
+    CHECK_EQ_INT(q.bytes, 2 * (size_t)w->len);
+    CHECK_EQ_INT(peek_all(&q, got, 16, &pieces), 2 * (size_t)w->len);
+    CHECK_EQ_INT(pieces, 6);
+    CHECK_EQ_MEM(got, w->len, w->data, w->len);
+    CHECK_EQ_MEM(got + w->len, w->len, w->data, w->len);
+
+    /* written in every split: each byte offset through the first frame, then the rest */
+    for (size_t cut = 1; cut < w->len; cut++) {
+        CHECK(outq_push(&r, q.ring[q.head], 16, 1 << 20));
+        outq_consume(&r, cut);
+        size_t n = peek_all(&r, got, 16, &pieces);
+        CHECK_EQ_INT(pieces, cut < 4 + sizeof head - 1 ? 3 : cut < 4 + sizeof head - 1 + sizeof span ? 2 : 1);
+        CHECK_EQ_MEM(got, n, w->data + cut, w->len - cut);
+        outq_consume(&r, n);
+        CHECK(outq_empty(&r));
+    }
+    /* a peek that stops inside a frame shows a prefix of it */
+    CHECK_EQ_INT(peek_all(&q, got, 2, &pieces), 4 + sizeof head - 1 + sizeof span);
+    CHECK_EQ_INT(pieces, 2);
+
+    /* a deferred frame filled with a gathered one shows the same pieces */
+    frame *d = frame_deferred();
+    REQUIRE(d != NULL);
+    frame_fill(d, q.ring[q.head]);
+    CHECK(outq_push(&r, d, 16, 1 << 20));
+    frame_unref(d);
+    outq_settle(&r);
+    CHECK_EQ_INT(peek_all(&r, got, 16, &pieces), w->len);
+    CHECK_EQ_INT(pieces, 3);
+    CHECK_EQ_MEM(got, w->len, w->data, w->len);
+    outq_clear(&r);
+    outq_consume(&q, 2 * (size_t)w->len);           /* the last reference to the block goes */
+    CHECK(outq_empty(&q));
+    frame_unref(w);
+    pool_trim();
+}
+
 int main(void)
 {
     RUN(test_pool_reuses_blocks_by_class);
@@ -175,5 +269,6 @@ int main(void)
     RUN(test_outq_partial_writes_and_growth);
     RUN(test_outq_urgent_order);
     RUN(test_deferred_frame);
+    RUN(test_gathered_frame_over_shared_block);
     return test_finish();
 }

@@ -826,14 +826,21 @@ static void test_dialable_addresses(void)
 
 /* ---------------------------------------------------------------- WebSocket framing */
 
-/* A relay_message carrying `count` bytes of a fixed pattern (every byte value appears). */
-static size_t pattern_message(char *out, size_t cap, const char *from, const char *to, unsigned count)
+/* A relay_message carrying `count` bytes of a pattern picked by seq (every byte value appears),
+ * its array elements separated by sep ("," compact, ", " with whitespace). */
+static size_t pattern_message_seq(char *out, size_t cap, const char *from, const char *to, unsigned count,
+                                  unsigned seq, const char *sep)
 {
     size_t n = (size_t)snprintf(out, cap, "{\"type\":\"relay_message\",\"from\":\"%s\",\"to\":\"%s\",\"payload\":[", from, to);
     for (unsigned i = 0; i < count; i++)
-        n += (size_t)snprintf(out + n, cap - n, i ? ",%u" : "%u", (i * 131u + 7u) % 256u);
-    n += (size_t)snprintf(out + n, cap - n, "],\"seq\":42}");
+        n += (size_t)snprintf(out + n, cap - n, "%s%u", i ? sep : "", (i * 131u + 7u + seq * 29u) % 256u);
+    n += (size_t)snprintf(out + n, cap - n, "],\"seq\":%u}", seq);
     return n;
+}
+
+static size_t pattern_message(char *out, size_t cap, const char *from, const char *to, unsigned count)
+{
+    return pattern_message_seq(out, cap, from, to, count, 42, ",");
 }
 
 static void test_binary_16k_payload_round_trip(void)
@@ -858,6 +865,61 @@ static void test_binary_16k_payload_round_trip(void)
     free(want);
     wsc_close(&a);
     wsc_close(&b);
+    STOP_OK();
+}
+
+/* Large payloads are forwarded from the sender's receive buffer (a gathered frame holding it)
+ * and small ones copied: 16 KiB and 64 B messages sent back to back in one burst, to a reader
+ * that reads at once and one that reads only after the sender has gone (its buffers released by
+ * the relay, and the relay's input buffer refilled many times over meanwhile), arrive
+ * byte-exact and in order. One payload carries whitespace, which the relay drops (copied). */
+static void test_large_and_small_payloads_forwarded_byte_exact(void)
+{
+    static const char *const args[] = { "--bytes-per-conn-per-sec", "0", "--messages-per-conn-per-sec", "0",
+                                        "--max-relayed-bytes-per-conn", "0", NULL };
+    relay_opts o = { .args = args };
+    REQUIRE(relay_start(&h_relay, &o));
+    ws_client a, fast, slow;
+    REQUIRE(reg(&fast, "fast"));
+    REQUIRE(reg(&slow, "slow"));
+    REQUIRE(reg(&a, "A"));
+    CHECK(expect_peer_connected(&fast, "slow", NULL));
+    CHECK(expect_peer_connected(&fast, "A", NULL));
+
+    enum { N = 32, BIG = 16384 };
+    size_t cap = BIG * 6 + 256, burst_cap = N * (cap + 14), burst_len = 0;
+    char *json = malloc(cap);
+    uint8_t *burst = malloc(burst_cap);
+    REQUIRE(json && burst);
+    /* message i: 16 KiB when i is even, 64 B when odd; to `fast` for i % 4 < 2, else `slow` */
+    for (unsigned i = 0; i < N; i++) {
+        const char *to = i % 4 < 2 ? "fast" : "slow";
+        size_t n = pattern_message_seq(json, cap, "A", to, i % 2 ? 64 : BIG, i, i == 6 ? ", " : ",");
+        burst_len += wsc_build_frame(burst + burst_len, burst_cap - burst_len, i % 3 ? 1 : 2, true, 0,
+                                     true, json, n);
+    }
+    CHECK(wsc_send_raw(&a, burst, burst_len));
+    for (unsigned i = 0; i < N; i++) {
+        if (i % 4 >= 2)
+            continue;
+        size_t n = pattern_message_seq(json, cap, "A", "fast", i % 2 ? 64 : BIG, i, ",");
+        CHECK(wsc_recv_msg(&fast, WAIT) == WSC_OK);
+        CHECK_EQ_MEM(fast.msg, fast.msg_len, json, n);
+    }
+    /* every message to `fast` arrived, so the relay has read the whole burst: the sender goes */
+    wsc_close(&a);
+    CHECK(expect(&fast, "{\"type\":\"peer_disconnected\",\"peer_id\":\"A\"}"));
+    for (unsigned i = 0; i < N; i++) {
+        if (i % 4 < 2)
+            continue;
+        size_t n = pattern_message_seq(json, cap, "A", "slow", i % 2 ? 64 : BIG, i, ",");
+        CHECK(wsc_recv_type(&slow, "relay_message", WAIT) == WSC_OK);
+        CHECK_EQ_MEM(slow.msg, slow.msg_len, json, n);
+    }
+    free(json);
+    free(burst);
+    wsc_close(&fast);
+    wsc_close(&slow);
     STOP_OK();
 }
 
@@ -1968,6 +2030,7 @@ int main(void)
     T(test_bad_messages_get_error_2_and_stay_open);
     T(test_dialable_addresses);
     T(test_binary_16k_payload_round_trip);
+    T(test_large_and_small_payloads_forwarded_byte_exact);
     T(test_one_byte_fragments);
     T(test_oversized_frames_close_1009);
     T(test_lonely_departure_leaks_nothing);
