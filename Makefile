@@ -55,13 +55,30 @@ CFLAGS  += -DDIG_HAVE_GEOIP=1
 LDLIBS  += -lmaxminddb
 endif
 
+# ---- optional: clustering through Redis with hiredis (cluster.c, redisloop.c) ----------------
+# Debian libhiredis-dev (0.14.1, its async API) lets several instances act as one relay
+# (--cluster-redis); CLUSTER=0 leaves it out, CLUSTER=1 fails the build when it is missing.
+# Release and Windows builds leave it out (no hiredis for those targets).
+CLUSTER ?= auto
+ifneq ($(CLUSTER),0)
+HAVE_HIREDIS := $(call have_lib,hiredis/async.h,-lhiredis)
+ifeq ($(HAVE_HIREDIS),1)
+CFLAGS += -DDIG_HAVE_CLUSTER=1
+LDLIBS += -lhiredis
+else ifeq ($(CLUSTER),1)
+$(error CLUSTER=1 but hiredis was not found with $(CC): install libhiredis-dev)
+else
+$(warning dig-relay: building without cluster support: hiredis not found (install libhiredis-dev; make CLUSTER=0 silences this))
+endif
+endif
+
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 # A build without an optional library lives apart too: the library changes what some objects are.
-B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 1,$(HAVE_BEARSSL)),,-notls)$(if $(filter 0,$(GEOIP)),-nogeoip)
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 1,$(HAVE_BEARSSL)),,-notls)$(if $(filter 0,$(GEOIP)),-nogeoip)$(if $(filter 1,$(HAVE_HIREDIS)),,-nocluster)
 # The operator pages (web/: HTML, CSS, JavaScript, the land outline) are compiled into the
 # binary: build/web/embed, a tool built for the build machine, writes their bytes into
 # build/web/assets.c, one file shared by every compiler and target (cross builds included).
