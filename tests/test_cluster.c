@@ -475,10 +475,11 @@ static void test_slow_subscriber(void)
 
     kill(inst[1].pid, SIGSTOP);
     size_t len = 0;
-    for (int i = 0; i < 2000; i++)
+    for (int i = 0; i < 14000; i++)
         len += (size_t)snprintf(payload + len, sizeof payload - len, "%s%d", i ? "," : "", i % 256);
     unsigned seq = 0;
-    for (int k = 0; k < 80; k++) {
+    /* far more than the kernel's socket buffers and Redis's limit hold */
+    for (int k = 0; k < 250; k++) {
         seq++;
         snprintf(msg, sizeof msg,
                  "{\"type\":\"relay_message\",\"from\":\"A\",\"to\":\"B\",\"payload\":[%s],\"seq\":%u}",
