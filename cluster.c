@@ -24,6 +24,7 @@
 #if DIG_HAVE_CLUSTER
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
+#include <netdb.h>
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MIN_MS 100
@@ -697,6 +698,30 @@ static void on_heartbeat(void *ctx)
 
 /* ---- the interface ---- */
 
+/* hiredis resolves a name on every connect, and a DNS lookup blocks: names are resolved once
+ * here, at start, and every (re)connect goes to the address found. */
+static bool resolve(cluster_url *u, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char host[INET6_ADDRSTRLEN];
+    int rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(u->host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "--cluster-redis: cannot resolve %s: %s", u->host, gai_strerror(rc));
+        return false;
+    }
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        snprintf(err, errlen, "--cluster-redis: cannot resolve %s: %s", u->host, gai_strerror(rc));
+        return false;
+    }
+    snprintf(u->host, sizeof u->host, "%s", host);
+    return true;
+}
+
 cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t max_remote,
                      const cluster_hooks *hooks, bool *busy, char *err, size_t errlen)
 {
@@ -712,8 +737,13 @@ cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t
             free(cl);
             return NULL;
         }
-        for (size_t i = 0; i < cl->n_shards; i++)
+        for (size_t i = 0; i < cl->n_shards; i++) {
+            if (!resolve(&parsed[i], err, errlen)) {
+                free(cl);
+                return NULL;
+            }
             cl->shards[i].url = parsed[i];
+        }
     }
     cl->lp = lp;
     cl->hooks = *hooks;

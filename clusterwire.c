@@ -43,7 +43,11 @@ static bool parse_url(const char *p, size_t n, cluster_url *u, char *why, size_t
         snprintf(why, whylen, "each URL needs host:port");
         return false;
     }
-    memcpy(u->host, p, (size_t)(colon - p));
+    /* an IPv6 literal comes in brackets, which the connect call does not want */
+    if (*p == '[' && colon[-1] == ']' && colon - p > 2)
+        memcpy(u->host, p + 1, (size_t)(colon - p - 2));
+    else
+        memcpy(u->host, p, (size_t)(colon - p));
     len = (size_t)(slash - colon - 1);
     if (len == 0 || len >= sizeof num) {
         snprintf(why, whylen, "bad port in a URL");

@@ -45,7 +45,8 @@ struct network {
     size_t id_len;
     uint64_t hash;
     reg *head;
-    size_t count;
+    size_t count;             /* registrations, the cluster's included */
+    size_t local;             /* those on this instance */
     network *hnext;           /* id hash chain */
     network *all_prev, *all_next;  /* every network, for PEX housekeeping */
     struct pex_engine *pex;   /* this network's Peer Exchange engine */
@@ -376,6 +377,7 @@ static void link_reg(relay *s, reg *r)
         net->head->nprev = r;
     net->head = r;
     net->count++;
+    net->local += r->c != NULL;
 }
 
 /* After r joined the registry: its network hears of it. Every registration, PEX-capable or
@@ -528,6 +530,7 @@ static void unlink_reg(relay *s, reg *r)
     if (r->nnext)
         r->nnext->nprev = r->nprev;
     net->count--;
+    net->local -= r->c != NULL;
 }
 
 /* After r left the registry: its network hears of it, and r is freed. */
@@ -885,7 +888,7 @@ size_t relay_network_count(const relay *s)
 {
     size_t n = 0;
     for (const network *net = s->all_nets; net; net = net->all_next)
-        n++;
+        n += net->local > 0;
     return n;
 }
 
@@ -893,7 +896,8 @@ void relay_each_network(const relay *s,
                         void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx)
 {
     for (const network *net = s->all_nets; net; net = net->all_next)
-        fn(ctx, net->id, net->id_len, net->count);
+        if (net->local > 0)
+            fn(ctx, net->id, net->id_len, net->local);
 }
 
 void relay_get_counters(const relay *s, relay_counters *out)
@@ -1005,3 +1009,11 @@ cluster_hooks relay_cluster_hooks(relay *r)
 }
 
 void relay_set_cluster(relay *r, cluster *cl) { r->cl = cl; }
+
+bool relay_cluster_stats(const relay *r, cluster_stats *out)
+{
+    if (!r->cl)
+        return false;
+    cluster_get_stats(r->cl, out);
+    return true;
+}

@@ -44,6 +44,9 @@ bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len);
 cluster_hooks relay_cluster_hooks(relay *r);
 void relay_set_cluster(relay *r, cluster *cl);
 
+/* The cluster's figures; false standalone. */
+bool relay_cluster_stats(const relay *r, cluster_stats *out);
+
 /* Live registrations on this instance. */
 size_t relay_peer_count(const relay *r);
 /* Live registrations in the whole cluster (the health answer's connected_peers); standalone,
@@ -70,9 +73,10 @@ typedef struct {
 /* Calls fn for every live registration on this instance, in no particular order. fn must not change the registry
  * (it may queue messages). */
 void relay_each_peer(const relay *r, void (*fn)(void *ctx, const relay_peer *p), void *ctx);
-/* Networks with at least one registration. */
+/* Networks with at least one registration on this instance. */
 size_t relay_network_count(const relay *r);
-/* Calls fn for every such network with its registration count, in no particular order. */
+/* Calls fn for every such network with its registration count on this instance, in no
+ * particular order. */
 void relay_each_network(const relay *r,
                         void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx);
 

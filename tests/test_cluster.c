@@ -247,6 +247,15 @@ static bool wait_health_peers(int i, long long want)
     return got == want;
 }
 
+/* A series of instance i's /metrics, -1 when absent. */
+static long long metric(int i, const char *series)
+{
+    static char resp[262144];
+    if (h_http("127.0.0.1", inst[i].port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp, WAIT) == 0)
+        return -1;
+    return h_metric(h_http_body(resp), series);
+}
+
 /* The get_peers answer with its clock fields masked. */
 static char *masked_peers(ws_client *c)
 {
@@ -292,6 +301,18 @@ static void test_semantics(void)
     CHECK(expect_containing(&p2, "peer_connected", "\"peer_id\":\"P5\""));
     for (int i = 0; i < N_INST; i++)
         CHECK(wait_health_peers(i, 5));
+    /* the operator pages keep this instance's figures and the cluster's apart */
+    {
+        char resp[65536];
+        uint64_t local = 0, all = 0;
+        CHECK(h_http("127.0.0.1", inst[0].port, "GET /stats.json HTTP/1.0\r\n\r\n", resp, sizeof resp,
+                     WAIT) > 0);
+        CHECK(hj_get_u64(h_http_body(resp), "connected_peers", &local) && local == 2);
+        CHECK(hj_get_u64(h_http_body(resp), "cluster_peers", &all) && all == 5);
+        CHECK_EQ_INT(metric(0, "dig_relay_cluster_peers"), 5);
+        CHECK_EQ_INT(metric(0, "dig_relay_cluster_instances"), 2);
+        CHECK_EQ_INT(metric(0, "dig_relay_cluster_redis_shards_up"), 1);
+    }
 
     /* relay_message across instances, in order per pair */
     for (unsigned s = 1; s <= 300; s++)
@@ -304,12 +325,18 @@ static void test_semantics(void)
     CHECK(send_seq(&p1, "P1", "nobody", 1));
     CHECK(expect_error(&p1, 3));
 
-    /* broadcast to every instance, exclude honoured, sender left out */
+    /* broadcast to every instance, exclude honoured, sender left out: one envelope per instance
+     * holding targets (P2's instance sends nothing else meanwhile) */
+    long long sent_before = metric(1, "dig_relay_cluster_envelopes_sent_total");
     CHECK(wsc_sendf(&p2, "{\"type\":\"broadcast\",\"from\":\"P2\",\"payload\":[7],\"exclude\":[\"P4\"]}"));
     const char *want = "{\"type\":\"broadcast\",\"from\":\"P2\",\"payload\":[7],\"exclude\":[]}";
     CHECK(wsc_expect_msg(&p1, want, WAIT));
     CHECK(wsc_expect_msg(&p3, want, WAIT));
     CHECK(wsc_expect_msg(&p5, want, WAIT));
+    long long sent = 0;   /* /metrics is cached for a moment */
+    for (uint64_t until = h_now_ms() + WAIT; h_now_ms() < until && sent < 2; h_sleep_ms(100))
+        sent = metric(1, "dig_relay_cluster_envelopes_sent_total") - sent_before;
+    CHECK_EQ_INT(sent, 2);
     /* P4 got nothing: its next message is the one sent after the broadcast */
     CHECK(wsc_sendf(&p1, "{\"type\":\"relay_message\",\"from\":\"P1\",\"to\":\"P4\",\"payload\":[1],\"seq\":1}"));
     bool broadcast_seen = false;
