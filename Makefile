@@ -235,6 +235,16 @@ bench: bench-tls
 
 .PHONY: bench-tls
 
+# Cluster benchmark (bench/README.md, "Cluster"): a relay_message hop across two instances
+# sharing Redis against a hop inside one instance, CPU and latency side by side (needs
+# redis-server and a relay built with hiredis).
+bench-cluster: dig-relay bench/bin/relay_load
+	@bash bench/bench-cluster.sh
+
+bench: bench-cluster
+
+.PHONY: bench-cluster
+
 # Release artifacts (scripts/release.sh): static musl binaries for linux-x64, -arm64, -armhf,
 # -mips, -mipsel and a static windows-x64.exe in dist/ with SHA256SUMS; test-release runs each
 # one's unit tests and the integration suite under qemu-user or wine (tests/cross.sh).

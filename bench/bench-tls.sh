@@ -63,19 +63,8 @@ for n in relay client; do
 done
 cat "$WORK/relay.crt.pem" "$WORK/relay.key.pem" >"$WORK/haproxy.pem"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((10000 + RANDOM % 22000))
-        port_busy $p || { echo $p; return; }
-    done
-    echo "bench-tls: no free loopback port" >&2; exit 1
-}
-wait_listening() {
-    for _ in $(seq 200); do port_busy "$1" && return 0; sleep 0.05; done
-    echo "bench-tls: nothing listening on $1" >&2; exit 1
-}
+BENCH_NAME=tls
+. bench/port-lib.sh
 
 LIMITS_OFF=(--max-connections-per-ip 0 --registrations-per-ip-per-sec 0 --max-registrations-per-ip 0
     --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 --max-relayed-bytes-per-conn 0
