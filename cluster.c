@@ -31,8 +31,13 @@
 #define BACKOFF_MAX_MS 2000
 #define OBUF_MAX ((size_t)16 << 20)
 #define INFLIGHT_MAX 100000
-#define PEER_TTL_MS 60000             /* a peer key's lifetime, renewed every PEER_REFRESH_MS */
-#define PEER_REFRESH_MS 20000
+/* A peer key's lifetime, renewed every PEER_REFRESH_MS: it only matters for a departure whose
+ * release never reached Redis (the connection dropped with it in flight). */
+#define PEER_TTL_MS 15000
+#define PEER_REFRESH_MS 5000
+/* Departures kept while their shard is away, released after reconnecting; past this many the
+ * newest are left to their keys' lifetime. */
+#define MAX_DEPARTED 65536
 #define RELOAD_MIN_GAP_MS 1000
 #define MAX_NODES 1024
 #define EV_CHANNEL "dig:ev"
@@ -147,6 +152,8 @@ struct cluster {
     size_t n_nodes;
     cluster_node *batch_nodes;
     cluster_local *locals;
+    cluster_local *departed;  /* left while their shard was away: released on reconnect */
+    size_t n_departed;
     uint64_t last_ms;         /* the previous registration time handed out */
     uint64_t next_refresh_ms;
     size_t max_remote;
@@ -550,6 +557,25 @@ static void release(cluster *cl, cluster_local *l)
     command(&sh->cmd, OP_IGNORE, 6, argv, lens);
 }
 
+static void unlink_local(cluster_local **list, cluster_local *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        *list = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+}
+
+static void push_local(cluster_local **list, cluster_local *l)
+{
+    l->prev = NULL;
+    l->next = *list;
+    if (*list)
+        (*list)->prev = l;
+    *list = l;
+}
+
 static void request_reload(cluster *cl, shard *sh)
 {
     uint64_t now = loop_now_ms(cl->lp);
@@ -590,6 +616,16 @@ static void on_cmd_up(rconn *rc)
     }
     rc->ready = true;
     beat(cl, sh);
+    /* departures first, so an id that left and came back is claimed after its release */
+    for (cluster_local *l = cl->departed, *next; l; l = next) {
+        next = l->next;
+        if (l->shard == sh->index) {
+            release(cl, l);
+            unlink_local(&cl->departed, l);
+            cl->n_departed--;
+            free(l);
+        }
+    }
     for (cluster_local *l = cl->locals; l; l = l->next)
         if (l->shard == sh->index)
             claim(cl, l);
@@ -816,10 +852,13 @@ void cluster_free(cluster *cl)
         free(nd->batch);
         free(nd);
     }
-    while (cl->locals) {
-        cluster_local *l = cl->locals;
-        cl->locals = l->next;
-        free(l);
+    for (int k = 0; k < 2; k++) {
+        cluster_local **list = k ? &cl->departed : &cl->locals;
+        while (*list) {
+            cluster_local *l = *list;
+            *list = l->next;
+            free(l);
+        }
     }
     free(cl->scratch);
     free(cl->targets);
@@ -859,11 +898,7 @@ cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
         l->id_len = back.peer_id_len;
     }
     l->shard = cluster_shard_of(l->id, l->id_len, cl->n_shards);
-    l->prev = NULL;
-    l->next = cl->locals;
-    if (cl->locals)
-        cl->locals->prev = l;
-    cl->locals = l;
+    push_local(&cl->locals, l);
     if (cl->shards[l->shard].cmd.ready)
         claim(cl, l);
     return l;
@@ -871,17 +906,23 @@ cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
 
 void cluster_unregister(cluster *cl, cluster_local *l)
 {
-    if (cl->shards[l->shard].cmd.ready)
-        release(cl, l);
     if (l->claimed)
         cl->shards[l->shard].claimed--;
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        cl->locals = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    free(l);
+    unlink_local(&cl->locals, l);
+    if (cl->shards[l->shard].cmd.ready) {
+        release(cl, l);
+        free(l);
+        return;
+    }
+    /* its key may still be in Redis: released once the shard is back */
+    if (cl->n_departed == MAX_DEPARTED) {
+        cl->stats.dropped++;
+        free(l);
+        return;
+    }
+    l->user = NULL;
+    push_local(&cl->departed, l);
+    cl->n_departed++;
 }
 
 uint64_t cluster_local_reg_ms(const cluster_local *l) { return l->reg_ms; }
