@@ -12,6 +12,7 @@
  * heartbeat); after Redis returns the registry converges within CONVERGE_MS. The deadlines are
  * generous for a busy 2-core machine; the latencies themselves are bench-cluster's. */
 #include "tests/test.h"
+#include "tests/cluster_harness.h"
 #include "tests/harness.h"
 
 #include <signal.h>
@@ -20,157 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NET "DIG_MAINNET"
-#define WAIT 5000u
+#define NET HC_NET
+#define WAIT HC_WAIT
 #define VISIBLE_MS 10000u
 #define DEAD_MS 15000u
 #define CONVERGE_MS 20000u
-#define N_INST 3
-
-static h_proc redis;
-static uint16_t redis_port;
-static relay_proc inst[N_INST];
-static char url[64];
-
-static bool have_redis(void)
-{
-    return access("/usr/bin/redis-server", X_OK) == 0 ||
-           access("/usr/local/bin/redis-server", X_OK) == 0;
-}
-
-/* ---- redis-server ---- */
-
-static bool redis_answers(unsigned timeout_ms)
-{
-    char resp[64];
-    int fd = tcp_connect("127.0.0.1", redis_port, NULL, timeout_ms);
-    if (fd < 0)
-        return false;
-    bool ok = tcp_send_all(fd, "PING\r\nQUIT\r\n", 12, timeout_ms);
-    size_t n = ok ? tcp_recv_until_close(fd, resp, sizeof resp, timeout_ms, NULL) : 0;
-    close(fd);
-    return n > 0 && strstr(resp, "+PONG") != NULL;
-}
-
-/* Starts redis-server on redis_port (a new free one when 0) with no persistence; slow_limit
- * makes Redis drop a subscriber that falls 256 KB behind. */
-static bool start_redis(bool slow_limit)
-{
-    char port[8];
-    if (redis_port == 0)
-        redis_port = h_free_port("tcp4");
-    snprintf(port, sizeof port, "%u", redis_port);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%u", redis_port);
-    const char *const plain[] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", NULL };
-    const char *const limited[] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--client-output-buffer-limit",
-                                    "pubsub 256kb 128kb 1", NULL };
-    if (!h_spawn(&redis, slow_limit ? limited : plain, NULL))
-        return false;
-    uint64_t deadline = h_now_ms() + 20000;
-    while (h_now_ms() < deadline && h_proc_alive(&redis)) {
-        if (redis_answers(1000))
-            return true;
-        h_sleep_ms(50);
-    }
-    printf("  redis-server did not start\n");
-    h_proc_cleanup(&redis, true);
-    return false;
-}
-
-/* ---- instances ---- */
-
-static bool start_instance(int i, const char *const *extra)
-{
-    char id[16];
-    /* tests send bursts: the per-connection rate limits are not what is tested here */
-    const char *args[RELAY_MAX_ARGS] = { "--cluster-redis", url, "--cluster-instance-id", id,
-                                         "--messages-per-conn-per-sec", "1000000",
-                                         "--bytes-per-conn-per-sec", "1000000000" };
-    size_t n = 8;
-    snprintf(id, sizeof id, "inst%d", i);
-    for (size_t k = 0; extra && extra[k] && n + 1 < RELAY_MAX_ARGS; k++)
-        args[n++] = extra[k];
-    args[n] = NULL;
-    relay_opts o = { .args = args };
-    return relay_start(&inst[i], &o);
-}
-
-static bool start_cluster(bool slow_limit, const char *const *extra)
-{
-    if (!start_redis(slow_limit))
-        return false;
-    for (int i = 0; i < N_INST; i++)
-        if (!start_instance(i, extra))
-            return false;
-    return true;
-}
-
-static void stop_cluster(void)
-{
-    for (int i = 0; i < N_INST; i++)
-        if (inst[i].pid > 0) {
-            int status = relay_stop(&inst[i], 5000);
-            if (!inst[i].exited || (status != 0 && status != 128 + SIGKILL)) {
-                printf("  instance %d exited %d\n", i, status);
-                test_cur_failed = 1;
-            }
-            if (test_cur_failed)
-                relay_print_log(&inst[i], 3000);
-            relay_cleanup(&inst[i], test_cur_failed != 0);
-            memset(&inst[i], 0, sizeof inst[i]);
-        }
-    h_proc_cleanup(&redis, test_cur_failed != 0);
-    redis_port = 0;
-}
-
-/* ---- clients ---- */
-
-static bool join(ws_client *c, int i, const char *id)
-{
-    if (wsc_connect_register(c, inst[i].port, id, NET))
-        return true;
-    wsc_close(c);
-    return false;
-}
-
-/* The peer ids of a get_peers answer in its order, comma-separated. */
-static bool peer_ids(ws_client *c, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (!wsc_sendf(c, "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET) ||
-        wsc_recv_type(c, "peers", WAIT) != WSC_OK)
-        return false;
-    size_t len = 0;
-    for (const char *p = (const char *)c->msg; (p = strstr(p, "\"peer_id\":\"")) != NULL;) {
-        p += 11;
-        size_t n = strcspn(p, "\"");
-        if (len + n + 2 > cap)
-            return false;
-        if (len)
-            out[len++] = ',';
-        memcpy(out + len, p, n);
-        len += n;
-        out[len] = '\0';
-        p += n;
-    }
-    return true;
-}
-
-/* Waits until c's get_peers lists exactly `want` (ids in order). */
-static bool wait_peers(ws_client *c, const char *want, unsigned timeout_ms)
-{
-    char got[1024] = "";
-    uint64_t deadline = h_now_ms() + timeout_ms;
-    do {
-        if (peer_ids(c, got, sizeof got) && strcmp(got, want) == 0)
-            return true;
-        h_sleep_ms(100);
-    } while (h_now_ms() < deadline);
-    printf("  get_peers: \"%s\", wanted \"%s\"\n", got, want);
-    return false;
-}
 
 static bool expect_error(ws_client *c, int code)
 {
@@ -230,7 +85,7 @@ static long long health_peers(int i)
 {
     char resp[512];
     uint64_t n = 0;
-    if (h_http("127.0.0.1", inst[i].health_port, "GET /health HTTP/1.0\r\n\r\n", resp, sizeof resp,
+    if (h_http("127.0.0.1", hc_inst[i].health_port, "GET /health HTTP/1.0\r\n\r\n", resp, sizeof resp,
                WAIT) == 0 || !hj_get_u64(h_http_body(resp), "connected_peers", &n))
         return -1;
     return (long long)n;
@@ -251,7 +106,7 @@ static bool wait_health_peers(int i, long long want)
 static long long metric(int i, const char *series)
 {
     static char resp[262144];
-    if (h_http("127.0.0.1", inst[i].port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp, WAIT) == 0)
+    if (h_http("127.0.0.1", hc_inst[i].port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof resp, WAIT) == 0)
         return -1;
     return h_metric(h_http_body(resp), series);
 }
@@ -267,30 +122,30 @@ static char *masked_peers(ws_client *c)
 
 #define SKIP_UNLESS_READY() do { \
         if (!relay_built_in("cluster")) SKIP("hiredis not built in"); \
-        if (!have_redis()) SKIP("redis-server not installed"); } while (0)
+        if (!hc_have_redis()) SKIP("redis-server not installed"); } while (0)
 
 /* ---- every rule on a healthy cluster ---- */
 
 static void test_semantics(void)
 {
     SKIP_UNLESS_READY();
-    ws_client p1, p2, p3, p4, p5, dup, r[N_INST];
-    REQUIRE(start_cluster(false, NULL));
-    REQUIRE(join(&p1, 0, "P1"));
-    REQUIRE(join(&p2, 1, "P2"));
-    REQUIRE(join(&p3, 2, "P3"));
-    REQUIRE(join(&p4, 0, "P4"));
+    ws_client p1, p2, p3, p4, p5, dup, r[HC_INSTANCES];
+    REQUIRE(hc_start_cluster(false, NULL));
+    REQUIRE(hc_join(&p1, 0, "P1"));
+    REQUIRE(hc_join(&p2, 1, "P2"));
+    REQUIRE(hc_join(&p3, 2, "P3"));
+    REQUIRE(hc_join(&p4, 0, "P4"));
 
     /* one sorted list everywhere, byte for byte (clock fields aside) */
-    CHECK(wait_peers(&p1, "P1,P2,P3,P4", VISIBLE_MS));
-    CHECK(wait_peers(&p2, "P1,P2,P3,P4", VISIBLE_MS));
-    CHECK(wait_peers(&p3, "P1,P2,P3,P4", VISIBLE_MS));
+    CHECK(hc_wait_peers(&p1, "P1,P2,P3,P4", VISIBLE_MS));
+    CHECK(hc_wait_peers(&p2, "P1,P2,P3,P4", VISIBLE_MS));
+    CHECK(hc_wait_peers(&p3, "P1,P2,P3,P4", VISIBLE_MS));
     char *m1 = masked_peers(&p1), *m2 = masked_peers(&p2), *m3 = masked_peers(&p3);
     CHECK(m1 && m2 && m3 && strcmp(m1, m2) == 0 && strcmp(m2, m3) == 0);
     free(m1), free(m2), free(m3);
 
     /* peer_connected reaches every instance; connected_peers counts the cluster */
-    REQUIRE(wsc_connect_port(&p5, inst[2].port));
+    REQUIRE(wsc_connect_port(&p5, hc_inst[2].port));
     char reg[256];
     h_register_json(reg, sizeof reg, "P5", NET, NULL);
     CHECK(wsc_send_text(&p5, reg));
@@ -299,13 +154,13 @@ static void test_semantics(void)
           strstr((const char *)p5.msg, "\"connected_peers\":5"));
     CHECK(expect_containing(&p1, "peer_connected", "\"peer_id\":\"P5\""));
     CHECK(expect_containing(&p2, "peer_connected", "\"peer_id\":\"P5\""));
-    for (int i = 0; i < N_INST; i++)
+    for (int i = 0; i < HC_INSTANCES; i++)
         CHECK(wait_health_peers(i, 5));
     /* the operator pages keep this instance's figures and the cluster's apart */
     {
         char resp[65536];
         uint64_t local = 0, all = 0;
-        CHECK(h_http("127.0.0.1", inst[0].port, "GET /stats.json HTTP/1.0\r\n\r\n", resp, sizeof resp,
+        CHECK(h_http("127.0.0.1", hc_inst[0].port, "GET /stats.json HTTP/1.0\r\n\r\n", resp, sizeof resp,
                      WAIT) > 0);
         CHECK(hj_get_u64(h_http_body(resp), "connected_peers", &local) && local == 2);
         CHECK(hj_get_u64(h_http_body(resp), "cluster_peers", &all) && all == 5);
@@ -351,7 +206,7 @@ static void test_semantics(void)
     CHECK(wsc_expect_msg(&p1, "{\"type\":\"hole_punch_result\",\"peer_id\":\"P1\",\"success\":true}", WAIT));
 
     /* ID_IN_USE across instances */
-    REQUIRE(wsc_connect_port(&dup, inst[2].port));
+    REQUIRE(wsc_connect_port(&dup, hc_inst[2].port));
     h_register_json(reg, sizeof reg, "P2", NET, NULL);
     CHECK(wsc_send_text(&dup, reg));
     CHECK(wsc_recv_type(&dup, "register_ack", WAIT) == WSC_OK &&
@@ -360,14 +215,14 @@ static void test_semantics(void)
     wsc_close(&dup);
 
     /* instances racing for one id: exactly one holder remains */
-    for (int i = 0; i < N_INST; i++)
-        REQUIRE(wsc_connect_port(&r[i], inst[i].port));
+    for (int i = 0; i < HC_INSTANCES; i++)
+        REQUIRE(wsc_connect_port(&r[i], hc_inst[i].port));
     h_register_json(reg, sizeof reg, "RACE", NET, NULL);
-    for (int i = 0; i < N_INST; i++)
+    for (int i = 0; i < HC_INSTANCES; i++)
         CHECK(wsc_send_text(&r[i], reg));
-    CHECK(wait_peers(&p1, "P1,P2,P3,P4,P5,RACE", VISIBLE_MS));
+    CHECK(hc_wait_peers(&p1, "P1,P2,P3,P4,P5,RACE", VISIBLE_MS));
     int alive = 0;
-    for (int i = 0; i < N_INST; i++) {
+    for (int i = 0; i < HC_INSTANCES; i++) {
         /* a loser was refused or closed with error 5; the holder answers a ping */
         long rtt = wsc_ping_rtt(&r[i], 42, WAIT);
         alive += rtt >= 0;
@@ -379,7 +234,7 @@ static void test_semantics(void)
     wsc_close(&p4);
     CHECK(expect_containing(&p2, "peer_disconnected", "\"peer_id\":\"P4\""));
     CHECK(expect_containing(&p5, "peer_disconnected", "\"peer_id\":\"P4\""));
-    CHECK(wait_peers(&p3, "P1,P2,P3,P5", VISIBLE_MS));
+    CHECK(hc_wait_peers(&p3, "P1,P2,P3,P5", VISIBLE_MS));
 
     wsc_close(&p1), wsc_close(&p2), wsc_close(&p3), wsc_close(&p5);
 
@@ -395,37 +250,37 @@ static void test_redis_killed_and_restarted(void)
 {
     SKIP_UNLESS_READY();
     ws_client a, b, c, late, d0, d1;
-    REQUIRE(start_cluster(false, NULL));
-    REQUIRE(join(&a, 0, "A"));
-    REQUIRE(join(&b, 0, "B"));
-    REQUIRE(join(&c, 1, "C"));
-    CHECK(wait_peers(&c, "A,B,C", VISIBLE_MS));
+    REQUIRE(hc_start_cluster(false, NULL));
+    REQUIRE(hc_join(&a, 0, "A"));
+    REQUIRE(hc_join(&b, 0, "B"));
+    REQUIRE(hc_join(&c, 1, "C"));
+    CHECK(hc_wait_peers(&c, "A,B,C", VISIBLE_MS));
 
     /* mid traffic */
     for (unsigned s = 1; s <= 50; s++)
         CHECK(send_seq(&a, "A", "C", s));
-    kill(redis.pid, SIGKILL);
-    h_proc_stop(&redis, 5000);
+    kill(hc_redis.pid, SIGKILL);
+    h_proc_stop(&hc_redis, 5000);
     /* local relaying and local registrations go on without Redis */
     for (unsigned s = 1; s <= 100; s++)
         CHECK(send_seq(&a, "A", "B", s));
     CHECK_EQ_INT(recv_in_order(&b, 100, false, WAIT), 100);
-    REQUIRE(join(&late, 0, "LATE"));
-    REQUIRE(join(&d0, 0, "DUP"));
+    REQUIRE(hc_join(&late, 0, "LATE"));
+    REQUIRE(hc_join(&d0, 0, "DUP"));
     h_sleep_ms(20);   /* registration times are milliseconds: d0's is the earlier */
-    REQUIRE(join(&d1, 1, "DUP"));
+    REQUIRE(hc_join(&d1, 1, "DUP"));
     /* what arrived of the first burst arrived in order */
     recv_in_order(&c, 50, true, 500);
     /* remote peers leave while their instances cannot be heard */
-    CHECK(wait_peers(&c, "C,DUP", DEAD_MS));
-    CHECK(wait_peers(&a, "A,B,DUP,LATE", DEAD_MS));
+    CHECK(hc_wait_peers(&c, "C,DUP", DEAD_MS));
+    CHECK(hc_wait_peers(&a, "A,B,DUP,LATE", DEAD_MS));
 
     /* Redis comes back (same port, empty): the registry converges, one DUP remains */
     uint64_t t0 = h_now_ms();
-    REQUIRE(start_redis(false));
+    REQUIRE(hc_start_redis(false));
     CHECK(expect_error(&d1, 5));
-    CHECK(wait_peers(&c, "A,B,C,DUP,LATE", CONVERGE_MS));
-    CHECK(wait_peers(&a, "A,B,C,DUP,LATE", CONVERGE_MS));
+    CHECK(hc_wait_peers(&c, "A,B,C,DUP,LATE", CONVERGE_MS));
+    CHECK(hc_wait_peers(&a, "A,B,C,DUP,LATE", CONVERGE_MS));
     printf("  converged %llu ms after Redis restarted\n", (unsigned long long)(h_now_ms() - t0));
     CHECK(wsc_ping_rtt(&d0, 7, WAIT) >= 0);
     for (unsigned s = 1; s <= 100; s++)
@@ -438,31 +293,31 @@ static void test_instance_killed(void)
 {
     SKIP_UNLESS_READY();
     ws_client a, b, c, again;
-    REQUIRE(start_cluster(false, NULL));
-    REQUIRE(join(&a, 0, "A"));
-    REQUIRE(join(&b, 1, "B"));
-    REQUIRE(join(&c, 2, "C"));
-    CHECK(wait_peers(&a, "A,B,C", VISIBLE_MS));
-    CHECK(wait_peers(&b, "A,B,C", VISIBLE_MS));
+    REQUIRE(hc_start_cluster(false, NULL));
+    REQUIRE(hc_join(&a, 0, "A"));
+    REQUIRE(hc_join(&b, 1, "B"));
+    REQUIRE(hc_join(&c, 2, "C"));
+    CHECK(hc_wait_peers(&a, "A,B,C", VISIBLE_MS));
+    CHECK(hc_wait_peers(&b, "A,B,C", VISIBLE_MS));
 
-    kill(inst[2].pid, SIGKILL);
+    kill(hc_inst[2].pid, SIGKILL);
     uint64_t t0 = h_now_ms();
     /* C leaves every other instance's registry, with peer_disconnected */
     CHECK(expect_containing(&a, "peer_disconnected", "\"peer_id\":\"C\""));
-    CHECK(wait_peers(&a, "A,B", DEAD_MS));
-    CHECK(wait_peers(&b, "A,B", DEAD_MS));
+    CHECK(hc_wait_peers(&a, "A,B", DEAD_MS));
+    CHECK(hc_wait_peers(&b, "A,B", DEAD_MS));
     printf("  the killed instance's peer left within %llu ms\n", (unsigned long long)(h_now_ms() - t0));
     /* its id can be registered again elsewhere */
     bool ok = false;
     uint64_t deadline = h_now_ms() + DEAD_MS;
     while (!ok && h_now_ms() < deadline) {
-        ok = join(&again, 1, "C");
+        ok = hc_join(&again, 1, "C");
         if (!ok)
             h_sleep_ms(200);
     }
     CHECK(ok);
     if (ok) {
-        CHECK(wait_peers(&a, "A,B,C", VISIBLE_MS));
+        CHECK(hc_wait_peers(&a, "A,B,C", VISIBLE_MS));
         wsc_close(&again);
     }
     wsc_close(&a), wsc_close(&b), wsc_close(&c);
@@ -472,29 +327,29 @@ static void test_instance_killed(void)
 static void test_redis_stopped(void)
 {
     SKIP_UNLESS_READY();
-    ws_client c[N_INST];
+    ws_client c[HC_INSTANCES];
     static const char *const ids[] = { "S0", "S1", "S2" };
-    REQUIRE(start_cluster(false, NULL));
-    for (int i = 0; i < N_INST; i++)
-        REQUIRE(join(&c[i], i, ids[i]));
-    CHECK(wait_peers(&c[0], "S0,S1,S2", VISIBLE_MS));
+    REQUIRE(hc_start_cluster(false, NULL));
+    for (int i = 0; i < HC_INSTANCES; i++)
+        REQUIRE(hc_join(&c[i], i, ids[i]));
+    CHECK(hc_wait_peers(&c[0], "S0,S1,S2", VISIBLE_MS));
 
-    kill(redis.pid, SIGSTOP);
+    kill(hc_redis.pid, SIGSTOP);
     /* the engine is never waited on: every instance keeps answering, cross traffic included */
     uint64_t until = h_now_ms() + 3000;
     unsigned pings = 0;
     while (h_now_ms() < until) {
-        for (int i = 0; i < N_INST; i++) {
+        for (int i = 0; i < HC_INSTANCES; i++) {
             CHECK(wsc_ping_rtt(&c[i], pings + 1, WAIT) >= 0);
-            CHECK(send_seq(&c[i], ids[i], ids[(i + 1) % N_INST], pings + 1));
+            CHECK(send_seq(&c[i], ids[i], ids[(i + 1) % HC_INSTANCES], pings + 1));
         }
         pings++;
         h_sleep_ms(100);
     }
-    kill(redis.pid, SIGCONT);
+    kill(hc_redis.pid, SIGCONT);
     CHECK(pings > 0);
-    CHECK(wait_peers(&c[1], "S0,S1,S2", CONVERGE_MS));
-    for (int i = 0; i < N_INST; i++)
+    CHECK(hc_wait_peers(&c[1], "S0,S1,S2", CONVERGE_MS));
+    for (int i = 0; i < HC_INSTANCES; i++)
         wsc_close(&c[i]);
 
 }
@@ -507,12 +362,12 @@ static void test_slow_subscriber(void)
     ws_client a, b;
     static char payload[60000];
     static char msg[sizeof payload + 128];
-    REQUIRE(start_cluster(true, (const char *const[]){ "--max-message-bytes", "200000", NULL }));
-    REQUIRE(join(&a, 0, "A"));
-    REQUIRE(join(&b, 1, "B"));
-    CHECK(wait_peers(&a, "A,B", VISIBLE_MS));
+    REQUIRE(hc_start_cluster(true, (const char *const[]){ "--max-message-bytes", "200000", NULL }));
+    REQUIRE(hc_join(&a, 0, "A"));
+    REQUIRE(hc_join(&b, 1, "B"));
+    CHECK(hc_wait_peers(&a, "A,B", VISIBLE_MS));
 
-    kill(inst[1].pid, SIGSTOP);
+    kill(hc_inst[1].pid, SIGSTOP);
     size_t len = 0;
     for (int i = 0; i < 14000; i++)
         len += (size_t)snprintf(payload + len, sizeof payload - len, "%s%d", i ? "," : "", i % 256);
@@ -526,7 +381,7 @@ static void test_slow_subscriber(void)
         CHECK(wsc_send_text(&a, msg));
     }
     h_sleep_ms(1500);   /* Redis's soft limit is 1 s over 128 KB */
-    kill(inst[1].pid, SIGCONT);
+    kill(hc_inst[1].pid, SIGCONT);
     /* after reconnecting, new messages flow; everything B sees is in order, none twice */
     bool through = false;
     uint64_t prev = 0, got = 0, deadline = h_now_ms() + CONVERGE_MS;
@@ -546,7 +401,7 @@ static void test_slow_subscriber(void)
     }
     CHECK(through);
     /* Redis did cut the subscriber off, and the instance came back */
-    char *log = relay_read_log(&inst[1]);
+    char *log = relay_read_log(&hc_inst[1]);
     CHECK(log && strstr(log, "lost Redis 127.0.0.1") && strstr(log, "(subscriber)"));
     free(log);
     wsc_close(&a), wsc_close(&b);
@@ -566,7 +421,7 @@ static void test_behind_haproxy(void)
     uint16_t front = h_free_port("tcp4");
     snprintf(dir, sizeof dir, "/tmp/dig-cluster.XXXXXX");
     REQUIRE(mkdtemp(dir));
-    REQUIRE(start_cluster(false, (const char *const[]){ "--trusted-proxy-cidrs", "127.0.0.1", NULL }));
+    REQUIRE(hc_start_cluster(false, (const char *const[]){ "--trusted-proxy-cidrs", "127.0.0.1", NULL }));
     snprintf(cfg, sizeof cfg, "%s/haproxy.cfg", dir);
     FILE *f = fopen(cfg, "w");
     REQUIRE(f);
@@ -577,9 +432,9 @@ static void test_behind_haproxy(void)
             "backend relays\n  balance leastconn\n  option httpchk GET /health\n"
             "  http-check expect status 200\n",
             front);
-    for (int i = 0; i < N_INST; i++)
+    for (int i = 0; i < HC_INSTANCES; i++)
         fprintf(f, "  server r%d 127.0.0.1:%u send-proxy-v2 check inter 200ms fall 2 rise 1\n", i,
-                inst[i].port);
+                hc_inst[i].port);
     fclose(f);
     const char *const argv[] = { "haproxy", "-db", "-f", cfg, NULL };
     REQUIRE(h_spawn(&haproxy, argv, NULL));
@@ -611,10 +466,10 @@ static void test_behind_haproxy(void)
         snprintf(want + strlen(want), sizeof want - strlen(want), "%sH%d", i ? "," : "", i);
     }
     /* every instance took some of them */
-    for (int i = 0; i < N_INST; i++) {
+    for (int i = 0; i < HC_INSTANCES; i++) {
         char resp[65536];
         uint64_t n = 0;
-        CHECK(h_http("127.0.0.1", inst[i].port, "GET /stats.json HTTP/1.0\r\n\r\n", resp, sizeof resp,
+        CHECK(h_http("127.0.0.1", hc_inst[i].port, "GET /stats.json HTTP/1.0\r\n\r\n", resp, sizeof resp,
                      WAIT) > 0);
         if (!hj_get_u64(h_http_body(resp), "connected_peers", &n) || n == 0)
             printf("  instance %d holds %llu of the clients\n", i, (unsigned long long)n);
@@ -622,7 +477,7 @@ static void test_behind_haproxy(void)
     }
     /* everyone sees everyone, real addresses included, and reaches everyone */
     for (int i = 0; i < N; i++)
-        CHECK(wait_peers(&c[i], want, VISIBLE_MS));
+        CHECK(hc_wait_peers(&c[i], want, VISIBLE_MS));
     CHECK(wsc_sendf(&c[0], "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET));
     CHECK(wsc_recv_type(&c[0], "peers", WAIT) == WSC_OK &&
           strstr((const char *)c[0].msg, "\"addresses\":[\"127.0.0.15:9444\"]"));
@@ -657,15 +512,18 @@ static void test_not_built_in(void)
     CHECK(strstr(err, "cluster support is not built in") != NULL);
 }
 
+/* Runs a test, then stops its cluster; an instance that did not exit cleanly fails it. */
+#define CLUSTER_T(fn) RUN_AND(fn, if (!hc_stop_cluster(test_cur_failed != 0)) test_cur_failed = 1)
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     RUN(test_not_built_in);
-    RUN_AND(test_semantics, stop_cluster());
-    RUN_AND(test_redis_killed_and_restarted, stop_cluster());
-    RUN_AND(test_instance_killed, stop_cluster());
-    RUN_AND(test_redis_stopped, stop_cluster());
-    RUN_AND(test_slow_subscriber, stop_cluster());
-    RUN_AND(test_behind_haproxy, stop_cluster());
+    CLUSTER_T(test_semantics);
+    CLUSTER_T(test_redis_killed_and_restarted);
+    CLUSTER_T(test_instance_killed);
+    CLUSTER_T(test_redis_stopped);
+    CLUSTER_T(test_slow_subscriber);
+    CLUSTER_T(test_behind_haproxy);
     return test_finish();
 }
