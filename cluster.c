@@ -158,8 +158,6 @@ struct cluster {
     uint64_t next_refresh_ms;
     size_t max_remote;
     loop_timer heartbeat;
-    char *scratch;            /* envelopes being assembled */
-    size_t scratch_cap;
     cluster_target *targets;  /* an envelope's targets being delivered */
     size_t targets_cap;
     cluster_stats stats;
@@ -257,15 +255,22 @@ static void connect_now(void *ctx)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-/* Queues a command on rc unless the connection is away or over its bounds: then it is dropped
- * and counted. */
-static bool command(rconn *rc, uintptr_t op, int argc, const char **argv, const size_t *lens)
+/* Whether rc takes another command: up and within its bounds; else it is dropped and counted. */
+static bool room_for(rconn *rc)
 {
     if (rc->state != RC_UP || !rc->w.ac || rc->inflight >= INFLIGHT_MAX ||
         (rc->w.ac->c.obuf && sdslen(rc->w.ac->c.obuf) > OBUF_MAX)) {
         rc->cl->stats.dropped++;
         return false;
     }
+    return true;
+}
+
+/* Queues a command on rc (see room_for). */
+static bool command(rconn *rc, uintptr_t op, int argc, const char **argv, const size_t *lens)
+{
+    if (!room_for(rc))
+        return false;
     if (redisAsyncCommandArgv(rc->w.ac, rc->sub ? NULL : on_reply,
                               (void *)(op | (rc->sh->index << 8)), argc, argv, lens) != REDIS_OK) {
         rc->cl->stats.dropped++;
@@ -860,12 +865,19 @@ void cluster_free(cluster *cl)
             free(l);
         }
     }
-    free(cl->scratch);
     free(cl->targets);
     free(cl);
 }
 
 const char *cluster_instance_id(const cluster *cl) { return cl->id; }
+
+void cluster_end_of_pass(cluster *cl)
+{
+    for (size_t i = 0; i < cl->n_shards; i++) {
+        redisloop_flush(&cl->shards[i].cmd.w);
+        redisloop_flush(&cl->shards[i].sub.w);
+    }
+}
 
 cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
 {
@@ -951,34 +963,36 @@ void cluster_batch_add(cluster *cl, const cluster_ref *ref, const char *id, size
     nd->batch_count++;
 }
 
+/* Envelopes are published unanswered (CLIENT REPLY SKIP before each PUBLISH): the sender has
+ * no use for the subscriber count, and a reply per message would cost Redis a write and this
+ * instance a parse and a callback. The RESP text is written straight into hiredis's output
+ * buffer, the frame's text copied once. */
 void cluster_batch_send(cluster *cl, const char *text, size_t len)
 {
+    static const char skip[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
     while (cl->batch_nodes) {
         cluster_node *nd = cl->batch_nodes;
-        char channel[CLUSTER_ID_MAX + 8];
-        size_t need = 24 + nd->batch_len + len, at;
+        rconn *rc = &cl->shards[nd->out_shard].cmd;
+        char head[sizeof skip + CLUSTER_ID_MAX + 128];
+        size_t count = nd->batch_count, env = 0;
         cl->batch_nodes = nd->batch_next;
-        if (need > cl->scratch_cap) {
-            char *s = realloc(cl->scratch, need);
-            if (!s) {
-                nd->batch_len = nd->batch_count = 0;
-                cl->stats.dropped++;
-                continue;
-            }
-            cl->scratch = s;
-            cl->scratch_cap = need;
+        nd->batch_count = 0;
+        if (!room_for(rc)) {
+            nd->batch_len = 0;
+            continue;
         }
-        at = cluster_envelope_begin(cl->scratch, nd->batch_count);
-        memcpy(cl->scratch + at, nd->batch, nd->batch_len);
-        at += nd->batch_len;
-        memcpy(cl->scratch + at, text, len);
-        at += len;
-        nd->batch_len = nd->batch_count = 0;
-        snprintf(channel, sizeof channel, "dig:to:%s", nd->id);
-        const char *argv[] = { "PUBLISH", channel, cl->scratch };
-        size_t lens[] = { 7, strlen(channel), at };
-        if (command(&cl->shards[nd->out_shard].cmd, OP_IGNORE, 3, argv, lens))
+        /* the envelope's length: its header, the targets, the frame */
+        char envhead[24];
+        env = cluster_envelope_begin(envhead, count);
+        int n = snprintf(head, sizeof head, "%s*3\r\n$7\r\nPUBLISH\r\n$%zu\r\ndig:to:%s\r\n$%zu\r\n%s",
+                         skip, 7 + nd->id_len, nd->id, env + nd->batch_len + len, envhead);
+        const char *parts[] = { head, nd->batch, text, "\r\n" };
+        size_t lens[] = { (size_t)n, nd->batch_len, len, 2 };
+        nd->batch_len = 0;
+        if (redisloop_append_unanswered(&rc->w, parts, lens, 4))
             cl->stats.envelopes_sent++;
+        else
+            cl->stats.dropped++;
     }
 }
 
@@ -1003,6 +1017,7 @@ cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t
 }
 
 void cluster_free(cluster *cl) { (void)cl; }
+void cluster_end_of_pass(cluster *cl) { (void)cl; }
 const char *cluster_instance_id(const cluster *cl) { (void)cl; return ""; }
 cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
 {

@@ -79,6 +79,8 @@ typedef struct {
 cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t max_remote,
                      const cluster_hooks *hooks, bool *busy, char *err, size_t errlen);
 void cluster_free(cluster *cl);
+/* Sends what the pass queued for Redis; the server calls it at the end of every loop pass. */
+void cluster_end_of_pass(cluster *cl);
 const char *cluster_instance_id(const cluster *cl);
 
 /* A local registration: r's owner and reg_ms are filled in here. user is the relay's entry

@@ -378,6 +378,8 @@ void server_run(server *s)
                                 s->hub.pass_busy, s->hub.pass_keepalive);
         s->hub.pass_busy = s->hub.pass_keepalive = false;
         loop_run_timers(s->lp);
+        if (s->cluster)
+            cluster_end_of_pass(s->cluster);
         conn_end_of_pass(&s->hub);
         schedule_counter_log(s);
         if (hold) {
