@@ -40,6 +40,8 @@
 #define MAX_DEPARTED 65536
 #define RELOAD_MIN_GAP_MS 1000
 #define MAX_NODES 1024
+/* A node's envelopes of one pass are published together, or sooner past this size. */
+#define PACKET_FLUSH ((size_t)256 << 10)
 #define EV_CHANNEL "dig:ev"
 #define PEER_PREFIX "dig:peer:"
 
@@ -123,6 +125,9 @@ struct cluster_node {
     char *batch;              /* envelope targets being gathered */
     size_t batch_len, batch_cap, batch_count;
     cluster_node *batch_next; /* nodes with targets gathered */
+    char *out;                /* this pass's envelopes for it: one publish at the end */
+    size_t out_len, out_cap, out_count;
+    cluster_node *out_next;   /* nodes with envelopes waiting */
     cluster_node *next;
 };
 
@@ -151,6 +156,7 @@ struct cluster {
     cluster_node *nodes;
     size_t n_nodes;
     cluster_node *batch_nodes;
+    cluster_node *out_nodes;
     cluster_local *locals;
     cluster_local *departed;  /* left while their shard was away: released on reconnect */
     size_t n_departed;
@@ -352,8 +358,9 @@ static void forget_node(cluster *cl, cluster_node *nd)
     while (*pp != nd)
         pp = &(*pp)->next;
     *pp = nd->next;
-    /* a node is never on the batch list between calls */
+    /* a node is never on the batch or packet lists between calls (the packets left first) */
     free(nd->batch);
+    free(nd->out);
     free(nd);
     cl->n_nodes--;
     cl->stats.instances = cl->n_nodes;
@@ -649,6 +656,7 @@ static void on_sub_up(rconn *rc)
         redisAsyncCommand(rc->w.ac, on_sub_message, NULL, "SUBSCRIBE %s", cl->to_channel);
 }
 
+/* One envelope: its targets and frame to the relay. */
 static void deliver(cluster *cl, const char *p, size_t n)
 {
     cluster_envelope e;
@@ -694,7 +702,10 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     if (strcmp(kind->str, "message") != 0 || body->type != REDIS_REPLY_STRING || body->len == 0)
         return;
     if (strcmp(chan->str, EV_CHANNEL) != 0) {
-        deliver(cl, body->str, body->len);
+        const char *at = body->str, *env;
+        size_t len;
+        while (cluster_packet_next(&at, body->str + body->len, &env, &len))
+            deliver(cl, env, len);
         return;
     }
     switch (body->str[0]) {
@@ -702,6 +713,41 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
     case 'D': apply_departure(cl, body->str + 1, body->len - 1); break;
     case 'H': apply_heartbeat(cl, rc->sh, body->str + 1, body->len - 1); break;
     default: break;
+    }
+}
+
+/* Publishes a node's packet. Unanswered (CLIENT REPLY SKIP before the PUBLISH): the sender has
+ * no use for the subscriber count, and a reply would cost Redis a write and this instance a
+ * parse and a callback. The RESP text goes straight into hiredis's output buffer. */
+static void flush_packet(cluster *cl, cluster_node *nd)
+{
+    static const char skip[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
+    rconn *rc = &cl->shards[nd->out_shard].cmd;
+    char head[sizeof skip + CLUSTER_ID_MAX + 96];
+    size_t count = nd->out_count;
+    nd->out_count = 0;
+    if (!room_for(rc)) {
+        nd->out_len = 0;
+        return;
+    }
+    int n = snprintf(head, sizeof head, "%s*3\r\n$7\r\nPUBLISH\r\n$%zu\r\ndig:to:%s\r\n$%zu\r\n", skip,
+                     7 + nd->id_len, nd->id, nd->out_len);
+    const char *parts[] = { head, nd->out, "\r\n" };
+    size_t lens[] = { (size_t)n, nd->out_len, 2 };
+    nd->out_len = 0;
+    if (redisloop_append_unanswered(&rc->w, parts, lens, 3))
+        cl->stats.envelopes_sent += count;
+    else
+        cl->stats.dropped++;
+}
+
+static void flush_packets(cluster *cl)
+{
+    while (cl->out_nodes) {
+        cluster_node *nd = cl->out_nodes;
+        cl->out_nodes = nd->out_next;
+        if (nd->out_count)
+            flush_packet(cl, nd);
     }
 }
 
@@ -726,6 +772,7 @@ static void on_heartbeat(void *ctx)
         if (refresh || !l->claimed)
             if (cl->shards[l->shard].cmd.ready)
                 claim(cl, l);
+    flush_packets(cl);
     for (cluster_node *nd = cl->nodes, *next; nd; nd = next) {
         next = nd->next;
         if (now - nd->last_heard_ms > CLUSTER_NODE_DEAD_MS) {
@@ -855,6 +902,7 @@ void cluster_free(cluster *cl)
             free(ref);
         }
         free(nd->batch);
+        free(nd->out);
         free(nd);
     }
     for (int k = 0; k < 2; k++) {
@@ -873,6 +921,7 @@ const char *cluster_instance_id(const cluster *cl) { return cl->id; }
 
 void cluster_end_of_pass(cluster *cl)
 {
+    flush_packets(cl);
     for (size_t i = 0; i < cl->n_shards; i++) {
         redisloop_flush(&cl->shards[i].cmd.w);
         redisloop_flush(&cl->shards[i].sub.w);
@@ -963,36 +1012,42 @@ void cluster_batch_add(cluster *cl, const cluster_ref *ref, const char *id, size
     nd->batch_count++;
 }
 
-/* Envelopes are published unanswered (CLIENT REPLY SKIP before each PUBLISH): the sender has
- * no use for the subscriber count, and a reply per message would cost Redis a write and this
- * instance a parse and a callback. The RESP text is written straight into hiredis's output
- * buffer, the frame's text copied once. */
+/* Adds one envelope (targets gathered, then the frame) to each node's packet; the packets leave
+ * at the end of the pass (cluster_end_of_pass), in order. */
 void cluster_batch_send(cluster *cl, const char *text, size_t len)
 {
-    static const char skip[] = "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n";
     while (cl->batch_nodes) {
         cluster_node *nd = cl->batch_nodes;
-        rconn *rc = &cl->shards[nd->out_shard].cmd;
-        char head[sizeof skip + CLUSTER_ID_MAX + 128];
-        size_t count = nd->batch_count, env = 0;
+        char envhead[24], item[24];
+        size_t eh = cluster_envelope_begin(envhead, nd->batch_count);
+        size_t env = eh + nd->batch_len + len, ih = cluster_packet_item(item, env);
         cl->batch_nodes = nd->batch_next;
         nd->batch_count = 0;
-        if (!room_for(rc)) {
-            nd->batch_len = 0;
-            continue;
+        if (nd->out_len + ih + env > nd->out_cap) {
+            size_t cap = nd->out_cap ? nd->out_cap : 4096;
+            while (cap < nd->out_len + ih + env)
+                cap *= 2;
+            char *o = realloc(nd->out, cap);
+            if (!o) {
+                nd->batch_len = 0;
+                cl->stats.dropped++;
+                continue;
+            }
+            nd->out = o;
+            nd->out_cap = cap;
         }
-        /* the envelope's length: its header, the targets, the frame */
-        char envhead[24];
-        env = cluster_envelope_begin(envhead, count);
-        int n = snprintf(head, sizeof head, "%s*3\r\n$7\r\nPUBLISH\r\n$%zu\r\ndig:to:%s\r\n$%zu\r\n%s",
-                         skip, 7 + nd->id_len, nd->id, env + nd->batch_len + len, envhead);
-        const char *parts[] = { head, nd->batch, text, "\r\n" };
-        size_t lens[] = { (size_t)n, nd->batch_len, len, 2 };
+        memcpy(nd->out + nd->out_len, item, ih);
+        memcpy(nd->out + nd->out_len + ih, envhead, eh);
+        memcpy(nd->out + nd->out_len + ih + eh, nd->batch, nd->batch_len);
+        memcpy(nd->out + nd->out_len + ih + eh + nd->batch_len, text, len);
+        nd->out_len += ih + env;
         nd->batch_len = 0;
-        if (redisloop_append_unanswered(&rc->w, parts, lens, 4))
-            cl->stats.envelopes_sent++;
-        else
-            cl->stats.dropped++;
+        if (nd->out_count++ == 0) {
+            nd->out_next = cl->out_nodes;
+            cl->out_nodes = nd;
+        }
+        if (nd->out_len >= PACKET_FLUSH)
+            flush_packet(cl, nd);   /* stays listed, with nothing waiting */
     }
 }
 

@@ -227,6 +227,16 @@ bool cluster_record_decode(const char *p, size_t n, cluster_record *r)
 
 /* ---- envelopes ---- */
 
+size_t cluster_packet_item(char *out, size_t len)
+{
+    return (size_t)sprintf(out, "%zu:", len);
+}
+
+bool cluster_packet_next(const char **p, const char *end, const char **env, size_t *n)
+{
+    return *p < end && read_str(p, end, (size_t)(end - *p), env, n);
+}
+
 size_t cluster_envelope_begin(char *out, size_t count)
 {
     return (size_t)sprintf(out, "%zu:", count);

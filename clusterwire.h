@@ -60,7 +60,14 @@ bool cluster_record_decode(const char *p, size_t n, cluster_record *r);
 bool cluster_owner_prefix(const char *p, size_t n, const char **owner, size_t *owner_len,
                           uint64_t *number, const char **rest, size_t *rest_len);
 
-/* ---- envelopes: "<count>:" then "<len>:<peer id>" per target, then the frame's text ---- */
+/* ---- envelopes: "<count>:" then "<len>:<peer id>" per target, then the frame's text ----
+ * One publish carries the envelopes an instance gathered for another in one loop pass, each as
+ * "<len>:<envelope>" (a packet). */
+
+/* Writes the prefix of a packet item of len bytes (at most 22); returns its length. */
+size_t cluster_packet_item(char *out, size_t len);
+/* The next envelope of the packet [*p, end); false at the end or on a malformed item. */
+bool cluster_packet_next(const char **p, const char *end, const char **env, size_t *n);
 
 /* Writes the header for `count` targets; the caller appends each with cluster_envelope_target
  * and then the frame. out must hold 12 bytes; returns the length written. */

@@ -1,6 +1,7 @@
 /* Unit tests for clusterwire.c: --cluster-redis URL lists, instance ids, the shard hash (fixed
  * values, so every build and instance agrees), registration records (round trip with ids of any
- * bytes, every truncation and malformed field refused) and envelopes. */
+ * bytes, every truncation and malformed field refused), envelopes and the packets carrying
+ * several. */
 #include "clusterwire.h"
 #include "test.h"
 
@@ -151,6 +152,23 @@ static void test_envelopes(void)
     CHECK(!cluster_envelope_open(&e, "99:", 3));
 }
 
+static void test_packets(void)
+{
+    char buf[64];
+    size_t n = cluster_packet_item(buf, 3);
+    memcpy(buf + n, "2:a", 3);
+    n += 3;
+    size_t m = cluster_packet_item(buf + n, 0);
+    n += m;
+    const char *p = buf, *env;
+    size_t len;
+    CHECK(cluster_packet_next(&p, buf + n, &env, &len) && len == 3 && memcmp(env, "2:a", 3) == 0);
+    CHECK(cluster_packet_next(&p, buf + n, &env, &len) && len == 0);
+    CHECK(!cluster_packet_next(&p, buf + n, &env, &len));
+    p = "9:abc";
+    CHECK(!cluster_packet_next(&p, p + 5, &env, &len));
+}
+
 int main(void)
 {
     RUN(test_urls);
@@ -158,5 +176,6 @@ int main(void)
     RUN(test_records);
     RUN(test_prefixes);
     RUN(test_envelopes);
+    RUN(test_packets);
     return test_finish();
 }
