@@ -128,6 +128,7 @@ struct cluster_node {
     char *out;                /* this pass's envelopes for it: one publish at the end */
     size_t out_len, out_cap, out_count;
     cluster_node *out_next;   /* nodes with envelopes waiting */
+    bool out_listed;          /* on that list */
     cluster_node *next;
 };
 
@@ -746,6 +747,7 @@ static void flush_packets(cluster *cl)
     while (cl->out_nodes) {
         cluster_node *nd = cl->out_nodes;
         cl->out_nodes = nd->out_next;
+        nd->out_listed = false;
         if (nd->out_count)
             flush_packet(cl, nd);
     }
@@ -1042,7 +1044,9 @@ void cluster_batch_send(cluster *cl, const char *text, size_t len)
         memcpy(nd->out + nd->out_len + ih + eh + nd->batch_len, text, len);
         nd->out_len += ih + env;
         nd->batch_len = 0;
-        if (nd->out_count++ == 0) {
+        nd->out_count++;
+        if (!nd->out_listed) {
+            nd->out_listed = true;
             nd->out_next = cl->out_nodes;
             cl->out_nodes = nd;
         }
