@@ -365,6 +365,29 @@ static void refuse_register(relay *s, conn *c, uint64_t code, const char *messag
     conn_close(c, WS_CLOSE_POLICY, message);
 }
 
+/* A registry entry for id on network net_id (made when new), not yet filed; NULL, with nothing
+ * left behind, when out of memory. */
+static reg *new_reg(relay *s, const char *id, size_t n, const char *net_id, size_t net_n)
+{
+    network *net = find_network(s, net_id, net_n, true);
+    reg *r = calloc(1, sizeof *r);
+    if (r)
+        r->peer_id = malloc(n ? n : 1);
+    if (!net || !r || !r->peer_id) {
+        if (r)
+            free(r->peer_id);
+        free(r);
+        if (net)
+            drop_network_if_empty(s, net);
+        return NULL;
+    }
+    memcpy(r->peer_id, id, n);
+    r->peer_id_len = n;
+    r->hash = hash_bytes(s, id, n);
+    r->net = net;
+    return r;
+}
+
 /* Files r (its id hashed, its network set) in the id table and its network's list. */
 static void link_reg(relay *s, reg *r)
 {
@@ -469,24 +492,13 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
            wire_next_addr(&it, m->listen_addrs, &a))
         advertised[n_adv++] = a;
 
-    net = find_network(s, m->network_id.p, m->network_id.n, true);
-    r = calloc(1, sizeof *r);
-    if (r)
-        r->peer_id = malloc(m->peer_id.n);
-    if (!net || !r || !r->peer_id) {
-        if (r)
-            free(r->peer_id);
-        free(r);
-        if (net)
-            drop_network_if_empty(s, net);
+    r = new_reg(s, m->peer_id.p, m->peer_id.n, m->network_id.p, m->network_id.n);
+    if (!r) {
         abuse_registration_ended(s->abuse, conn_source_key(c));
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
         return;
     }
-    memcpy(r->peer_id, m->peer_id.p, m->peer_id.n);
-    r->peer_id_len = m->peer_id.n;
-    r->hash = hash_bytes(s, r->peer_id, r->peer_id_len);
-    r->net = net;
+    net = r->net;
     r->c = c;
     r->protocol_version = m->protocol_version;
     r->connected_at = r->last_seen = loop_wall_secs(s->lp);
@@ -920,27 +932,13 @@ void relay_set_dht_sink(relay *s, relay_dht_fn fn, void *ctx)
 static bool remote_up(void *ctx, const cluster_record *rec, cluster_ref *ref)
 {
     relay *s = ctx;
-    network *net;
     reg *r;
     if (rec->peer_id_len > ID_MAX || rec->network_id_len > ID_MAX ||
         find_reg(s, rec->peer_id, rec->peer_id_len))
         return false;
-    net = find_network(s, rec->network_id, rec->network_id_len, true);
-    r = calloc(1, sizeof *r);
-    if (r)
-        r->peer_id = malloc(rec->peer_id_len);
-    if (!net || !r || !r->peer_id) {
-        if (r)
-            free(r->peer_id);
-        free(r);
-        if (net)
-            drop_network_if_empty(s, net);
+    r = new_reg(s, rec->peer_id, rec->peer_id_len, rec->network_id, rec->network_id_len);
+    if (!r)
         return false;
-    }
-    memcpy(r->peer_id, rec->peer_id, rec->peer_id_len);
-    r->peer_id_len = rec->peer_id_len;
-    r->hash = hash_bytes(s, r->peer_id, r->peer_id_len);
-    r->net = net;
     r->remote = ref;
     r->protocol_version = rec->protocol_version;
     r->connected_at = r->last_seen = rec->connected_at;
