@@ -231,6 +231,13 @@ static void test_semantics(void)
     CHECK(wsc_sendf(&p2, "{\"type\":\"hole_punch_result\",\"peer_id\":\"P1\",\"success\":true}"));
     CHECK(wsc_expect_msg(&p1, "{\"type\":\"hole_punch_result\",\"peer_id\":\"P1\",\"success\":true}", WAIT));
 
+    /* PEX sees the cluster's membership: P1's snapshot lists the peers on other instances */
+    CHECK(wsc_sendf(&p1, "{\"type\":\"pex_handshake\",\"version\":1,\"network_id\":\"%s\","
+                         "\"interval\":60,\"flags\":[]}", NET));
+    CHECK(wsc_recv_type(&p1, "pex_snapshot", WAIT) == WSC_OK &&
+          strstr((const char *)p1.msg, "\"P2\"") && strstr((const char *)p1.msg, "\"P3\"") &&
+          strstr((const char *)p1.msg, "\"P5\""));
+
     /* ID_IN_USE across instances */
     REQUIRE(wsc_connect_port(&dup, hc_inst[2].port));
     h_register_json(reg, sizeof reg, "P2", NET, NULL);
