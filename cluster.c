@@ -4,7 +4,12 @@
  * without blocking, gives up after CONNECT_TIMEOUT_MS, and reconnects with doubling back-off;
  * the command side never holds more than OBUF_MAX bytes or INFLIGHT_MAX unanswered commands,
  * past which commands are dropped and counted rather than queued. After a (re)connect this
- * instance renews its lease, claims its registrations again and reloads the shard's registry.
+ * instance renews its lease, releases what left meanwhile, claims its registrations again and
+ * reloads the shard's registry.
+ *
+ * Frames for another instance gather in its packet during a loop pass and leave in one
+ * PUBLISH at the end of the pass (or sooner past PACKET_FLUSH), asking Redis for no reply;
+ * Redis output is written then too (redisloop_flush), a pass's commands in one write.
  *
  * The registry's copy here can miss a departure that crosses a reload; heartbeats carry each
  * instance's count of peers on the shard, and a count that disagrees with ours twice in a row
@@ -139,8 +144,8 @@ struct cluster_local {
     bool claimed;
     uint64_t reg_ms;
     size_t id_len, rec_len;
-    char *id;                 /* into rec */
-    char rec[];               /* the encoded record */
+    char *id;                 /* the peer id, after the record */
+    char rec[];               /* the encoded record, then the id */
 };
 
 struct cluster {
@@ -538,16 +543,23 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- leases ---- */
 
+/* dig:peer:<id> into key (sizeof PEER_PREFIX + CLUSTER_PEER_ID_MAX bytes); returns its length. */
+static size_t peer_key(char *key, const cluster_local *l)
+{
+    memcpy(key, PEER_PREFIX, sizeof PEER_PREFIX - 1);
+    memcpy(key + sizeof PEER_PREFIX - 1, l->id, l->id_len);
+    return sizeof PEER_PREFIX - 1 + l->id_len;
+}
+
 static void claim(cluster *cl, cluster_local *l)
 {
     shard *sh = &cl->shards[l->shard];
     char key[sizeof PEER_PREFIX + CLUSTER_PEER_ID_MAX], ttl[24], ms[24];
-    int kn = snprintf(key, sizeof key, PEER_PREFIX "%.*s", 0, "");
-    memcpy(key + kn, l->id, l->id_len);
+    size_t kn = peer_key(key, l);
     snprintf(ttl, sizeof ttl, "%d", PEER_TTL_MS);
     snprintf(ms, sizeof ms, "%llu", (unsigned long long)l->reg_ms);
     const char *argv[] = { "EVALSHA", cl->sha[SCRIPT_CLAIM], "1", key, cl->id, l->rec, ttl, ms };
-    size_t lens[] = { 7, strlen(cl->sha[SCRIPT_CLAIM]), 1, (size_t)kn + l->id_len, cl->id_len,
+    size_t lens[] = { 7, strlen(cl->sha[SCRIPT_CLAIM]), 1, kn, cl->id_len,
                       l->rec_len, strlen(ttl), strlen(ms) };
     command(&sh->cmd, OP_CLAIM, 8, argv, lens);
 }
@@ -557,15 +569,13 @@ static void release(cluster *cl, cluster_local *l)
     shard *sh = &cl->shards[l->shard];
     char key[sizeof PEER_PREFIX + CLUSTER_PEER_ID_MAX];
     char prefix[CLUSTER_ID_MAX + 32], ev[CLUSTER_ID_MAX + 32 + CLUSTER_PEER_ID_MAX];
-    size_t kn = sizeof PEER_PREFIX - 1;
+    size_t kn = peer_key(key, l);
     int pn = snprintf(prefix, sizeof prefix, "%s %llu ", cl->id, (unsigned long long)l->reg_ms);
-    memcpy(key, PEER_PREFIX, kn);
-    memcpy(key + kn, l->id, l->id_len);
     ev[0] = 'D';
     memcpy(ev + 1, prefix, (size_t)pn);
     memcpy(ev + 1 + pn, l->id, l->id_len);
     const char *argv[] = { "EVALSHA", cl->sha[SCRIPT_RELEASE], "1", key, prefix, ev };
-    size_t lens[] = { 7, strlen(cl->sha[SCRIPT_RELEASE]), 1, kn + l->id_len, (size_t)pn,
+    size_t lens[] = { 7, strlen(cl->sha[SCRIPT_RELEASE]), 1, kn, (size_t)pn,
                       1 + (size_t)pn + l->id_len };
     command(&sh->cmd, OP_IGNORE, 6, argv, lens);
 }
@@ -919,7 +929,6 @@ void cluster_free(cluster *cl)
     free(cl);
 }
 
-const char *cluster_instance_id(const cluster *cl) { return cl->id; }
 
 void cluster_end_of_pass(cluster *cl)
 {
@@ -944,22 +953,17 @@ cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
     r->owner_len = cl->id_len;
     r->reg_ms = ms;
     len = cluster_record_encode(r, rec);
-    l = malloc(sizeof *l + len + 1);
+    l = malloc(sizeof *l + len + r->peer_id_len);
     if (!l)
         return NULL;
     memcpy(l->rec, rec, len);
-    l->rec[len] = '\0';
     l->rec_len = len;
+    l->id = l->rec + len;
+    memcpy(l->id, r->peer_id, r->peer_id_len);
+    l->id_len = r->peer_id_len;
     l->user = user;
     l->reg_ms = ms;
     l->claimed = false;
-    /* the id inside the record: decode what was just written */
-    {
-        cluster_record back;
-        cluster_record_decode(l->rec, len, &back);
-        l->id = (char *)back.peer_id;
-        l->id_len = back.peer_id_len;
-    }
     l->shard = cluster_shard_of(l->id, l->id_len, cl->n_shards);
     push_local(&cl->locals, l);
     if (cl->shards[l->shard].cmd.ready)
@@ -988,8 +992,6 @@ void cluster_unregister(cluster *cl, cluster_local *l)
     cl->n_departed++;
 }
 
-uint64_t cluster_local_reg_ms(const cluster_local *l) { return l->reg_ms; }
-void *cluster_local_user(const cluster_local *l) { return l->user; }
 
 void cluster_batch_add(cluster *cl, const cluster_ref *ref, const char *id, size_t n)
 {
@@ -1077,15 +1079,12 @@ cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t
 
 void cluster_free(cluster *cl) { (void)cl; }
 void cluster_end_of_pass(cluster *cl) { (void)cl; }
-const char *cluster_instance_id(const cluster *cl) { (void)cl; return ""; }
 cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user)
 {
     (void)cl, (void)r, (void)user;
     return NULL;
 }
 void cluster_unregister(cluster *cl, cluster_local *l) { (void)cl, (void)l; }
-uint64_t cluster_local_reg_ms(const cluster_local *l) { (void)l; return 0; }
-void *cluster_local_user(const cluster_local *l) { (void)l; return NULL; }
 void cluster_batch_add(cluster *cl, const cluster_ref *ref, const char *id, size_t n)
 {
     (void)cl, (void)ref, (void)id, (void)n;

@@ -81,18 +81,16 @@ cluster *cluster_new(loop *lp, const char *urls, const char *instance_id, size_t
 void cluster_free(cluster *cl);
 /* Sends what the pass queued for Redis; the server calls it at the end of every loop pass. */
 void cluster_end_of_pass(cluster *cl);
-const char *cluster_instance_id(const cluster *cl);
 
 /* A local registration: r's owner and reg_ms are filled in here. user is the relay's entry
  * (given back to evict). NULL when out of memory. */
 cluster_local *cluster_register(cluster *cl, cluster_record *r, void *user);
 void cluster_unregister(cluster *cl, cluster_local *l);
-uint64_t cluster_local_reg_ms(const cluster_local *l);
-void *cluster_local_user(const cluster_local *l);
 
-/* Frames for peers elsewhere: add every target (its ref and id), then send the frame's text
- * once per instance that has targets. Past the outgoing bound, or while Redis is away, the
- * envelope is dropped and counted. */
+/* Frames for peers elsewhere: add every target (its ref and id), then send the frame's text:
+ * it joins one envelope per instance that has targets, and each instance's envelopes of the
+ * loop pass leave in one publish at its end (cluster_end_of_pass). Past the outgoing bound, or
+ * while Redis is away, they are dropped and counted. */
 void cluster_batch_add(cluster *cl, const cluster_ref *ref, const char *id, size_t n);
 void cluster_batch_send(cluster *cl, const char *text, size_t len);
 
