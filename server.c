@@ -400,10 +400,15 @@ void server_free(server *s)
         uint64_t until;
         conn_close_all(&s->hub, "relay shutting down");
         conn_end_of_pass(&s->hub);
+        /* the cluster hears of the departures now rather than when the leases run out */
+        if (s->cluster)
+            cluster_end_of_pass(s->cluster);
         until = compat_monotonic_ms() + SHUTDOWN_GRACE_MS;
         while (!conn_hub_empty(&s->hub) && compat_monotonic_ms() < until) {
             loop_run_once(s->lp, 50);
             conn_end_of_pass(&s->hub);
+            if (s->cluster)
+                cluster_end_of_pass(s->cluster);
         }
         conn_drop_all(&s->hub);
     }

@@ -339,8 +339,24 @@ static void test_instance_killed(void)
     CHECK(hc_wait_peers(&a, "A,B,C", VISIBLE_MS));
     CHECK(hc_wait_peers(&b, "A,B,C", VISIBLE_MS));
 
-    kill(hc_inst[2].pid, SIGKILL);
+    /* a graceful stop releases its ids on the way out */
+    ws_client g;
+    REQUIRE(hc_join(&g, 1, "G"));
+    CHECK(hc_wait_peers(&a, "A,B,C,G", VISIBLE_MS));
     uint64_t t0 = h_now_ms();
+    CHECK_EQ_INT(relay_stop(&hc_inst[1], 5000), 0);
+    CHECK(hc_wait_peers(&a, "A,C", DEAD_MS));
+    printf("  a stopped instance's peers left within %llu ms\n", (unsigned long long)(h_now_ms() - t0));
+    wsc_close(&g);
+    wsc_close(&b);
+    relay_cleanup(&hc_inst[1], test_cur_failed != 0);
+    memset(&hc_inst[1], 0, sizeof hc_inst[1]);
+    REQUIRE(hc_start_instance(1, NULL));
+    REQUIRE(hc_join(&b, 1, "B"));
+    CHECK(hc_wait_peers(&a, "A,B,C", VISIBLE_MS));
+
+    kill(hc_inst[2].pid, SIGKILL);
+    t0 = h_now_ms();
     /* C leaves every other instance's registry, with peer_disconnected */
     CHECK(expect_containing(&a, "peer_disconnected", "\"peer_id\":\"C\""));
     CHECK(hc_wait_peers(&a, "A,B", DEAD_MS));
