@@ -27,13 +27,7 @@ LOAD=bench/bin/relay_load
 RUNS=bench/bin/cluster-runs.txt
 BENCH_NAME=cluster
 . bench/server-lib.sh
-. bench/port-lib.sh
-PIDS=()
-stop_all() {
-    for p in ${PIDS[@]+"${PIDS[@]}"}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
-trap 'stop_all; rm -rf "$WORK"' EXIT INT TERM
+. bench/multi-lib.sh
 
 command -v redis-server >/dev/null ||
     { echo "bench-cluster: redis-server not installed (apt-get install -y redis-server)" >&2; exit 1; }
@@ -72,8 +66,6 @@ start_relay --cluster-redis redis://127.0.0.1:$REDIS_PORT --cluster-instance-id 
 B_PORT=$LAST_PORT; B_PID=$LAST_PID
 
 load() { $PRIO "$LOAD" --quiet --pairs "$PAIRS" --size "$SIZE" --duration "$SECS" --warmup 1 "$@"; }
-val() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 # run <setup> <load args...>: one run, its raw line kept under the setup's name.
 run() {
     local name=$1 line
