@@ -131,6 +131,10 @@ test-bins: $(B)/dig-relay $(TEST_BIN)
 test: test-bins
 	@DIG_RELAY_BIN=$${DIG_RELAY_BIN:-$(B)/dig-relay} sh tests/run.sh $(TEST_BIN)
 
+# The suite five times in a row while stress-ng keeps every core busy (tests/under-load.sh).
+test-under-load: test-bins
+	@sh tests/under-load.sh 5
+
 # 32-bit big-endian, as on many home routers: the linux-mips release artifact and its unit tests
 # under qemu-user, then the integration suite against it (scripts/release.sh, tests/cross.sh).
 test-mips:
@@ -155,7 +159,7 @@ FORCE:
 # Keep the objects of test programs between builds (they are intermediates of a pattern chain).
 .SECONDARY:
 
-.PHONY: all test test-bins test-mips windows clean builddir FORCE
+.PHONY: all test test-bins test-mips test-under-load windows clean builddir FORCE
 
 # libFuzzer harnesses: one per decoder, fuzz/fuzz_<name>.c with fuzz/<name>.dict and a seed
 # corpus in fuzz/corpus/<name>/. Built with clang; runs each for FUZZ_SECONDS.

@@ -75,7 +75,28 @@ static frame *frame_alloc(size_t payload_room)
         return NULL;
     f->refs = 1;
     f->cap = cap;
+    f->data = NULL;
+    f->len = 0;
+    f->backing = NULL;
     return f;
+}
+
+frame *frame_deferred(void)
+{
+    return frame_alloc(FRAME_DEFERRED_ROOM);
+}
+
+void frame_fill_text(frame *f, const char *json, size_t len)
+{
+    memcpy((char *)(f + 1) + WS_MAX_HEADER, json, len);
+    frame_end_text(f, len);
+}
+
+void frame_fill(frame *f, frame *with)
+{
+    f->backing = frame_ref(with);
+    f->data = with->data;
+    f->len = with->len;
 }
 
 frame *frame_begin_text(size_t max_len, char **payload)
@@ -126,11 +147,14 @@ frame *frame_raw(const uint8_t *bytes, size_t len)
 
 void frame_unref(frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        frame_unref(f->backing);
         pool_put(f, f->cap);
+    }
 }
 
-bool outq_push(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
+/* Room for one more frame within the caps; false when f must be dropped. */
+static bool outq_reserve(outq *q, const frame *f, uint32_t max_msgs, size_t max_bytes)
 {
     if (q->count >= max_msgs || (q->count > 0 && q->bytes + f->len > max_bytes))
         return false;
@@ -156,10 +180,49 @@ bool outq_push(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
         q->head = 0;
         q->cap = ncap;
     }
+    if (!f->data)
+        q->recount = true;
+    return true;
+}
+
+bool outq_push(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
+{
+    if (!outq_reserve(q, f, max_msgs, max_bytes))
+        return false;
     q->ring[(q->head + q->count) % q->cap] = frame_ref(f);
     q->count++;
     q->bytes += f->len;
     return true;
+}
+
+bool outq_push_urgent(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
+{
+    if (!outq_reserve(q, f, max_msgs, max_bytes))
+        return false;
+    /* In at position `front`: behind a partly written frame and earlier urgent ones. */
+    q->head = (q->head + q->cap - 1) % q->cap;
+    for (uint32_t i = 0; i < q->front; i++)
+        q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i + 1) % q->cap];
+    q->ring[(q->head + q->front) % q->cap] = frame_ref(f);
+    q->front++;
+    q->count++;
+    q->bytes += f->len;
+    return true;
+}
+
+void outq_settle(outq *q)
+{
+    if (!q->recount)
+        return;
+    q->recount = false;
+    q->bytes = 0;
+    for (uint32_t i = 0; i < q->count; i++) {
+        const frame *f = q->ring[(q->head + i) % q->cap];
+        if (!f->data)
+            q->recount = true;
+        q->bytes += f->len;
+    }
+    q->bytes -= q->head_sent;
 }
 
 int outq_peek(const outq *q, const void **bases, size_t *lens, int n_max)
@@ -168,6 +231,8 @@ int outq_peek(const outq *q, const void **bases, size_t *lens, int n_max)
     for (uint32_t i = 0; i < q->count && n < n_max; i++) {
         const frame *f = q->ring[(q->head + i) % q->cap];
         size_t skip = i == 0 ? q->head_sent : 0;
+        if (!f->data)
+            break;
         bases[n] = f->data + skip;
         lens[n] = f->len - skip;
         n++;
@@ -180,6 +245,8 @@ static void release_ring_if_empty(outq *q)
     if (q->count != 0)
         return;
     q->head_sent = 0;
+    q->front = 0;
+    q->recount = false;
     if (q->ring != q->inline_ring) {
         free(q->ring);
         q->ring = NULL;
@@ -196,9 +263,13 @@ void outq_consume(outq *q, size_t n)
         size_t left = f->len - q->head_sent;
         if (n < left) {
             q->head_sent += n;
+            if (q->front == 0)
+                q->front = 1;   /* a frame begun is never overtaken */
             return;
         }
         n -= left;
+        if (q->front > 0)
+            q->front--;
         frame_unref(f);
         q->head = (q->head + 1) % q->cap;
         q->count--;

@@ -105,6 +105,7 @@ static const option_def options[] = {
     {"cluster-redis", "DIG_RELAY_CLUSTER_REDIS", VALUE_PATH, FIELD(cluster_redis), 0, NO_SET},
     {"cluster-instance-id", "DIG_RELAY_CLUSTER_INSTANCE_ID", VALUE_PATH, FIELD(cluster_instance_id),
      0, NO_SET},
+    {"probe-ca", "DIG_RELAY_PROBE_CA", VALUE_PATH, FIELD(probe_ca), 0, NO_SET},
     /* RUST_LOG is a tracing filter: from the environment, one with nothing usable for this
      * program leaves the level at info (as in the reference) instead of refusing to start. */
     {"log-level", "RUST_LOG", VALUE_LEVEL, FIELD(log_level), 0, NO_SET},
@@ -871,15 +872,21 @@ const char *config_usage(void)
         "             is left registered.\n"
         "  start      Start the installed service.\n"
         "  stop       Stop the running service.\n"
-        "  probe URL  Check a relay as a node would (ws://HOST:PORT): register, ping, relay to\n"
-        "             itself, GET /health and ask STUN at the same host; exit 0 when all answered.\n"
+        "  probe URL  Check a relay as a node would (ws://HOST:PORT, or wss:// with TLS built\n"
+        "             in): register, ping, relay to itself, GET /health and ask STUN at the same\n"
+        "             host; exit 0 when all answered. Over wss://, --tls-cert and --tls-key are\n"
+        "             the client certificate it presents (and the peer id it registers).\n"
         "\n"
         "Service subcommands (install, uninstall, start, stop; status and probe take --json):\n"
         "  --scope auto|system|user           default auto: system when run as root, else user\n"
         "      (Windows is always system). A system install by a non-root user is refused.\n"
         "  --json                             print {\"ok\":true,\"result\":{...}} or\n"
         "      {\"error\":{\"message\":...},\"ok\":false} instead of text.\n"
-        "\n"        "Every option can be given as --flag VALUE or --flag=VALUE, or through its environment\n"
+        "  --probe-ca PATH                    DIG_RELAY_PROBE_CA               default the system's\n"
+        "      CA certificates (PEM) a wss:// probe trusts the relay's certificate by (a\n"
+        "      self-signed relay: its own certificate).\n"
+        "\n"
+        "Every option can be given as --flag VALUE or --flag=VALUE, or through its environment\n"
         "variable. A flag beats its variable, which beats the default; an empty variable is unset.\n"
         "\n"
         "Listeners ([::] is dual-stack: it accepts IPv6 and IPv4; an IPv4 address binds IPv4 only):\n"

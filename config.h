@@ -104,6 +104,7 @@ typedef struct {
     enum config_scope scope;    /* --scope, service subcommands only */
     bool json;                  /* --json, service subcommands and probe */
     const char *probe_url;      /* probe URL (the argument after "probe") */
+    const char *probe_ca;       /* --probe-ca: anchors for a wss:// probe, NULL: the system's */
 
     /* The text each option was given as (flag, else variable; NULL when neither), indexed like
      * config.c's option table: what `install` persists. Points into argv or the environment. */

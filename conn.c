@@ -19,8 +19,13 @@
 #define READ_CHUNK 16384
 #define READ_BUDGET_PER_PASS (256 * 1024)
 #define WRITE_BUDGET_PER_PASS (256 * 1024)
+/* A keepalive answer goes ahead of a queue holding more than this; with less, order is kept
+ * (a pipelined register and ping are answered in order). */
+#define KEEPALIVE_JUMP_BYTES (64 * 1024)
 #define CLOSE_GRACE_MS 2000
-#define WRITE_IOVS 64
+/* Frames per gathered write: the most a writev takes (IOV_MAX on Linux), so a backlog of small
+ * notifications leaves in large writes. */
+#define WRITE_IOVS 1024
 
 enum conn_state { CS_PROXY, CS_HEAD, CS_OPEN, CS_CLOSING };
 
@@ -165,6 +170,20 @@ void conn_send(conn *c, frame *f)
     mark_pending(c);
 }
 
+void conn_send_keepalive(conn *c, frame *f)
+{
+    const relay_config *cfg = c->hub->cfg;
+    bool jump = c->out.bytes > KEEPALIVE_JUMP_BYTES;
+    if (c->dead || c->state == CS_CLOSING)
+        return;
+    if (!(jump ? outq_push_urgent : outq_push)(&c->out, f, (uint32_t)cfg->outbound_queue_capacity,
+                                               (size_t)cfg->outbound_queue_bytes)) {
+        c->hub->queue_drops++;
+        return;
+    }
+    mark_pending(c);
+}
+
 /* One-off answers (the 101, an HTTP response, the close frame: at most one of each per
  * connection) must go out even past the message caps. */
 static void send_bypassing_limits(conn *c, frame *f)
@@ -191,7 +210,7 @@ static void send_pong(conn *c, const uint8_t *bytes, size_t len)
 {
     frame *f = frame_raw(bytes, len);
     if (f) {
-        conn_send(c, f);
+        conn_send_keepalive(c, f);
         frame_unref(f);
     }
 }
@@ -227,6 +246,7 @@ static bool flush(conn *c)
     size_t budget = WRITE_BUDGET_PER_PASS;
     if (!c->x)
         return true;
+    outq_settle(&c->out);
     while (!outq_empty(&c->out) && budget > 0) {
         const void *bases[WRITE_IOVS];
         size_t lens[WRITE_IOVS];
@@ -665,6 +685,8 @@ void conn_end_of_pass(conn_hub *hub)
         if (!c->dead && c->state != CS_CLOSING)
             read_input(c);
     }
+    if (hub->handler.before_flush)
+        hub->handler.before_flush(hub->handler.ctx);
     while (hub->pending) {
         conn *c = hub->pending;
         hub->pending = c->next_pending;

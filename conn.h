@@ -34,6 +34,9 @@ typedef struct {
     /* A registered connection has been silent for silent_secs: past the idle timeout when
      * idle_timeout, else past the liveness deadline. */
     void (*on_silence)(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeout);
+    /* The pass's input is handled and nothing is written yet: deferred frames queued during
+     * the pass are filled now. */
+    void (*before_flush)(void *ctx);
     void *ctx;
 } conn_handler;
 
@@ -88,6 +91,9 @@ bool conn_hub_empty(const conn_hub *hub);
 /* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them, and
  * counted in the hub's queue_drops). */
 void conn_send(conn *c, frame *f);
+/* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
+ * connection swamped with notifications still has its pings answered promptly. */
+void conn_send_keepalive(conn *c, frame *f);
 /* Graceful close: a close frame with code and reason, then the socket once flushed. */
 void conn_close(conn *c, uint16_t code, const char *reason);
 /* The observed source: the socket's address, or what a trusted proxy declared. */

@@ -1,4 +1,4 @@
-/* SHA-1, MD5, HMAC-SHA1, SipHash-1-3 and base64 (see hash.h). SHA-1 and MD5 share one
+/* SHA-1, MD5, HMAC-SHA1, SipHash-1-3, base64 and hex (see hash.h). SHA-1 and MD5 share one
  * block-buffering scheme; they differ in the compression function and in the byte order of the
  * words and of the length that ends the message. */
 #include "hash.h"
@@ -313,6 +313,16 @@ int base64_value(char c)
 {
     const char *at = c ? strchr(b64_alphabet, c) : NULL;
     return at ? (int)(at - b64_alphabet) : -1;
+}
+
+void hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
 }
 
 uint64_t hash_mix64(uint64_t z)

@@ -7,6 +7,7 @@
  *                           one bucket
  *   splitmix64's mixer      for values the relay chooses itself (handles, seeds, PEX timing)
  *   base64 (RFC 4648 §4)    padded standard alphabet
+ *   hex                     lowercase, for ids, secrets and nonces
  *
  * These are ours even in builds that link BearSSL for TLS: the same code and the same test
  * vectors on every target, with or without the optional library, rather than two
@@ -72,5 +73,8 @@ int hash_equal(const void *a, const void *b, size_t len);
 size_t base64_encode(const uint8_t *in, size_t len, char *out);
 /* The 6-bit value of a base64 symbol, or -1 for anything else (the pad '=' included). */
 int base64_value(char c);
+
+/* Lowercase hex of in[0..len) and a NUL into out, which needs 2 * len + 1 bytes. */
+void hex_encode(const uint8_t *in, size_t len, char *out);
 
 #endif

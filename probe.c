@@ -1,14 +1,18 @@
 /* dig-relay probe URL: checks a relay from outside the way a node uses it (see probe.h). Every
  * byte goes through the project's codecs: ws.c for the handshake key and frames, wire.c for the
- * messages, http.c for the 101 and /health answers, stun.c for the Binding exchange. Each step
- * has its own deadline, so a relay that is down or stalls makes the probe fail, not hang. */
+ * messages, http.c for the 101 and /health answers, stun.c for the Binding exchange; wss:// goes
+ * through tlsclient.c. Each step has its own deadline, so a relay that is down or stalls makes
+ * the probe fail, not hang. */
 #include "probe.h"
 
+#include "buildinfo.h"
 #include "client.h"
 #include "compat/compat.h"
+#include "hash.h"
 #include "http.h"
 #include "json.h"
 #include "stun.h"
+#include "tlsclient.h"
 #include "wire.h"
 #include "ws.h"
 
@@ -31,6 +35,7 @@ typedef struct {
 
 typedef struct {
     socket_t s;
+    tls_client *tls;   /* over wss://, NULL over ws:// */
     ws_decoder dec;
     uint8_t in[MAX_FRAME + 16];
     size_t in_len;
@@ -42,28 +47,38 @@ static uint64_t now_us(void) { return compat_monotonic_us(); }
 
 static double since_ms(uint64_t start_us) { return (double)(now_us() - start_us) / 1000.0; }
 
-static void hex(const uint8_t *b, size_t n, char *out)
+/* Where the common systems keep their CA bundle (Debian and Alpine, Fedora, macOS and the BSDs):
+ * the anchors of a wss:// probe unless --probe-ca names others. */
+static const char *system_ca_file(void)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
+    static const char *const paths[] = {"/etc/ssl/certs/ca-certificates.crt",
+                                        "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        FILE *f = fopen(paths[i], "rb");
+        if (f != NULL) {
+            fclose(f);
+            return paths[i];
+        }
     }
-    out[2 * n] = '\0';
+    return NULL;
 }
 
-/* ws://host[:port][/path]: the host as written (for Host:), its address, the path. */
-static bool parse_url(const char *url, char *host, size_t host_cap, char *port, char *path,
-                      size_t path_cap, char *err, size_t errlen)
+/* ws[s]://host[:port][/path]: whether it is TLS, the host as written (for Host:), the port, the
+ * path. */
+static bool parse_url(const char *url, bool *tls, char *host, size_t host_cap, char *port,
+                      char *path, size_t path_cap, char *err, size_t errlen)
 {
     const char *p;
+    *tls = strncmp(url, "wss://", 6) == 0;
     if (strncmp(url, "ws://", 5) == 0) {
         p = url + 5;
-    } else if (strncmp(url, "wss://", 6) == 0) {
+    } else if (*tls && DIG_HAVE_TLS) {
+        p = url + 6;
+    } else if (*tls) {
         snprintf(err, errlen, "wss:// needs TLS, which this build does not include");
         return false;
     } else {
-        snprintf(err, errlen, "'%s' is not a ws:// URL", url);
+        snprintf(err, errlen, "'%s' is not a ws:// or wss:// URL", url);
         return false;
     }
     const char *slash = strchr(p, '/');
@@ -89,7 +104,7 @@ static bool parse_url(const char *url, char *host, size_t host_cap, char *port, 
     snprintf(path, path_cap, "%s", slash ? slash : "/");
     if (host[0] == '\0' || port[0] == '\0' || strspn(port, "0123456789") != strlen(port) ||
         atoi(port) < 1 || atoi(port) > 65535) {
-        snprintf(err, errlen, "'%s': expected ws://HOST[:PORT][/PATH]", url);
+        snprintf(err, errlen, "'%s': expected ws[s]://HOST[:PORT][/PATH]", url);
         return false;
     }
     return true;
@@ -108,7 +123,19 @@ static bool resolve(const char *host, const char *port, int socktype, addr_t *ou
     return false;
 }
 
-/* ---- WebSocket as a client ---- */
+/* ---- WebSocket as a client, over TCP or TLS ---- */
+
+static bool conn_send_all(wsconn *c, const void *buf, size_t len, unsigned timeout_ms)
+{
+    return c->tls ? tls_client_send_all(c->tls, buf, len, timeout_ms)
+                  : client_send_all(c->s, buf, len, timeout_ms);
+}
+
+static long conn_recv(wsconn *c, void *buf, size_t cap, unsigned timeout_ms)
+{
+    return c->tls ? tls_client_recv(c->tls, buf, cap, timeout_ms)
+                  : client_recv(c->s, buf, cap, timeout_ms);
+}
 
 static bool ws_send(wsconn *c, enum ws_opcode op, const char *text, size_t len)
 {
@@ -116,7 +143,7 @@ static bool ws_send(wsconn *c, enum ws_opcode op, const char *text, size_t len)
     uint8_t key[4];
     compat_random(key, sizeof key);
     size_t n = ws_client_frame(frame, sizeof frame, op, text, len, key);
-    return n > 0 && client_send_all(c->s, frame, n, STEP_MS);
+    return n > 0 && conn_send_all(c, frame, n, STEP_MS);
 }
 
 /* The next text message within timeout_ms, answering pings; false on close, error or timeout. */
@@ -150,8 +177,8 @@ static bool ws_recv(wsconn *c, unsigned timeout_ms, char *err, size_t errlen)
         }
         uint64_t now = compat_monotonic_ms();
         long got = now < deadline && c->in_len < sizeof c->in
-                       ? client_recv(c->s, c->in + c->in_len, sizeof c->in - c->in_len,
-                                     (unsigned)(deadline - now))
+                       ? conn_recv(c, c->in + c->in_len, sizeof c->in - c->in_len,
+                                   (unsigned)(deadline - now))
                        : -1;
         if (got <= 0) {
             snprintf(err, errlen, got == 0 ? "the relay closed the connection"
@@ -213,32 +240,23 @@ static bool ws_handshake(wsconn *c, const char *host_header, const char *path, c
                          size_t errlen)
 {
     uint8_t raw[16];
-    char key[32], want[29], req[1024], head[HTTP_MAX_HEAD];
+    char key[BASE64_LEN(sizeof raw) + 1], want[29], req[1024], head[HTTP_MAX_HEAD];
     size_t len = 0;
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     compat_random(raw, sizeof raw);
-    for (size_t i = 0, o = 0; i < 16; i += 3) {   /* base64 of 16 bytes: 22 chars and "==" */
-        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < 16 ? (uint32_t)raw[i + 1] << 8 : 0) |
-                     (i + 2 < 16 ? raw[i + 2] : 0);
-        key[o++] = b64[v >> 18 & 63];
-        key[o++] = b64[v >> 12 & 63];
-        key[o++] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
-        key[o++] = i + 2 < 16 ? b64[v & 63] : '=';
-        key[o] = '\0';
-    }
+    base64_encode(raw, sizeof raw, key);
     ws_accept_key(key, strlen(key), want);
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n",
                      path, host_header, key);
-    if (n < 0 || (size_t)n >= sizeof req || !client_send_all(c->s, req, (size_t)n, STEP_MS)) {
+    if (n < 0 || (size_t)n >= sizeof req || !conn_send_all(c, req, (size_t)n, STEP_MS)) {
         snprintf(err, errlen, "cannot send the upgrade request");
         return false;
     }
     http_status_head resp;
     long head_len;
     while ((head_len = http_parse_response(head, len, sizeof head, &resp)) == HTTP_NEED_MORE) {
-        long got = client_recv(c->s, head + len, sizeof head - len, STEP_MS);
+        long got = conn_recv(c, head + len, sizeof head - len, STEP_MS);
         if (got <= 0) {
             snprintf(err, errlen, "no answer to the WebSocket upgrade");
             return false;
@@ -263,8 +281,9 @@ static bool ws_handshake(wsconn *c, const char *host_header, const char *path, c
 
 /* ---- the checks ---- */
 
-static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_header,
-                          const char *path, check *k)
+/* tls: how to speak TLS to the relay (wss://), NULL for ws://. */
+static void run_ws_checks(wsconn *c, const addr_t *relay, const tls_client_opts *tls,
+                          const char *host_header, const char *path, check *k)
 {
     char err[256], text[ADDR_STRLEN], peer[65], net[40];
     uint8_t rnd[36];
@@ -276,18 +295,30 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
     addr_format(relay, text);
     c->s = client_connect(relay, STEP_MS, err, sizeof err);
     k[CONNECT].ran = true;
-    if (c->s == SOCKET_INVALID || !ws_handshake(c, host_header, path, err, sizeof err)) {
+    if (c->s != SOCKET_INVALID && tls != NULL)
+        c->tls = tls_client_open(c->s, tls, STEP_MS, err, sizeof err);
+    if (c->s == SOCKET_INVALID || (tls != NULL && c->tls == NULL) ||
+        !ws_handshake(c, host_header, path, err, sizeof err)) {
         snprintf(k[CONNECT].detail, sizeof k[CONNECT].detail, "%s", err);
         return;
     }
-    snprintf(err, sizeof err, "WebSocket upgrade at %s", text);
+    if (tls == NULL)
+        snprintf(err, sizeof err, "WebSocket upgrade at %s", text);
+    else if (tls->server_name != NULL)
+        snprintf(err, sizeof err, "WebSocket upgrade at %s over TLS (certificate for %s, trusted "
+                 "by %s)", text, tls->server_name, tls->ca_path);
+    else
+        snprintf(err, sizeof err, "WebSocket upgrade at %s over TLS (certificate trusted by %s; "
+                 "an IP address has no name to check)", text, tls->ca_path);
     passed(&k[CONNECT], t0, err);
 
-    /* A throwaway identity on a throwaway network: nobody else is told about it. */
+    /* A throwaway identity on a throwaway network: nobody else is told about it. Over mTLS the
+     * identity is the one our certificate proves, the only one the relay lets us register. */
     compat_random(rnd, sizeof rnd);
-    hex(rnd, 32, peer);
+    if (c->tls == NULL || !tls_client_peer_id(c->tls, peer))
+        hex_encode(rnd, 32, peer);
     memcpy(net, "dig-relay-probe-", 16);
-    hex(rnd + 32, 4, net + 16);
+    hex_encode(rnd + 32, 4, net + 16);
     memset(&sent, 0, sizeof sent);
     sent.type = WT_REGISTER;
     sent.peer_id = (wire_str){peer, 64};
@@ -340,7 +371,7 @@ static void run_ws_checks(wsconn *c, const addr_t *relay, const char *host_heade
     uint8_t key[4] = {0, 0, 0, 0};
     static uint8_t frame[16];
     n = ws_client_frame(frame, sizeof frame, WS_OP_CLOSE, close + 2, n - 2, key);
-    client_send_all(c->s, frame, n, 1000);
+    conn_send_all(c, frame, n, 1000);
 }
 
 static void run_health(const addr_t *a, check *k)
@@ -470,9 +501,11 @@ int probe_run(const relay_config *c)
     static check k[N_CHECKS];
     static wsconn conn;
     char host[256], port[8], path[512], err[256], host_header[300], hport[8], sport[8];
-    addr_t relay, health, stun;
+    addr_t relay, health, stun, literal;
+    bool tls;
 
-    if (!parse_url(c->probe_url, host, sizeof host, port, path, sizeof path, err, sizeof err)) {
+    if (!parse_url(c->probe_url, &tls, host, sizeof host, port, path, sizeof path, err,
+                   sizeof err)) {
         fprintf(stderr, "dig-relay: error: %s\n", err);
         return 2;
     }
@@ -483,10 +516,24 @@ int probe_run(const relay_config *c)
         return 1;
     }
     snprintf(host_header, sizeof host_header, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    tls_client_opts to = {
+        .server_name = addr_parse_ip(host, strlen(host), &literal) ? NULL : host,
+        .ca_path = c->probe_ca != NULL ? c->probe_ca : system_ca_file(),
+        .cert_path = c->tls_cert_path,
+        .key_path = c->tls_key_path,
+    };
     ws_decoder_init(&conn.dec, MAX_FRAME);
     conn.dec.from_server = true;
     conn.s = SOCKET_INVALID;
-    run_ws_checks(&conn, &relay, host_header, path, k);
+    if (tls && to.ca_path == NULL) {
+        k[CONNECT].ran = true;
+        snprintf(k[CONNECT].detail, sizeof k[CONNECT].detail,
+                 "no CA certificates found on this system to trust the relay's by: give "
+                 "--probe-ca");
+    } else {
+        run_ws_checks(&conn, &relay, tls ? &to : NULL, host_header, path, k);
+    }
+    tls_client_close(conn.tls, 1000);
     if (conn.s != SOCKET_INVALID)
         compat_close(conn.s);
     ws_decoder_free(&conn.dec);

@@ -50,6 +50,11 @@ struct network {
     network *hnext;           /* id hash chain */
     network *all_prev, *all_next;  /* every network, for PEX housekeeping */
     struct pex_engine *pex;   /* this network's Peer Exchange engine */
+    /* The peers answer, encoded once and shared: `peers` is the current answer (NULL once a
+     * registration comes or goes or a member's last_seen moves), `peers_due` the deferred frame
+     * every get_peers of this pass was queued with, filled at the end of the pass. */
+    frame *peers, *peers_due;
+    network *due_next;        /* on the relay's list of networks with peers_due */
 };
 
 struct relay {
@@ -72,6 +77,7 @@ struct relay {
     relay_counters counters;  /* PEX frames: of networks already gone (live engines count theirs) */
     relay_dht_fn dht_sink;
     void *dht_ctx;
+    network *peers_due;       /* networks whose deferred peers answer is still to be filled */
     cluster *cl;              /* NULL standalone */
     size_t n_remote;          /* registry entries of peers on other instances */
 };
@@ -150,6 +156,8 @@ void relay_free(relay *s)
                     free(r);
                 }
             }
+            frame_unref(n->peers);
+            frame_unref(n->peers_due);
             pex_engine_free(n->pex);
             free(n->id);
             free(n);
@@ -253,11 +261,22 @@ static network *find_network(relay *s, const char *id, size_t n, bool create)
     return net;
 }
 
+static void fill_peers_due(relay *s, network *net);
+
 static void drop_network_if_empty(relay *s, network *net)
 {
     network **pp = &s->nets[net->hash & s->table_mask];
     if (net->count > 0)
         return;
+    if (net->peers_due) {
+        /* requested earlier in this pass: answered with the network as it is now, empty */
+        network **dp = &s->peers_due;
+        while (*dp != net)
+            dp = &(*dp)->due_next;
+        *dp = net->due_next;
+        fill_peers_due(s, net);
+    }
+    frame_unref(net->peers);
     while (*pp != net)
         pp = &(*pp)->hnext;
     *pp = net->hnext;
@@ -275,6 +294,13 @@ static void drop_network_if_empty(relay *s, network *net)
 }
 
 static reg *reg_of(const conn *c) { return conn_registration(c); }
+
+/* Membership or a member's last_seen changed: the shared peers answer is out of date. */
+static void net_changed(network *net)
+{
+    frame_unref(net->peers);
+    net->peers = NULL;
+}
 
 static wire_str reg_id(const reg *r) { return (wire_str){ r->peer_id, r->peer_id_len }; }
 
@@ -298,12 +324,19 @@ static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f
             conn_send(r->c, f);
 }
 
+/* What s->jw holds as a text frame (NULL when it failed or out of memory); empties the
+ * writer. */
+static frame *take_writer(relay *s)
+{
+    frame *f = s->jw.failed ? NULL : frame_text(s->jw.p, s->jw.len);
+    jw_clear(&s->jw);
+    return f;
+}
+
 /* Fans out what s->jw holds and empties the writer. */
 static void fan_out(relay *s, network *net, const reg *skip, uint64_t mark)
 {
-    frame *f = NULL;
-    if (!s->jw.failed && net->count > 0)
-        f = frame_text(s->jw.p, s->jw.len);
+    frame *f = net->count > 0 ? take_writer(s) : NULL;
     jw_clear(&s->jw);
     if (f) {
         fan_out_frame(net, skip, mark, f);
@@ -339,14 +372,11 @@ static frame *end_frame(frame *f, const json_writer *w)
 /* Sends what s->jw holds as a text frame to c, then empties the writer. */
 static void send_writer(relay *s, conn *c)
 {
-    if (!s->jw.failed) {
-        frame *f = frame_text(s->jw.p, s->jw.len);
-        if (f) {
-            conn_send(c, f);
-            frame_unref(f);
-        }
+    frame *f = take_writer(s);
+    if (f) {
+        conn_send(c, f);
+        frame_unref(f);
     }
-    jw_clear(&s->jw);
 }
 
 static void send_error(relay *s, conn *c, uint64_t code, const char *message)
@@ -401,6 +431,7 @@ static void link_reg(relay *s, reg *r)
     net->head = r;
     net->count++;
     net->local += r->c != NULL;
+    net_changed(net);
 }
 
 /* After r joined the registry: its network hears of it. Every registration, PEX-capable or
@@ -543,6 +574,7 @@ static void unlink_reg(relay *s, reg *r)
         r->nnext->nprev = r->nprev;
     net->count--;
     net->local -= r->c != NULL;
+    net_changed(net);
 }
 
 /* After r left the registry: its network hears of it, and r is freed. */
@@ -602,18 +634,15 @@ static void on_silence(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeo
     conn_close(c, WS_CLOSE_GOING_AWAY, "liveness deadline passed");
 }
 
-static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
+/* The network's peers answer as a frame (NULL when out of memory). */
+static frame *encode_peers(relay *s, const network *net)
 {
-    network *net = m->network_id_null ? reg_of(c)->net
-                                      : find_network(s, m->network_id.p, m->network_id.n, false);
     reg **sorted = NULL;
     size_t n = 0;
-    if (net && net->count > 0) {
+    if (net->count > 0) {
         sorted = malloc(net->count * sizeof *sorted);
-        if (!sorted) {
-            send_error(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
-            return;
-        }
+        if (!sorted)
+            return NULL;
         for (reg *r = net->head; r; r = r->nnext)
             sorted[n++] = r;
         qsort(sorted, n, sizeof *sorted, compare_ids);
@@ -626,7 +655,67 @@ static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
     }
     wire_write_peers_end(&s->jw);
     free(sorted);
-    send_writer(s, c);
+    return take_writer(s);
+}
+
+#define OUT_OF_MEMORY_ERROR "{\"type\":\"error\",\"code\":4,\"message\":\"relay out of memory\"}"
+
+/* Fills the network's deferred answer with the network as it is now: one encoding however many
+ * asked during the pass. */
+static void fill_peers_due(relay *s, network *net)
+{
+    if (!net->peers)
+        net->peers = encode_peers(s, net);
+    if (net->peers) {
+        frame_fill(net->peers_due, net->peers);
+    } else {
+        s->counters.errors[WIRE_ERR_CAPACITY]++;
+        frame_fill_text(net->peers_due, OUT_OF_MEMORY_ERROR, sizeof OUT_OF_MEMORY_ERROR - 1);
+    }
+    frame_unref(net->peers_due);
+    net->peers_due = NULL;
+}
+
+/* End of the pass's input (conn_handler before_flush): every deferred peers answer is filled. */
+static void before_flush(void *ctx)
+{
+    relay *s = ctx;
+    while (s->peers_due) {
+        network *net = s->peers_due;
+        s->peers_due = net->due_next;
+        fill_peers_due(s, net);
+    }
+}
+
+/* A peers answer is queued at once but written at the end of the pass (it then lists the
+ * network as it is at that moment, which is after the request and before the answer leaves):
+ * however many members ask during a pass, as all of them do when a relay restarts, the list is
+ * encoded once and every asker's queue holds the same frame. Between passes the encoded answer
+ * is kept until the network changes. */
+static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
+{
+    network *net = m->network_id_null ? reg_of(c)->net
+                                      : find_network(s, m->network_id.p, m->network_id.n, false);
+    if (!net || net->count == 0) {
+        wire_write_peers_begin(&s->jw);
+        wire_write_peers_end(&s->jw);
+        send_writer(s, c);
+        return;
+    }
+    if (net->peers && !net->peers_due) {
+        conn_send(c, net->peers);
+        return;
+    }
+    if (!net->peers_due) {
+        net->peers_due = frame_deferred();
+        if (!net->peers_due) {
+            send_error(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
+            return;
+        }
+        net->due_next = s->peers_due;
+        s->peers_due = net;
+    }
+    conn_send(c, net->peers_due);
 }
 
 /* Target lookup for forwards: the peer must be registered on the sender's network. */
@@ -826,6 +915,7 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 
     if (reg_of(c) && reg_of(c)->last_seen != loop_wall_secs(s->lp)) {
         reg_of(c)->last_seen = loop_wall_secs(s->lp);
+        net_changed(reg_of(c)->net);
         pex_registrant_seen(reg_of(c)->net->pex, pex_id(c), pex_now(s));
     }
     if (!wire_decode((const char *)msg, len, &m, s->scratch, err, sizeof err)) {
@@ -846,10 +936,16 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
     case WT_RELAY_MESSAGE: handle_relay_message(s, c, &m); break;
     case WT_BROADCAST: handle_broadcast(s, c, &m, msg); break;
     case WT_GET_PEERS: handle_get_peers(s, c, &m); break;
-    case WT_PING:
+    case WT_PING: {
+        frame *f;
         wire_write_pong(&s->jw, m.timestamp);
-        send_writer(s, c);
+        f = take_writer(s);
+        if (f) {
+            conn_send_keepalive(c, f);
+            frame_unref(f);
+        }
         return true;
+    }
     case WT_PONG:
         return true;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
@@ -878,7 +974,7 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 
 conn_handler relay_conn_handler(relay *r)
 {
-    conn_handler h = { on_message, on_close, on_silence, r };
+    conn_handler h = { on_message, on_close, on_silence, before_flush, r };
     return h;
 }
 

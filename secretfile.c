@@ -3,6 +3,7 @@
 
 #include "compat/compat.h"
 #include "compat/files.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +14,6 @@
 /* Creates the file with a fresh secret unless it exists. */
 static bool create_if_missing(const char *path, bool *created, char *err, size_t errlen)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[GENERATED_BYTES];
     char text[2 * GENERATED_BYTES + 1], dir[4096];
     const char *slash = strrchr(path, '/');
@@ -44,11 +44,8 @@ static bool create_if_missing(const char *path, bool *created, char *err, size_t
             return false;
     }
     compat_random(raw, sizeof raw);
-    for (size_t i = 0; i < sizeof raw; i++) {
-        text[2 * i] = hex[raw[i] >> 4];
-        text[2 * i + 1] = hex[raw[i] & 15];
-    }
-    text[sizeof text - 1] = '\n';
+    hex_encode(raw, sizeof raw, text);
+    text[sizeof text - 1] = '\n';   /* in place of the NUL */
     rc = compat_create_private_file(path, text, sizeof text, err, errlen);
     memset(raw, 0, sizeof raw);
     memset(text, 0, sizeof text);

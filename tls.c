@@ -17,9 +17,9 @@
 
 #if DIG_HAVE_TLS
 
+#include "hash.h"
 #include "log.h"
 #include "loop.h"
-#include "spki.h"
 #include "tlscreds.h"
 
 #include <stdlib.h>
@@ -107,13 +107,8 @@ static tls_conn *conn_of_server(const br_ssl_server_context *sc)
 
 static void set_peer(tls_conn *t, const unsigned char digest[32])
 {
-    static const char hex[] = "0123456789abcdef";
     memcpy(t->peer, digest, 32);
-    for (size_t i = 0; i < 32; i++) {
-        t->peer_id[2 * i] = hex[digest[i] >> 4];
-        t->peer_id[2 * i + 1] = hex[digest[i] & 15];
-    }
-    t->peer_id[64] = '\0';
+    hex_encode(digest, 32, t->peer_id);
     t->identified = true;
 }
 
@@ -216,7 +211,6 @@ static void pc_end_cert(const br_x509_class **ctx)
 {
     tls_conn *t = conn_of_x509(ctx);
     peer_check *pc = t->pc;
-    size_t off, n;
 
     if (pc == NULL)
         return;
@@ -226,16 +220,10 @@ static void pc_end_cert(const br_x509_class **ctx)
         int e = br_x509_decoder_last_error(&pc->leaf);
         if (e != 0)
             pc->err = (unsigned)e;
-        else if (pc->der_len != pc->der_cap || !spki_find(pc->der, pc->der_len, &off, &n))
+        else if (pc->der_len != pc->der_cap || !tls_spki_digest(pc->der, pc->der_len, pc->digest))
             pc->err = BR_ERR_X509_INVALID_VALUE;
         else
             pc->err = check_client_key(br_x509_decoder_get_pkey(&pc->leaf));
-        if (pc->err == 0) {
-            br_sha256_context h;
-            br_sha256_init(&h);
-            br_sha256_update(&h, pc->der + off, n);
-            br_sha256_out(&h, pc->digest);
-        }
     }
     pc->certs++;
     if (pc->chain != NULL)

@@ -1,9 +1,10 @@
 /* Reading and checking the TLS credentials of tlscreds.h with BearSSL's PEM, key and X.509
- * decoders. Only used when TLS is built in (tls.c). */
+ * decoders. Only used when TLS is built in (tls.c, tlsclient.c). */
 #include "tls.h"
 
 #if DIG_HAVE_TLS
 
+#include "spki.h"
 #include "tlscreds.h"
 
 #include <errno.h>
@@ -362,17 +363,30 @@ static bool load_anchors(tls_creds *s, const char *path, char *err, size_t errle
 }
 
 bool tls_creds_load(tls_creds *c, const char *cert_path, const char *key_path,
-                    const char *client_ca_path, char *err, size_t errlen)
+                    const char *ca_path, char *err, size_t errlen)
 {
     br_x509_decoder_context leaf;
 
     memset(c, 0, sizeof *c);
-    if (!load_chain(c, cert_path, &leaf, err, errlen) ||
-        !load_key(c, key_path, cert_path, br_x509_decoder_get_pkey(&leaf), err, errlen) ||
-        (client_ca_path != NULL && !load_anchors(c, client_ca_path, err, errlen))) {
+    if ((cert_path != NULL &&
+         (!load_chain(c, cert_path, &leaf, err, errlen) ||
+          !load_key(c, key_path, cert_path, br_x509_decoder_get_pkey(&leaf), err, errlen))) ||
+        (ca_path != NULL && !load_anchors(c, ca_path, err, errlen))) {
         tls_creds_free(c);
         return false;
     }
+    return true;
+}
+
+bool tls_spki_digest(const unsigned char *der, size_t len, unsigned char digest[32])
+{
+    size_t off, n;
+    br_sha256_context h;
+    if (!spki_find(der, len, &off, &n))
+        return false;
+    br_sha256_init(&h);
+    br_sha256_update(&h, der + off, n);
+    br_sha256_out(&h, digest);
     return true;
 }
 

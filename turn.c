@@ -394,8 +394,8 @@ static bool rest_username(const uint8_t *u, size_t n, uint64_t *expiry, size_t *
 
 static void nonce_for(const turn_server *s, const turn_client *c, uint32_t issued, char out[NONCE_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t in[24], mac[HASH_SHA1_LEN], bytes[16];
+    char text[2 * sizeof bytes + 1];
 
     put32(in, issued);
     in[4] = (uint8_t)c->transport;
@@ -405,10 +405,8 @@ static void nonce_for(const turn_server *s, const turn_client *c, uint32_t issue
     hash_hmac_sha1(s->cfg->nonce_key, sizeof s->cfg->nonce_key, in, sizeof in, mac);
     put32(bytes, issued);
     memcpy(bytes + 4, mac, 12);
-    for (size_t i = 0; i < sizeof bytes; i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 15];
-    }
+    hex_encode(bytes, sizeof bytes, text);
+    memcpy(out, text, NONCE_LEN);
 }
 
 static bool nonce_valid(const turn_server *s, const turn_client *c, const uint8_t *nonce, size_t len,

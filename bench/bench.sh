@@ -88,7 +88,7 @@ start_relay() {   # max_connections
     PORT=$(free_ports)
     ${PRIO[@]+"${PRIO[@]}"} "$RELAY_BIN" --listen 127.0.0.1:$PORT --health-listen 127.0.0.1:$((PORT + 1)) \
         --stun-listen 127.0.0.1:$((PORT + 2)) --dashboard-listen 127.0.0.1:$((PORT + 3)) \
-        --max-connections "$1" "${LIMITS_OFF[@]}" 2>>bench/bin/relay-stderr.txt &
+        --max-connections "$1" "${LIMITS_OFF[@]}" ${RELAY_EXTRA:-} 2>>bench/bin/relay-stderr.txt &
     SERVER_PID=$!
     wait_listening "$PORT"
 }
@@ -137,6 +137,19 @@ for b in $BACKENDS; do
 done
 run lat_redis redis --pairs "$LAT_PAIRS" --rate "$LAT_RATE" --window 256 --size "$LAT_SIZE" \
     --duration "$SECS" --warmup "$WARMUP"
+# Reconnect storms: n reservations on one network id connect at once (a relay restart on a large
+# network), as many as the descriptor limit allows.
+STORM_CONNS=${BENCH_STORM_CONNS:-"5000 10000 20000"}
+[ "${BENCH_QUICK:-0}" = 1 ] && STORM_CONNS=${BENCH_STORM_CONNS:-"1000 2000"}
+STORM_LABELS=
+for n in $STORM_CONNS; do
+    use=$(held_for "$n")
+    # The one load tool reads every byte for all n clients, so it answers the 101s late: the
+    # register timeout is raised so the relay does not reap clients the tool is slow to serve.
+    RELAY_EXTRA="--register-timeout-secs 600" RELAY_BIN=$RELAY CONNS_NEEDED=$use run "storm_$n" relay \
+        --storm --spread --conns "$use" --setup-secs 900
+    STORM_LABELS="$STORM_LABELS $n"
+done
 IDLE_LABELS=
 for n in $IDLE_CONNS; do
     use=$(held_for "$n")
@@ -266,6 +279,32 @@ printf '%-36s | %9.0f %9.1f %9.1f %9.1f %9.1f\n' \
     "redis, $(val "$R_lat_redis" conns) connections" "$(val "$R_lat_redis" msgs_per_s)" \
     "$(val "$R_lat_redis" p50_us)" "$(val "$R_lat_redis" p99_us)" "$(val "$R_lat_redis" p999_us)" \
     "$(val "$R_lat_redis" max_us)"
+echo
+echo "Reconnect storm: n reservations on one network id connect at once (register + get_peers each);"
+echo "settled when all are registered and answered and the relay has sent nothing else for 0.5 s."
+echo "Pings: a probe on another network every 5 ms (the loop's responsiveness), and the storming"
+echo "reservations' own (500/s over them; they also wait behind what their sockets already hold)."
+echo "Bytes: received by the clients; mandated = what the protocol makes the relay send (one"
+echo "peer_connected per pair and one peers entry per pair, plus each asker's own entry)."
+printf '%-30s | %8s %8s %9s %10s %10s %10s | %10s %10s %10s  %s\n' reservations "CPU s" "wall s" "GB sent" \
+    "mandated" "extra %" "RSS KiB" "probe p99" "probe max" "member p99" goal
+for n in $STORM_LABELS; do
+    v=R_storm_$n
+    v=${!v}
+    c=$(val "$v" conns)
+    label="$n"
+    [ "$c" = "$n" ] || label="$n ($c held: ulimit -n)"
+    cpu=$(val "$v" relay_cpu_s) p99=$(val "$v" ping_p99_us)
+    goal=
+    [ "$n" = 5000 ] && goal="<= 2 s CPU: $([ "$(calc %d "$cpu <= 2")" = 1 ] && echo met || echo MISSED); probe p99 < 100 ms: $([ "$(calc %d "$p99 < 100000")" = 1 ] && echo met || echo MISSED)"
+    [ "$(val "$v" settled)" = 1 ] || goal="did not settle; $goal"
+    printf '%-30s | %8s %8s %9s %10s %10s %10s | %8.1f ms %7.1f ms %7.1f ms  %s\n' "$label" "$cpu" \
+        "$(val "$v" wall_s)" "$(calc %.2f "$(val "$v" rx_bytes) / 1e9")" \
+        "$(calc %.2f "$(val "$v" mandated_bytes) / 1e9")" \
+        "$(calc %.1f "100 * $(val "$v" extra_bytes) / $(val "$v" mandated_bytes)")" \
+        "$(val "$v" server_rss_kb)" "$(calc %.1f "$p99 / 1000")" "$(calc %.1f "$(val "$v" ping_max_us) / 1000")" \
+        "$(calc %.1f "$(val "$v" member_ping_p99_us) / 1000")" "$goal"
+done
 echo
 echo "Idle reservations: registered, 100 per network id, JSON ping every 30 s each, ${IDLE_SECS}s measured"
 echo "(more than ulimit -n allows ($FD_MAX) are stood in for by fewer reservations pinging at the same total rate)"

@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -75,6 +76,8 @@ typedef struct {
     size_t size;
     double rate, duration, warmup, ping_secs, setup_secs, ping_batch_ms;
     uint32_t connect_burst;
+    double storm_ping_rate;
+    bool storm;
     bool spread;
     bool quiet;
     bool tls;
@@ -84,7 +87,7 @@ typedef struct {
 static options opt = {
     .mode = MODE_RELAY, .host = "127.0.0.1", .port = 0, .server_pid = 0, .rx_pid = 0, .conns = 0,
     .pairs = 1, .window = 16, .group = 0, .size = 64, .rate = 0, .duration = 5, .warmup = 1,
-    .ping_secs = 30, .ping_batch_ms = 0, .setup_secs = 0, .connect_burst = 256, .spread = false, .quiet = false,
+    .ping_secs = 30, .ping_batch_ms = 0, .setup_secs = 0, .connect_burst = 256, .storm_ping_rate = 500, .storm = false, .spread = false, .quiet = false,
 };
 
 static void usage(FILE *f)
@@ -116,6 +119,11 @@ static void usage(FILE *f)
         "  --spread               bind clients to 127.x.y.z sources, %d per address\n"
         "  --setup-secs S         give up if setup takes longer (default 30 + N/500)\n"
         "  --connect-burst K      handshakes in progress at once (default 256)\n"
+        "  --storm                a reconnect storm: all --conns reservations on one network id\n"
+        "                         connect at once; reports the relay's CPU seconds and the wall\n"
+        "                         time until its output settles, the bytes it sent by kind, and\n"
+        "                         the round trip of pings sent during the storm\n"
+        "  --storm-ping-rate R    storm pings/s over the registered reservations (default 500)\n"
         "  --quiet                no progress lines on stderr\n"
         "  --tls                  TLS 1.2 to the server (wss://; built with BearSSL only)\n"
         "  --server-cert DER      the server's certificate: its key is trusted as it is\n"
@@ -141,6 +149,7 @@ static bool parse_options(int argc, char **argv)
         if (!strcmp(a, "--spread")) { opt.spread = true; continue; }
         if (!strcmp(a, "--quiet")) { opt.quiet = true; continue; }
         if (!strcmp(a, "--tls")) { opt.tls = true; continue; }
+        if (!strcmp(a, "--storm")) { opt.storm = true; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         if (i + 1 >= argc) {
             fprintf(stderr, "relay_load: %s needs a value\n", a);
@@ -199,6 +208,8 @@ static bool parse_options(int argc, char **argv)
             ok = parse_num(v, 0, 1000000, &d) && ((uint32_t)d % 2 == 0); opt.group = (uint32_t)d;
         } else if (!strcmp(a, "--setup-secs")) {
             ok = parse_num(v, 1, 3600, &opt.setup_secs);
+        } else if (!strcmp(a, "--storm-ping-rate")) {
+            ok = parse_num(v, 1, 1e6, &opt.storm_ping_rate);
         } else if (!strcmp(a, "--connect-burst")) {
             ok = parse_num(v, 1, 100000, &d); opt.connect_burst = (uint32_t)d;
         } else {
@@ -223,6 +234,14 @@ static bool parse_options(int argc, char **argv)
         fprintf(stderr, "relay_load: --tls needs --server-cert; handshake mode needs --tls; "
                 "--tls-cert and --tls-key go together\n");
         return false;
+    }
+    if (opt.storm) {
+        if (opt.mode != MODE_RELAY || opt.tls) {
+            fprintf(stderr, "relay_load: --storm is relay mode without --tls\n");
+            return false;
+        }
+        opt.pairs = 0;
+        opt.group = 0;
     }
     if (opt.mode == MODE_HANDSHAKE) {
         opt.conns = opt.connect_burst;   /* slots, each reused for handshake after handshake */
@@ -331,8 +350,12 @@ static double self_cpu_secs(void)
 #define HIST_SUB 32
 #define HIST_BUCKETS (64 + 58 * HIST_SUB)
 
-static uint64_t hist[HIST_BUCKETS];
-static uint64_t hist_n, hist_max;
+typedef struct {
+    uint64_t b[HIST_BUCKETS];
+    uint64_t n, max;
+} histogram;
+static histogram lat;          /* one-hop latency; in a storm, the probes' ping round trips */
+static histogram member_rtt;   /* storm: the round trips of the storming reservations' pings */
 
 static unsigned hist_index(uint64_t v)
 {
@@ -353,28 +376,28 @@ static uint64_t hist_value(unsigned i)   /* middle of bucket i */
     return lo + (((uint64_t)1 << (e - 5)) >> 1);
 }
 
-static void hist_add(uint64_t v)
+static void hist_add(histogram *h, uint64_t v)
 {
-    hist[hist_index(v)]++;
-    hist_n++;
-    if (v > hist_max)
-        hist_max = v;
+    h->b[hist_index(v)]++;
+    h->n++;
+    if (v > h->max)
+        h->max = v;
 }
 
-static double hist_pct_us(double q)
+static double hist_pct_us(const histogram *h, double q)
 {
-    if (!hist_n)
+    if (!h->n)
         return 0;
-    uint64_t rank = (uint64_t)((double)hist_n * q);
-    if (rank >= hist_n)
-        rank = hist_n - 1;
+    uint64_t rank = (uint64_t)((double)h->n * q);
+    if (rank >= h->n)
+        rank = h->n - 1;
     uint64_t seen = 0;
     for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-        seen += hist[i];
+        seen += h->b[i];
         if (seen > rank)
             return (double)hist_value(i) / 1000.0;
     }
-    return (double)hist_max / 1000.0;
+    return (double)h->max / 1000.0;
 }
 
 /* ---------------------------------------------------------------- connections and pairs */
@@ -394,6 +417,11 @@ typedef struct {
     bool ready;               /* registered (relay) or subscribed / accepted (redis) */
     bool epollout;            /* EPOLLOUT currently requested */
     bool dirty;               /* on the flush list */
+    bool got_peers;           /* storm: its peers answer arrived */
+    uint8_t pid_carry_len;    /* storm: tail of the previous chunk, for matches across chunks */
+    char pid_carry[8];
+    uint32_t pid_count;       /* storm: "peer_id" keys in the current frame so far */
+    uint64_t ping_sent;       /* storm: when the outstanding ping left (0: none) */
     pair *pr;
     uint8_t mask[4];
     char peer_id[65];
@@ -440,6 +468,9 @@ static struct {
     uint64_t errors, pongs, pings_sent, pings_answered, bad_frames, window_stalls;
     uint64_t delivered, payload_bytes, wire_bytes;
     uint64_t handshakes;      /* handshake mode: completed while measuring */
+    /* storm: what the relay sent, by kind (frames and wire bytes, WebSocket headers included) */
+    uint64_t rx_bytes, last_rx, got_peers;
+    uint64_t peers_frames, peers_bytes, peers_entries, pc_frames, pc_bytes, pd_frames, pd_bytes;
     bool measuring;
 } st;
 
@@ -1057,7 +1088,7 @@ static void deliver(conn *c, uint64_t ts, uint64_t seq, uint64_t wire_len, uint6
         st.payload_bytes += opt.size;
         st.wire_bytes += wire_len;
         uint64_t sent = t0 + ts;
-        hist_add(now > sent ? now - sent : 0);
+        hist_add(&lat, now > sent ? now - sent : 0);
     }
     if (sending && opt.rate == 0)
         want_flush(p->sender);
@@ -1109,6 +1140,12 @@ static void on_relay_message(conn *c, uint64_t now)
     deliver(c, ts, seq, c->msg_len, now);
 }
 
+/* Bytes of an unmasked server frame with this payload length, header included. */
+static uint64_t ws_wire_len(uint64_t len)
+{
+    return len + (len < 126 ? 2 : len <= 0xffff ? 4 : 10);
+}
+
 static void on_relay_text(conn *c, uint64_t now)
 {
     const uint8_t *h = c->head;
@@ -1126,6 +1163,8 @@ static void on_relay_text(conn *c, uint64_t now)
     t += 8;
     size_t left = hl - (size_t)((const uint8_t *)t - h);
 #define IS(name) (left > sizeof(name) - 1 && !memcmp(t, name "\"", sizeof(name)))
+    if (!IS("pong"))
+        st.last_rx = now;     /* storm: settled once nothing but pongs arrives */
     if (IS("register_ack")) {
         if (find_bytes(h, hl, "\"success\":true"))
             set_ready(c);
@@ -1133,6 +1172,24 @@ static void on_relay_text(conn *c, uint64_t now)
             mark_dead(c, "register refused");
     } else if (IS("pong")) {
         st.pongs++;
+        if (opt.storm && c->ping_sent) {
+            hist_add(&member_rtt, now - c->ping_sent);
+            c->ping_sent = 0;
+        }
+    } else if (IS("peers")) {
+        if (!c->got_peers) {
+            c->got_peers = true;
+            st.got_peers++;
+        }
+        st.peers_frames++;
+        st.peers_bytes += ws_wire_len(c->msg_len);
+        st.peers_entries += c->pid_count;
+    } else if (IS("peer_connected")) {
+        st.pc_frames++;
+        st.pc_bytes += ws_wire_len(c->msg_len);
+    } else if (IS("peer_disconnected")) {
+        st.pd_frames++;
+        st.pd_bytes += ws_wire_len(c->msg_len);
     } else if (IS("ping")) {
         const char *ts = find_bytes(h, hl, "\"timestamp\":");
         uint64_t v = 0;
@@ -1175,6 +1232,34 @@ static void ws_frame_done(conn *c, uint64_t now)
     }
 }
 
+/* Storm: counts the "peer_id" keys in a frame's body, chunk by chunk (a key may straddle two
+ * chunks: the last bytes of each are carried over), so the entries of every peers answer are
+ * counted without keeping the body. */
+static void count_peer_ids(conn *c, const uint8_t *p, size_t k)
+{
+    static const char key[] = "\"peer_id\"";
+    const size_t kl = sizeof key - 1, keep = sizeof c->pid_carry;
+    uint8_t b[2 * sizeof c->pid_carry];
+    size_t carry = c->pid_carry_len, m = k < keep ? k : keep;
+    memcpy(b, c->pid_carry, carry);
+    memcpy(b + carry, p, m);
+    for (size_t i = 0; i < carry; i++)
+        if (i + kl <= carry + m && !memcmp(b + i, key, kl))
+            c->pid_count++;
+    for (const uint8_t *q = p; (q = memmem(q, (size_t)(p + k - q), key, kl)) != NULL; q += kl)
+        c->pid_count++;
+    /* the new carry: the last `keep` bytes of carry + chunk */
+    if (k >= keep) {
+        memcpy(c->pid_carry, p + k - keep, keep);
+        c->pid_carry_len = (uint8_t)keep;
+    } else {
+        size_t total = carry + k, from = total > keep ? total - keep : 0;
+        memmove(b + carry, p, k);
+        memcpy(c->pid_carry, b + from, total - from);
+        c->pid_carry_len = (uint8_t)(total - from);
+    }
+}
+
 static void ws_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     while (n && c->phase != PH_DEAD) {
@@ -1202,6 +1287,8 @@ static void ws_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
             c->head_len = 0;
             c->hdr_len = 0;
             c->hdr_need = 2;
+            c->pid_count = 0;
+            c->pid_carry_len = 0;
             if (len == 0)
                 ws_frame_done(c, now);
             else
@@ -1211,6 +1298,8 @@ static void ws_consume(conn *c, const uint8_t *p, size_t n, uint64_t now)
             size_t room = HEAD_MAX - c->head_len, keep = k < room ? k : room;
             memcpy(c->head + c->head_len, p, keep);
             c->head_len = (uint16_t)(c->head_len + keep);
+            if (opt.storm)
+                count_peer_ids(c, p, k);
             p += k;
             n -= k;
             c->remain -= k;
@@ -1376,6 +1465,7 @@ static void on_readable(conn *c, uint64_t now)
     }
     const uint8_t *p = rbuf;
     size_t n = (size_t)r;
+    st.rx_bytes += n;
     if (c->phase == PH_HANDSHAKE) {
         size_t used = hs_consume(c, p, n);
         p += used;
@@ -1498,18 +1588,25 @@ static uint64_t open_due(uint64_t k)
     return open_start + (uint64_t)((double)k * 1e9 / opt.rate);
 }
 
+static void send_ping(conn *c, uint64_t now)
+{
+    char msg[64];
+    if (opt.storm)
+        c->ping_sent = now;
+    snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"timestamp\":%lld}", (long long)time(NULL));
+    ws_send_text(c, msg);
+    st.pings_sent++;
+}
+
 static void run_timers(uint64_t now)
 {
+
     /* With batching, pings due in a window go out together once the window has closed. */
     uint64_t ping_until = ping_batch ? t0 + (now - t0) / ping_batch * ping_batch - 1 : now;
     while (ping_step && ping_due <= ping_until) {
         conn *c = &conns[ping_idx];
-        if (c->phase == PH_OPEN && c->ready) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "{\"type\":\"ping\",\"timestamp\":%lld}", (long long)time(NULL));
-            ws_send_text(c, msg);
-            st.pings_sent++;
-        }
+        if (c->phase == PH_OPEN && c->ready && !(opt.storm && c->ping_sent))
+            send_ping(c, now);
         ping_idx = (ping_idx + 1) % opt.conns;
         ping_due += ping_step;
     }
@@ -1702,6 +1799,208 @@ static int run_handshakes(void)
     return st.handshakes && !st.failed ? 0 : 1;
 }
 
+/* Storm mode: every reservation connects at once on one network id, registers and asks for
+ * the peers at once, as the nodes of a network do when their relay restarts. The storm has
+ * settled when every reservation is registered and has its peers answer and the relay has sent
+ * nothing for STORM_QUIET_NS; its CPU and wall time are counted up to then (the wall time up to
+ * the last byte received). Pings go out at --storm-ping-rate throughout, one outstanding per
+ * reservation, and their round trips are the latency figures.
+ *
+ * What the protocol makes the relay send, with n reservations and P = n(n-1)/2 pairs: every
+ * pair costs one peer_connected (to the one that registered first) and one entry in a peers
+ * answer (the later one's), and each answer lists its asker too. Anything received beyond that
+ * (entries a peer also learns from a peer_connected, say) is the relay's own overhead. */
+#define STORM_QUIET_NS 500000000ull
+#define PROBE_PING_NS 5000000ull
+
+/* The storm's probe: one reservation on a network of its own, on its own thread with blocking
+ * sockets (so the tool's busy loop never delays it), pinging every PROBE_PING_NS and timing
+ * each pong into `lat`. */
+static volatile int probe_stopping;
+static int probe_fd = -1;
+
+static bool probe_send(const char *text)
+{
+    uint8_t f[256];
+    size_t n = strlen(text), h = 6;
+    f[0] = 0x81;
+    f[1] = (uint8_t)(0x80 | n);        /* every probe message is under 126 bytes */
+    memset(f + 2, 0, 4);                /* a zero mask key leaves the text as it is */
+    memcpy(f + h, text, n);
+    return send(probe_fd, f, h + n, MSG_NOSIGNAL) == (ssize_t)(h + n);
+}
+
+static bool probe_read(uint8_t *buf, size_t n)
+{
+    while (n) {
+        ssize_t r = recv(probe_fd, buf, n, 0);
+        if (r <= 0)
+            return false;
+        buf += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* Reads server frames until a text frame holding `type`; false on error. */
+static bool probe_wait_for(const char *type)
+{
+    char want[48];
+    snprintf(want, sizeof want, "\"type\":\"%s\"", type);
+    for (;;) {
+        uint8_t h[10], body[4096];
+        if (!probe_read(h, 2))
+            return false;
+        uint64_t len = h[1] & 0x7f;
+        unsigned ext = len == 126 ? 2 : len == 127 ? 8 : 0;
+        if (ext && !probe_read(h + 2, ext))
+            return false;
+        if (ext) {
+            len = 0;
+            for (unsigned i = 0; i < ext; i++)
+                len = len << 8 | h[2 + i];
+        }
+        size_t keep = len < sizeof body - 1 ? (size_t)len : sizeof body - 1;
+        if (!probe_read(body, keep))
+            return false;
+        for (uint64_t left = len - keep; left;) {
+            size_t k = left < sizeof body ? (size_t)left : sizeof body;
+            if (!probe_read(body, k))
+                return false;
+            left -= k;
+        }
+        body[keep] = 0;
+        if (strstr((const char *)body, want))
+            return true;
+    }
+}
+
+static void *probe_main(void *arg)
+{
+    (void)arg;
+    while (!probe_stopping) {
+        uint64_t t = mono_ns();
+        if (!probe_send("{\"type\":\"ping\",\"timestamp\":1}") || !probe_wait_for("pong")) {
+            fprintf(stderr, "relay_load: the storm's probe lost its connection\n");
+            break;
+        }
+        hist_add(&lat, mono_ns() - t);
+        struct timespec ts = { 0, (long)PROBE_PING_NS };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static bool probe_start(pthread_t *th)
+{
+    struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
+    char req[256], reg[256];
+    uint8_t c;
+    unsigned matched = 0;
+    int one = 1;
+    probe_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe_fd < 0 || inet_pton(AF_INET, opt.host, &dst.sin_addr) != 1 ||
+        connect(probe_fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+        fprintf(stderr, "relay_load: the storm's probe could not connect\n");
+        return false;
+    }
+    setsockopt(probe_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s:%u\r\nConnection: Upgrade\r\n"
+                     "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", opt.host, opt.port);
+    if (send(probe_fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        return false;
+    while (matched < 4 && probe_read(&c, 1))   /* the 101 response, up to its blank line */
+        matched = c == "\r\n\r\n"[matched] ? matched + 1 : c == '\r';
+    snprintf(reg, sizeof reg, "{\"type\":\"register\",\"peer_id\":\"probe-%016llx\","
+             "\"network_id\":\"bench-probe\",\"protocol_version\":1}", (unsigned long long)rng_next());
+    if (matched < 4 || !probe_send(reg) || !probe_wait_for("register_ack")) {
+        fprintf(stderr, "relay_load: the storm's probe could not register\n");
+        return false;
+    }
+    return pthread_create(th, NULL, probe_main, NULL) == 0;
+}
+
+static void probe_stop(pthread_t th)
+{
+    probe_stopping = 1;
+    pthread_join(th, NULL);
+    close(probe_fd);
+}
+
+static int run_storm(void)
+{
+    long pid = opt.server_pid;
+    uint64_t n = opt.conns, pairs_n = n * (n - 1) / 2;
+    double cpu0 = pid ? proc_cpu_secs(pid) : 0, self0 = self_cpu_secs();
+    uint64_t start = mono_ns(), deadline = start + (uint64_t)(opt.setup_secs * 1e9);
+    uint64_t next_note = start + 2000000000ull, now = start;
+    bool settled = false;
+    /* The probe registers first, on a network of its own: its pings wait for nothing but the
+     * relay's loop, which is what "never starve keepalives" is about. */
+    pthread_t probe_thread;
+    if (!probe_start(&probe_thread))
+        return 1;
+    cpu0 = pid ? proc_cpu_secs(pid) : 0;
+    self0 = self_cpu_secs();
+    start = now = mono_ns();
+    ping_step = (uint64_t)(1e9 / opt.storm_ping_rate);
+    ping_due = start + ping_step;
+    st.last_rx = start;
+    for (uint32_t i = 0; i < opt.conns; i++)
+        start_connect(&conns[i]);
+    while (now < deadline && !st.failed && !st.closed) {
+        run_once(now + 50000000ull);
+        now = mono_ns();
+        if (st.ready == n && st.got_peers == n && now - st.last_rx >= STORM_QUIET_NS) {
+            settled = true;
+            break;
+        }
+        if (now > next_note) {
+            note("storm: %u/%u registered, %llu peers answers, %.1f MB received", st.ready,
+                 opt.conns, (unsigned long long)st.got_peers, (double)st.rx_bytes / 1e6);
+            next_note = now + 2000000000ull;
+        }
+    }
+    double cpu = (pid ? proc_cpu_secs(pid) : 0) - cpu0, self = self_cpu_secs() - self0;
+    probe_stop(probe_thread);
+    double wall = (double)(st.last_rx - start) / 1e9;
+    if (!settled)
+        fprintf(stderr, "relay_load: storm did not settle: %u/%u registered, %llu/%u peers "
+                "answers, %u connections lost\n", st.ready, opt.conns,
+                (unsigned long long)st.got_peers, opt.conns, st.failed + st.closed);
+    /* Average sizes as received (entries carry the same fields, so they differ by a few bytes
+     * of address at most); a peers answer's frame around its entries is "{"type":"peers",
+     * "peers":[...]}" plus the WebSocket header. */
+    double pc_size = st.pc_frames ? (double)st.pc_bytes / (double)st.pc_frames : 0;
+    double frame_overhead = 27 + 4;
+    double entry_size = st.peers_entries ? ((double)st.peers_bytes - (double)st.peers_frames *
+                                            frame_overhead) / (double)st.peers_entries : 0;
+    double mandated = (double)pairs_n * pc_size + (double)(pairs_n + n) * entry_size +
+                      (double)n * frame_overhead;
+    double notified = (double)(st.pc_bytes + st.peers_bytes);
+    printf("mode=storm conns=%u settled=%d relay_cpu_s=%.3f wall_s=%.3f rx_bytes=%llu "
+           "peers_frames=%llu peers_bytes=%llu peers_entries=%llu pc_frames=%llu pc_bytes=%llu "
+           "pd_frames=%llu pd_bytes=%llu pairs=%llu mandated_bytes=%.0f extra_bytes=%.0f "
+           "extra_items=%lld pings=%llu pongs=%llu probe_pings=%llu ping_p50_us=%.1f "
+           "ping_p99_us=%.1f ping_max_us=%.1f member_pings=%llu member_ping_p50_us=%.1f "
+           "member_ping_p99_us=%.1f server_rss_kb=%llu tool_cpu_s=%.3f\n",
+           opt.conns, settled, cpu, wall, (unsigned long long)st.rx_bytes,
+           (unsigned long long)st.peers_frames, (unsigned long long)st.peers_bytes,
+           (unsigned long long)st.peers_entries, (unsigned long long)st.pc_frames,
+           (unsigned long long)st.pc_bytes, (unsigned long long)st.pd_frames,
+           (unsigned long long)st.pd_bytes, (unsigned long long)pairs_n, mandated,
+           notified - mandated,
+           (long long)(st.pc_frames + st.peers_entries) - (long long)(2 * pairs_n + n),
+           (unsigned long long)st.pings_sent, (unsigned long long)st.pongs,
+           (unsigned long long)lat.n, hist_pct_us(&lat, 0.50), hist_pct_us(&lat, 0.99),
+           (double)lat.max / 1000.0, (unsigned long long)member_rtt.n,
+           hist_pct_us(&member_rtt, 0.50), hist_pct_us(&member_rtt, 0.99),
+           (unsigned long long)(pid ? proc_status_kb(pid, "VmRSS") : 0), self);
+    fflush(stdout);
+    return settled && !st.errors ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (!parse_options(argc, argv)) {
@@ -1709,7 +2008,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit(opt.conns);
+    raise_fd_limit(opt.conns + 1);
     rng_state = mono_ns() ^ ((uint64_t)getpid() << 32);
     for (unsigned v = 0; v < DIGIT_BASE; v++) {
         digit3[v][0] = (char)('0' + (100 + v) / 100);
@@ -1725,6 +2024,8 @@ int main(int argc, char **argv)
     setup_connections();
     if (opt.mode == MODE_HANDSHAKE)
         return run_handshakes();
+    if (opt.storm)
+        return run_storm();
 
     long pid = opt.server_pid;
     uint64_t rss_base = pid ? proc_status_kb(pid, "VmRSS") : 0;
@@ -1797,7 +2098,8 @@ int main(int argc, char **argv)
            opt.rate, secs, setup_s, (unsigned long long)st.delivered, mps,
            secs > 0 ? (double)st.payload_bytes / secs / 1e6 : 0,
            secs > 0 ? (double)st.wire_bytes / secs / 1e6 : 0,
-           hist_pct_us(0.50), hist_pct_us(0.99), hist_pct_us(0.999), (double)hist_max / 1000.0,
+           hist_pct_us(&lat, 0.50), hist_pct_us(&lat, 0.99), hist_pct_us(&lat, 0.999),
+           (double)lat.max / 1000.0,
            (unsigned long long)lost, (unsigned long long)ooo, (unsigned long long)st.errors,
            (unsigned long long)st.bad_frames, st.failed + st.closed,
            (unsigned long long)st.window_stalls, (unsigned long long)st.pings_sent,

@@ -21,6 +21,9 @@ need() {
 }
 
 # musl for big-endian MIPS, from Debian's source package, cross-compiled with gcc-mips-linux-gnu.
+# The gcc wrapper is asked for by name: musl's configure only picks it by itself when the cross
+# compiler has glibc's headers (libc6-dev-mips-cross, which a --no-install-recommends install
+# leaves out).
 musl_mips() {
     local prefix="$DIG_BUILD_CACHE/musl-mips"
     if [ -x "$prefix/bin/musl-gcc" ]; then
@@ -34,7 +37,7 @@ musl_mips() {
         { echo "linux-mips: apt-get source musl failed (deb-src lines needed)" >&2; return 1; }
     (cd "$src"/musl-*/ &&
         ./configure --target=mips-linux-gnu CC=mips-linux-gnu-gcc --prefix="$prefix" \
-            --disable-shared >/dev/null &&
+            --disable-shared --enable-wrapper=gcc >/dev/null &&
         make -j2 >/dev/null 2>&1 && make install >/dev/null 2>&1) ||
         { echo "linux-mips: building musl failed" >&2; return 1; }
     rm -rf "$src"

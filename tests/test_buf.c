@@ -5,6 +5,7 @@
 #include "ws.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void test_pool_reuses_blocks_by_class(void)
 {
@@ -112,6 +113,59 @@ static void test_outq_partial_writes_and_growth(void)
     pool_trim();
 }
 
+/* Urgent frames go behind a partly written frame and earlier urgent ones, ahead of the rest. */
+static void test_outq_urgent_order(void)
+{
+    outq q = { 0 };
+    frame *a = frame_text("aaaa", 4), *b = frame_text("bbbb", 4), *p1 = frame_text("p1", 2);
+    frame *p2 = frame_text("p2", 2), *p3 = frame_text("p3", 2);
+    const void *bases[8];
+    size_t lens[8];
+    REQUIRE(a && b && p1 && p2 && p3);
+    CHECK(outq_push(&q, a, 16, 1000));
+    CHECK(outq_push(&q, b, 16, 1000));
+    outq_consume(&q, 1);                          /* a is begun */
+    CHECK(outq_push_urgent(&q, p1, 16, 1000));
+    CHECK(outq_push_urgent(&q, p2, 16, 1000));
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 8), 4);
+    CHECK(bases[0] == a->data + 1 && bases[1] == p1->data && bases[2] == p2->data &&
+          bases[3] == b->data);
+    outq_consume(&q, a->len - 1 + p1->len);       /* a and p1 written */
+    CHECK(outq_push_urgent(&q, p3, 16, 1000));
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 8), 3);
+    CHECK(bases[0] == p2->data && bases[1] == p3->data && bases[2] == b->data);
+    CHECK_EQ_INT(q.bytes, p2->len + p3->len + b->len);
+    outq_clear(&q);
+    frame_unref(a), frame_unref(b), frame_unref(p1), frame_unref(p2), frame_unref(p3);
+    pool_trim();
+}
+
+/* A deferred frame counts no bytes and is never written past until filled; filled, it shows
+ * the other frame's bytes and keeps it alive. */
+static void test_deferred_frame(void)
+{
+    outq q = { 0 };
+    frame *d = frame_deferred(), *x = frame_text("xx", 2), *full = frame_text("answer", 6);
+    const void *bases[8];
+    size_t lens[8];
+    REQUIRE(d && x && full);
+    CHECK(outq_push(&q, d, 16, 1000));
+    CHECK(outq_push(&q, x, 16, 1000));
+    CHECK_EQ_INT(q.bytes, x->len);
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 8), 0);
+    frame_fill(d, full);
+    frame_unref(d);
+    frame_unref(full);                            /* the queue's reference keeps both */
+    outq_settle(&q);
+    CHECK_EQ_INT(q.bytes, 8 + 4);
+    CHECK_EQ_INT(outq_peek(&q, bases, lens, 8), 2);
+    CHECK(lens[0] == 8 && memcmp((const char *)bases[0] + 2, "answer", 6) == 0);
+    outq_consume(&q, 12);
+    CHECK(outq_empty(&q));
+    frame_unref(x);
+    pool_trim();
+}
+
 int main(void)
 {
     RUN(test_pool_reuses_blocks_by_class);
@@ -119,5 +173,7 @@ int main(void)
     RUN(test_frame_written_in_place);
     RUN(test_outq_bounds_messages_and_bytes);
     RUN(test_outq_partial_writes_and_growth);
+    RUN(test_outq_urgent_order);
+    RUN(test_deferred_frame);
     return test_finish();
 }

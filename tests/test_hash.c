@@ -221,6 +221,17 @@ static void test_equal_and_base64(void)
     CHECK(hash_equal("x", "y", 0));
 }
 
+static void test_hex_encode(void)
+{
+    static const uint8_t in[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+    char out[2 * sizeof in + 1];
+    memset(out, 'x', sizeof out);
+    hex_encode(in, sizeof in, out);
+    CHECK_EQ_STR(out, "00017f80abff");
+    hex_encode(in, 0, out);
+    CHECK_EQ_STR(out, "");
+}
+
 int main(void)
 {
     RUN(test_sha1_vectors);
@@ -230,5 +241,6 @@ int main(void)
     RUN(test_incremental_pieces);
     RUN(test_siphash13);
     RUN(test_equal_and_base64);
+    RUN(test_hex_encode);
     return test_finish();
 }

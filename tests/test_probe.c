@@ -70,7 +70,7 @@ static void test_probe_relay_down(void)
 
     const char *bad[] = {"probe", "http://127.0.0.1:1", NULL};
     CHECK_EQ_INT(h_run_binary(bad, NULL, out, sizeof out, err, sizeof err, 10000), 2);
-    CHECK(strstr(err, "is not a ws:// URL") != NULL);
+    CHECK(strstr(err, "is not a ws:// or wss:// URL") != NULL);
 }
 
 int main(void)

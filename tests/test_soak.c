@@ -1,7 +1,8 @@
 /* Churn soak: 2000 peers (DIG_SOAK_PEERS) on ten networks register, relay messages to each
  * other, broadcast, ask for peer lists and ping, while a tenth of them disconnect (unregister,
  * close frame, plain close or reset) and are replaced by new registrations every round, for a
- * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 30).
+ * bounded time (DIG_SOAK_SECS, default 60) after a warm-up (DIG_SOAK_WARMUP_SECS, default 30,
+ * and at least WARMUP_MIN_ROUNDS rounds).
  *
  * Every round is checked exactly: each relay_message arrives once with its payload intact, each
  * broadcast reaches every other live peer of its network, each ping gets its pong and each
@@ -45,6 +46,7 @@
 #define MAX_ROUNDS 4096
 #define QUIET_MS 300               /* pause before RSS is read: closes and frees finish */
 #define RSS_WINDOW 5               /* rounds whose median RSS stands for "before" and "after" */
+#define WARMUP_MIN_ROUNDS 20       /* RSS settles after about as many rounds, however long they take */
 
 typedef struct {
     ws_client ws;
@@ -437,7 +439,9 @@ static void test_churn_soak(void)
 
     /* Warm-up: the same work as the churn rounds, long enough for the relay's pools and the
      * allocator's free memory to reach their working size (a few rounds are not: RSS keeps
-     * stepping up for several seconds while the heap's in-use bytes stay flat). Its rounds do
+     * stepping up for several seconds while the heap's in-use bytes stay flat). It counts
+     * rounds as well as seconds: on a busy machine a round takes longer, and RSS settles
+     * after a number of rounds, not of seconds. Its rounds do
      * not read along, so the relay's frame pools fill to their caps and the heap reaches the
      * size a whole round's backlog needs; a churn round that happens to queue more than any
      * warm-up round did would otherwise show as a one-off step of RSS. RSS is sampled
@@ -449,7 +453,7 @@ static void test_churn_soak(void)
     uint64_t warm_end = h_now_ms() + warmup_secs * 1000u, churn_start = 0, end = 0;
     while (ok && rounds < MAX_ROUNDS) {
         uint64_t now = h_now_ms();
-        if (!warm_rounds && rounds >= RSS_WINDOW && now >= warm_end) {
+        if (!warm_rounds && rounds >= WARMUP_MIN_ROUNDS && now >= warm_end) {
             warm_rounds = rounds;
             churn_start = now;
             end = now + secs * 1000u;

@@ -11,6 +11,8 @@
  *   - a trusted proxy's PROXY header before the ClientHello, in the same segment;
  *   - HTTP on the wire port over TLS, the health port still plain, headless Chromium loading
  *     https://.../health in `none` mode;
+ *   - `dig-relay probe wss://…`: against a server-only relay, under `required` with and without
+ *     a client certificate, and with an anchor that does not lead to the relay's certificate;
  *   - start-up errors: exit 1 naming the file and what is wrong, exit 2 for usage.
  * TLS attackers (garbage, truncated and trickled handshakes, a thousand full handshakes) are in
  * tests/test_attack.c. Skipped without TLS built in, openssl, or (for their parts)
@@ -364,6 +366,62 @@ static void test_proxy_header_before_tls(void)
     STOP_OK();
 }
 
+/* ---- dig-relay probe wss:// --------------------------------------------------------------- */
+
+/* Runs `dig-relay probe wss://…` against h_relay with extra flags: true when it exits with
+ * want_rc and prints every one of the wanted texts (its output is shown otherwise). */
+static bool probe_wss(const char *const *extra, int want_rc, const char *const *wanted)
+{
+    static char out[16384];
+    char url[64], health[64], stun[64], err[4096];
+    const char *args[16];
+    size_t n = 0;
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/", h_relay.port);
+    snprintf(health, sizeof health, "--health-listen=127.0.0.1:%u", h_relay.health_port);
+    snprintf(stun, sizeof stun, "--stun-listen=127.0.0.1:%u", h_relay.stun_port);
+    args[n++] = "probe";
+    args[n++] = url;
+    args[n++] = health;
+    args[n++] = stun;
+    for (size_t i = 0; extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    int rc = h_run_binary(args, NULL, out, sizeof out, err, sizeof err, 60000);
+    bool ok = rc == want_rc;
+    for (size_t i = 0; wanted[i]; i++)
+        ok = ok && strstr(out, wanted[i]) != NULL;
+    if (!ok)
+        printf("  probe exit %d (wanted %d):\n%s%s", rc, want_rc, out, err);
+    return ok;
+}
+
+/* The probe speaks wss:// with the relay's certificate as its anchor: every check answers on a
+ * server-only relay; under `required` it fails the connect step without a certificate and
+ * registers as the certificate's id with one; an anchor that does not lead to the relay's
+ * certificate fails the connect step. */
+static void test_probe_over_wss(void)
+{
+    const char *ca = path_of("relay", "crt.pem");
+    NEED_TLS();
+
+    REQUIRE(start_tls((const char *const[]){ "--tls-client-auth", "none", NULL }));
+    CHECK(probe_wss((const char *const[]){ "--probe-ca", ca, NULL }, 0,
+                    (const char *const[]){ "  connect   ok", "6 of 6 checks answered", NULL }));
+    CHECK(probe_wss((const char *const[]){ "--probe-ca", path_of("other_ca", "crt.pem"), NULL }, 1,
+                    (const char *const[]){ "  connect   FAIL", "does not lead to a certificate in", NULL }));
+    STOP_OK();
+
+    REQUIRE(start_tls(NULL));
+    CHECK(probe_wss((const char *const[]){ "--probe-ca", ca, NULL }, 1,
+                    (const char *const[]){ "  connect   FAIL", "give --tls-cert and --tls-key", NULL }));
+    char peer[32];
+    snprintf(peer, sizeof peer, "peer %.12s...", id_node);
+    CHECK(probe_wss((const char *const[]){ "--probe-ca", ca, "--tls-cert", path_of("node", "crt.pem"),
+                                           "--tls-key", path_of("node", "key.pem"), NULL }, 0,
+                    (const char *const[]){ "6 of 6 checks answered", peer, NULL }));
+    STOP_OK();
+}
+
 /* ---- start-up errors --------------------------------------------------------------------- */
 
 static void test_startup_errors(void)
@@ -411,6 +469,7 @@ int main(void)
     T(test_chromium_loads_health_in_none_mode);
     T(test_identity_check_order);
     T(test_proxy_header_before_tls);
+    T(test_probe_over_wss);
     T(test_startup_errors);
     if (dir[0]) {
         char cmd[128];
