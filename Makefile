@@ -1,7 +1,8 @@
 # dig-relay build. Plain make; every top-level *.c except the entry point is library code
 # shared by the binary, the unit tests and the fuzzers, so adding a file needs no edit here.
 # Objects, test programs and the binary of each compiler/sanitizer pair live apart under
-# build/<cc>[-<sanitizer>][-notls]/, so switching between builds never needs a `make clean`.
+# build/<cc>[-<sanitizer>][-notls][-nogeoip][-nocluster]/, so switching between builds never needs
+# a `make clean`.
 #   make                       build ./dig-relay (a copy of build/<cc>/dig-relay)
 #   make test                  unit + integration tests, ends with "N passed, N failed"
 #   make SANITIZER=address     ASan + UBSan build (in build/<cc>-address/; `make ... test` tests it)
@@ -11,7 +12,7 @@
 #   make release, test-release static artifacts for every target in dist/, tested (tests/cross.sh)
 #   make install               bin/dig-relay and share/man/man1/dig-relay.1 under DESTDIR PREFIX
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
-#   make bench                 benchmarks (bench/README.md)
+#   make bench                 benchmarks (bench/README.md); make bench-cluster, the cluster part
 
 CC      ?= cc
 VERSION := 0.1.0

@@ -38,24 +38,27 @@ size_t hc_redis_cmd(const char *cmd, char *resp, size_t cap, unsigned timeout_ms
 static bool hc_redis_answers(unsigned timeout_ms)
 {
     char resp[64];
-    return hc_redis_cmd("PING", resp, sizeof resp, timeout_ms) > 0 && strstr(resp, "+PONG") != NULL;
+    /* a Redis with a password answers, refusing */
+    return hc_redis_cmd("PING", resp, sizeof resp, timeout_ms) > 0 &&
+           (strstr(resp, "+PONG") != NULL || strstr(resp, "-NOAUTH") != NULL);
 }
 
 /* Starts redis-server on hc_redis_port (a new free one when 0) with no persistence; slow_limit
  * makes Redis drop a subscriber that falls 256 KB behind. */
-bool hc_start_redis(bool slow_limit)
+bool hc_start_redis_args(const char *const *extra)
 {
     char port[8];
+    const char *argv[24] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no" };
+    size_t n = 9;
     if (hc_redis_port == 0)
         hc_redis_port = h_free_port("tcp4");
     snprintf(port, sizeof port, "%u", hc_redis_port);
     snprintf(hc_url, sizeof hc_url, "redis://127.0.0.1:%u", hc_redis_port);
-    const char *const plain[] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", NULL };
-    const char *const limited[] = { "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--client-output-buffer-limit",
-                                    "pubsub 256kb 128kb 1", NULL };
-    if (!h_spawn(&hc_redis, slow_limit ? limited : plain, NULL))
+    for (size_t k = 0; extra && extra[k] && n + 1 < sizeof argv / sizeof argv[0]; k++)
+        argv[n++] = extra[k];
+    argv[n] = NULL;
+    if (!h_spawn(&hc_redis, argv, NULL))
         return false;
     uint64_t deadline = h_now_ms() + 20000;
     while (h_now_ms() < deadline && h_proc_alive(&hc_redis)) {
@@ -66,6 +69,13 @@ bool hc_start_redis(bool slow_limit)
     printf("  redis-server did not start\n");
     h_proc_cleanup(&hc_redis, true);
     return false;
+}
+
+bool hc_start_redis(bool slow_limit)
+{
+    static const char *const limited[] = { "--client-output-buffer-limit", "pubsub 256kb 128kb 1",
+                                           NULL };
+    return hc_start_redis_args(slow_limit ? limited : NULL);
 }
 
 /* ---- instances ---- */

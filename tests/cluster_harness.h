@@ -22,6 +22,8 @@ bool hc_have_redis(void);
 /* Starts redis-server on hc_redis_port (a free one when 0) with --save '' --appendonly no;
  * slow_limit makes it drop a subscriber 256 KB behind. Waits until it answers PING. */
 bool hc_start_redis(bool slow_limit);
+/* The same with extra redis-server arguments (NULL-terminated, may be NULL). */
+bool hc_start_redis_args(const char *const *extra);
 /* Sends one inline command and returns the answer's length (resp NUL-terminated). */
 size_t hc_redis_cmd(const char *cmd, char *resp, size_t cap, unsigned timeout_ms);
 /* Instance i (id "inst<i>") with extra args (NULL-terminated, may be NULL); per-connection

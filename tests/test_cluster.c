@@ -279,6 +279,28 @@ static void test_semantics(void)
 
 }
 
+/* A Redis with a password and a database number in the URL. */
+static void test_password_and_database(void)
+{
+    SKIP_UNLESS_READY();
+    ws_client a, b;
+    REQUIRE(hc_start_redis_args((const char *const[]){ "--requirepass", "s3cret", NULL }));
+    snprintf(hc_url, sizeof hc_url, "redis://:s3cret@127.0.0.1:%u/3", hc_redis_port);
+    REQUIRE(hc_start_instance(0, NULL));
+    REQUIRE(hc_start_instance(1, NULL));
+    REQUIRE(hc_join(&a, 0, "A"));
+    REQUIRE(hc_join(&b, 1, "B"));
+    CHECK(hc_wait_peers(&a, "A,B", VISIBLE_MS));
+    CHECK(hc_wait_peers(&b, "A,B", VISIBLE_MS));
+    CHECK(send_seq(&a, "A", "B", 1));
+    CHECK_EQ_INT(recv_in_order(&b, 1, false, WAIT), 1);
+    /* the registrations live in database 3 */
+    char resp[64] = "";
+    CHECK(hc_redis_cmd("AUTH s3cret\r\nSELECT 3\r\nEXISTS dig:peer:A", resp, sizeof resp, WAIT) > 0);
+    CHECK(strstr(resp, "+OK\r\n+OK\r\n:1\r\n") != NULL);
+    wsc_close(&a), wsc_close(&b);
+}
+
 /* ---- faults ---- */
 
 /* Redis killed mid-traffic: every instance keeps serving its own peers and registering new ones;
@@ -575,6 +597,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(test_not_built_in);
     CLUSTER_T(test_semantics);
+    CLUSTER_T(test_password_and_database);
     CLUSTER_T(test_redis_killed_and_restarted);
     CLUSTER_T(test_instance_killed);
     CLUSTER_T(test_redis_stopped);
