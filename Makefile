@@ -1,7 +1,8 @@
 # dig-relay build. Plain make; every top-level *.c except the entry point is library code
 # shared by the binary, the unit tests and the fuzzers, so adding a file needs no edit here.
 # Objects, test programs and the binary of each compiler/sanitizer pair live apart under
-# build/<cc>[-<sanitizer>][-notls]/, so switching between builds never needs a `make clean`.
+# build/<cc>[-<sanitizer>][-notls][-nogeoip][-nocluster]/, so switching between builds never needs
+# a `make clean`.
 #   make                       build ./dig-relay (a copy of build/<cc>/dig-relay)
 #   make test                  unit + integration tests, ends with "N passed, N failed"
 #   make SANITIZER=address     ASan + UBSan build (in build/<cc>-address/; `make ... test` tests it)
@@ -11,7 +12,7 @@
 #   make release, test-release static artifacts for every target in dist/, tested (tests/cross.sh)
 #   make install               bin/dig-relay and share/man/man1/dig-relay.1 under DESTDIR PREFIX
 #   make fuzz FUZZ_SECONDS=N   run every libFuzzer harness (clang)
-#   make bench                 benchmarks (bench/README.md)
+#   make bench                 benchmarks (bench/README.md); make bench-cluster, the cluster part
 
 CC      ?= cc
 VERSION := 0.1.0
@@ -55,13 +56,30 @@ CFLAGS  += -DDIG_HAVE_GEOIP=1
 LDLIBS  += -lmaxminddb
 endif
 
+# ---- optional: clustering through Redis with hiredis (cluster.c, redisloop.c) ----------------
+# Debian libhiredis-dev (0.14.1, its async API) lets several instances act as one relay
+# (--cluster-redis); CLUSTER=0 leaves it out, CLUSTER=1 fails the build when it is missing.
+# Release and Windows builds leave it out (no hiredis for those targets).
+CLUSTER ?= auto
+ifneq ($(CLUSTER),0)
+HAVE_HIREDIS := $(call have_lib,hiredis/async.h,-lhiredis)
+ifeq ($(HAVE_HIREDIS),1)
+CFLAGS += -DDIG_HAVE_CLUSTER=1
+LDLIBS += -lhiredis
+else ifeq ($(CLUSTER),1)
+$(error CLUSTER=1 but hiredis was not found with $(CC): install libhiredis-dev)
+else
+$(warning dig-relay: building without cluster support: hiredis not found (install libhiredis-dev; make CLUSTER=0 silences this))
+endif
+endif
+
 ifeq ($(SANITIZER),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 # A build without an optional library lives apart too: the library changes what some objects are.
-B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 1,$(HAVE_BEARSSL)),,-notls)$(if $(filter 0,$(GEOIP)),-nogeoip)
+B        := build/$(notdir $(firstword $(CC)))$(if $(SANITIZER),-$(SANITIZER))$(if $(filter 1,$(HAVE_BEARSSL)),,-notls)$(if $(filter 0,$(GEOIP)),-nogeoip)$(if $(filter 1,$(HAVE_HIREDIS)),,-nocluster)
 # The operator pages (web/: HTML, CSS, JavaScript, the land outline) are compiled into the
 # binary: build/web/embed, a tool built for the build machine, writes their bytes into
 # build/web/assets.c, one file shared by every compiler and target (cross builds included).
@@ -221,6 +239,16 @@ bench-tls: dig-relay bench/bin/relay_load
 bench: bench-tls
 
 .PHONY: bench-tls
+
+# Cluster benchmark (bench/README.md, "Cluster"): a relay_message hop across two instances
+# sharing Redis against a hop inside one instance, CPU and latency side by side (needs
+# redis-server and a relay built with hiredis).
+bench-cluster: dig-relay bench/bin/relay_load
+	@bash bench/bench-cluster.sh
+
+bench: bench-cluster
+
+.PHONY: bench-cluster
 
 # Release artifacts (scripts/release.sh): static musl binaries for linux-x64, -arm64, -armhf,
 # -mips, -mipsel and a static windows-x64.exe in dist/ with SHA256SUMS; test-release runs each

@@ -6,6 +6,7 @@
 const feature features[] = {
     {"tls", "BearSSL, libbearssl-dev", DIG_HAVE_TLS},
     {"geoip", "libmaxminddb, libmaxminddb-dev", DIG_HAVE_GEOIP},
+    {"cluster", "hiredis, libhiredis-dev", DIG_HAVE_CLUSTER},
 };
 const size_t n_features = sizeof features / sizeof features[0];
 

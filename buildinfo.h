@@ -15,6 +15,9 @@
 #ifndef DIG_HAVE_GEOIP
 #define DIG_HAVE_GEOIP 0    /* libmaxminddb: geolocation for the /map peer map (geo.c) */
 #endif
+#ifndef DIG_HAVE_CLUSTER
+#define DIG_HAVE_CLUSTER 0  /* hiredis: instances sharing peers through Redis (cluster.c) */
+#endif
 
 typedef struct {
     const char *name;       /* what --version calls it: "tls" */

@@ -8,6 +8,7 @@
  * else keeps its default. An empty variable counts as unset. */
 #include "config.h"
 #include "buildinfo.h"
+#include "clusterwire.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,9 @@ static const option_def options[] = {
     {"dht-sweep-interval-secs", "DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", VALUE_NUMBER,
      FIELD(dht_sweep_interval_secs), SECS_MAX, NO_SET},
     {"geoip-db", "DIG_RELAY_GEOIP_DB", VALUE_PATH, FIELD(geoip_db), 0, NO_SET},
+    {"cluster-redis", "DIG_RELAY_CLUSTER_REDIS", VALUE_PATH, FIELD(cluster_redis), 0, NO_SET},
+    {"cluster-instance-id", "DIG_RELAY_CLUSTER_INSTANCE_ID", VALUE_PATH, FIELD(cluster_instance_id),
+     0, NO_SET},
     {"probe-ca", "DIG_RELAY_PROBE_CA", VALUE_PATH, FIELD(probe_ca), 0, NO_SET},
     /* RUST_LOG is a tracing filter: from the environment, one with nothing usable for this
      * program leaves the level at info (as in the reference) instead of refusing to start. */
@@ -792,6 +796,25 @@ int config_validate(relay_config *c, char *err, size_t errlen)
         }
         c->max_connections_per_ip = c->max_connections;
     }
+    if (c->cluster_instance_id != NULL && !cluster_instance_id_valid(c->cluster_instance_id)) {
+        snprintf(err, errlen, "--cluster-instance-id must be 1-64 of A-Z a-z 0-9 . _ -");
+        return 2;
+    }
+    if (c->cluster_redis != NULL) {
+        cluster_url urls[CLUSTER_MAX_SHARDS];
+        char why[160];
+        if (cluster_parse_urls(c->cluster_redis, urls, why, sizeof why) == 0) {
+            snprintf(err, errlen, "--cluster-redis: %s", why);
+            return 2;
+        }
+        if (!DIG_HAVE_CLUSTER) {
+            snprintf(err, errlen,
+                     "--cluster-redis: cluster support is not built in to this dig-relay (it was "
+                     "built without hiredis, libhiredis-dev); run it standalone or use a build "
+                     "that lists cluster in --version");
+            return 2;
+        }
+    }
     /* Last, so every other mistake is reported first: accepting the flags without terminating
      * TLS would claim a protection the relay does not give. */
     if (c->tls_cert_path != NULL && !DIG_HAVE_TLS) {
@@ -938,6 +961,15 @@ const char *config_usage(void)
         "      MaxMind-format database locating peers on /map; default\n"
         "      " CONFIG_DEFAULT_GEOIP_DB ". Missing or unreadable: every peer\n"
         "      is of unknown location.\n"
+        "\n"
+        "One relay across machines (instances behind a load balancer, sharing through Redis):\n"
+        "  --cluster-redis URL[,URL...]       DIG_RELAY_CLUSTER_REDIS          default unset\n"
+        "      redis://[:password@]host:port[/db] of the Redis every instance shares; several\n"
+        "      comma-separated URLs split the load by a stable hash (every instance must list\n"
+        "      the same ones in the same order). Unset: the relay stands alone.\n"
+        "  --cluster-instance-id ID           DIG_RELAY_CLUSTER_INSTANCE_ID    default random\n"
+        "      This instance's name in the cluster: 1-64 of A-Z a-z 0-9 . _ -, unique per\n"
+        "      running instance. Unset: a random one per start.\n"
         "\n"
         "TLS on the relay listener (--tls-cert and --tls-key: both or neither):\n"
         "  --tls-cert PATH                    DIG_RELAY_TLS_CERT_PATH          default unset\n"

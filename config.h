@@ -79,6 +79,10 @@ typedef struct {
     uint64_t dht_sweep_interval_secs;   /* 60, 0 disables the RLY-009 sweep (ours) */
     const char *geoip_db;       /* --geoip-db / DIG_RELAY_GEOIP_DB, CONFIG_DEFAULT_GEOIP_DB */
 
+    /* One relay across instances (cluster.h): unset, the relay stands alone. */
+    const char *cluster_redis;        /* --cluster-redis URL[,URL...], NULL when unset */
+    const char *cluster_instance_id;  /* --cluster-instance-id, NULL: random per start */
+
     enum log_level log_level;   /* --log-level, else RUST_LOG, else info */
 
     /* TURN (RFC 8656) beside STUN, off unless --turn. */

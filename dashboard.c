@@ -187,6 +187,8 @@ static bool build_stats(dashboard *d, json_writer *w, bool full)
     relay_each_peer(r, collect_stats_peer, &peers);
     relay_each_network(r, collect_stats_network, &nets);
     relay_get_counters(r, &rc);
+    cluster_stats cs;
+    bool clustered = relay_cluster_stats(r, &cs);
     stats_snapshot s = {
         .version = DIG_RELAY_VERSION,
         .now_wall = loop_wall_secs(d->src.lp),
@@ -202,6 +204,8 @@ static bool build_stats(dashboard *d, json_writer *w, bool full)
         .n_peers = peers.n,
         .networks = nets.items,
         .n_networks = nets.n,
+        .clustered = clustered,
+        .cluster_peers = relay_cluster_peer_count(r),
     };
     bool ok = stats_write_json(w, &s, full);
     free(peers.items);
@@ -278,6 +282,19 @@ static bool build_metrics(dashboard *d, json_writer *w, bool full)
         .rss_bytes = ps.rss_bytes,
         .open_fds = ps.open_fds,
     };
+    cluster_stats cs;
+    if (relay_cluster_stats(r, &cs)) {
+        s.clustered = true;
+        s.cluster_peers = relay_cluster_peer_count(r);
+        s.cluster_instances = cs.instances;
+        s.cluster_shards = cs.shards;
+        s.cluster_shards_up = cs.shards_up;
+        s.cluster_envelopes_sent = cs.envelopes_sent;
+        s.cluster_envelopes_received = cs.envelopes_received;
+        s.cluster_dropped = cs.dropped;
+        s.cluster_reconnects = cs.reconnects;
+        s.cluster_conflicts = cs.conflicts;
+    }
     bool ok = metrics_write(w, &s);
     free(nets.items);
     return ok;

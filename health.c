@@ -1,5 +1,6 @@
 /* GET /health, the same answer on the wire port and the health port (SPEC §6):
- * {"status":"ok","connected_peers":N,"uptime_secs":S,"version":"V"}. */
+ * {"status":"ok","connected_peers":N,"uptime_secs":S,"version":"V"}; in a cluster N counts
+ * every instance's peers. */
 #include "health.h"
 
 #include <stdio.h>
@@ -10,7 +11,7 @@ void health_route(void *ctx, const http_request *req, route_reply *out)
     const relay *r = ctx;
     int n = snprintf(body, sizeof body,
                      "{\"status\":\"ok\",\"connected_peers\":%zu,\"uptime_secs\":%llu,\"version\":\"%s\"}",
-                     relay_peer_count(r), (unsigned long long)relay_uptime_secs(r), DIG_RELAY_VERSION);
+                     relay_cluster_peer_count(r), (unsigned long long)relay_uptime_secs(r), DIG_RELAY_VERSION);
     (void)req;
     out->status = 200;
     out->content_type = "application/json";

@@ -201,6 +201,29 @@ bool metrics_write(json_writer *w, const metrics_snapshot *s)
     single(w, "dig_relay_dht_keys", "gauge",
            "Distinct content keys in the current DHT view before its cap.", s->dht_keys);
 
+    if (s->clustered) {
+        single(w, "dig_relay_cluster_peers", "gauge",
+               "Registrations on every instance of the cluster.", s->cluster_peers);
+        single(w, "dig_relay_cluster_instances", "gauge",
+               "Other instances heard from through Redis.", s->cluster_instances);
+        single(w, "dig_relay_cluster_redis_shards", "gauge", "Redis shards configured.",
+               s->cluster_shards);
+        single(w, "dig_relay_cluster_redis_shards_up", "gauge",
+               "Redis shards with both connections up.", s->cluster_shards_up);
+        single(w, "dig_relay_cluster_envelopes_sent_total", "counter",
+               "Frames published for other instances (one per instance per message).",
+               s->cluster_envelopes_sent);
+        single(w, "dig_relay_cluster_envelopes_received_total", "counter",
+               "Frames received from other instances.", s->cluster_envelopes_received);
+        single(w, "dig_relay_cluster_dropped_total", "counter",
+               "Redis commands dropped: Redis away or the outgoing bound reached.",
+               s->cluster_dropped);
+        single(w, "dig_relay_cluster_reconnects_total", "counter",
+               "Redis connections re-established.", s->cluster_reconnects);
+        single(w, "dig_relay_cluster_conflicts_total", "counter",
+               "Registrations closed with error 5 for an earlier one on another instance.",
+               s->cluster_conflicts);
+    }
     single(w, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.",
            s->start_time_secs);
     if (s->cpu_usec != METRICS_UNKNOWN) {

@@ -69,6 +69,11 @@ typedef struct {
     uint64_t cpu_usec;                  /* process CPU time, user + system (or METRICS_UNKNOWN) */
     uint64_t rss_bytes;                 /* resident set (or METRICS_UNKNOWN) */
     uint64_t open_fds;                  /* open descriptors or handles (or METRICS_UNKNOWN) */
+    /* In a cluster (--cluster-redis); the figures above are this instance's. */
+    bool clustered;
+    uint64_t cluster_peers, cluster_instances, cluster_shards, cluster_shards_up;
+    uint64_t cluster_envelopes_sent, cluster_envelopes_received, cluster_dropped;
+    uint64_t cluster_reconnects, cluster_conflicts;
 } metrics_snapshot;
 
 /* Appends the exposition text to w. False when w failed or out of memory. */

@@ -1,8 +1,11 @@
 /* The meaning of the relay wire (see relay.h): the registry of peers and networks, the message
  * handlers, and the PEX engines it mirrors registrations into. Works on decoded messages and
- * connection queues only; conn.c does the I/O. */
+ * connection queues only; conn.c does the I/O. In a cluster (cluster.h) the registry also holds
+ * the peers of the other instances (entries without a connection, pointing at their cluster_ref),
+ * so lookups stay local and frames for them go out through the cluster. */
 #include "relay.h"
 
+#include "cluster.h"
 #include "conn.h"
 #include "hash.h"
 #include "json.h"
@@ -25,7 +28,9 @@ struct reg {
     size_t peer_id_len;
     uint64_t hash;
     network *net;
-    conn *c;
+    conn *c;                  /* NULL for a peer on another instance */
+    cluster_ref *remote;      /* that peer's cluster entry, NULL for a local one */
+    cluster_local *announced; /* a local one's cluster announcement, NULL standalone */
     uint64_t protocol_version, connected_at, last_seen;
     addr_t addrs[ADDR_MAX_DIALABLE];
     uint8_t n_addrs;
@@ -40,7 +45,8 @@ struct network {
     size_t id_len;
     uint64_t hash;
     reg *head;
-    size_t count;
+    size_t count;             /* registrations, the cluster's included */
+    size_t local;             /* those on this instance */
     network *hnext;           /* id hash chain */
     network *all_prev, *all_next;  /* every network, for PEX housekeeping */
     struct pex_engine *pex;   /* this network's Peer Exchange engine */
@@ -72,6 +78,8 @@ struct relay {
     relay_dht_fn dht_sink;
     void *dht_ctx;
     network *peers_due;       /* networks whose deferred peers answer is still to be filled */
+    cluster *cl;              /* NULL standalone */
+    size_t n_remote;          /* registry entries of peers on other instances */
 };
 
 /* Longest peer or network id accepted. Real ids are 64 hex characters; the bound keeps the
@@ -140,6 +148,14 @@ void relay_free(relay *s)
         while (s->nets[i]) {
             network *n = s->nets[i];
             s->nets[i] = n->hnext;
+            /* peers elsewhere are the registry's own; local ones leave with their connections */
+            for (reg *r = n->head, *next; r; r = next) {
+                next = r->nnext;
+                if (r->remote) {
+                    free(r->peer_id);
+                    free(r);
+                }
+            }
             frame_unref(n->peers);
             frame_unref(n->peers_due);
             pex_engine_free(n->pex);
@@ -155,6 +171,7 @@ void relay_free(relay *s)
 }
 
 size_t relay_peer_count(const relay *r) { return r->n_regs; }
+size_t relay_cluster_peer_count(const relay *r) { return r->n_regs + r->n_remote; }
 uint64_t relay_uptime_secs(const relay *r) { return (loop_now_ms(r->lp) - r->start_ms) / 1000u; }
 
 static reg *find_reg(relay *s, const char *id, size_t n)
@@ -303,7 +320,7 @@ static void peer_info_of(const reg *r, wire_peer_info *p)
 static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f)
 {
     for (reg *r = net->head; r; r = r->nnext)
-        if (r != skip && (mark == 0 || r->exclude_mark != mark))
+        if (r != skip && r->c && (mark == 0 || r->exclude_mark != mark))
             conn_send(r->c, f);
 }
 
@@ -372,10 +389,78 @@ static void send_error(relay *s, conn *c, uint64_t code, const char *message)
 
 static void refuse_register(relay *s, conn *c, uint64_t code, const char *message)
 {
-    wire_write_register_ack(&s->jw, false, message, s->n_regs);
+    wire_write_register_ack(&s->jw, false, message, s->n_regs + s->n_remote);
     send_writer(s, c);
     send_error(s, c, code, message);
     conn_close(c, WS_CLOSE_POLICY, message);
+}
+
+/* A registry entry for id on network net_id (made when new), not yet filed; NULL, with nothing
+ * left behind, when out of memory. */
+static reg *new_reg(relay *s, const char *id, size_t n, const char *net_id, size_t net_n)
+{
+    network *net = find_network(s, net_id, net_n, true);
+    reg *r = calloc(1, sizeof *r);
+    if (r)
+        r->peer_id = malloc(n ? n : 1);
+    if (!net || !r || !r->peer_id) {
+        if (r)
+            free(r->peer_id);
+        free(r);
+        if (net)
+            drop_network_if_empty(s, net);
+        return NULL;
+    }
+    memcpy(r->peer_id, id, n);
+    r->peer_id_len = n;
+    r->hash = hash_bytes(s, id, n);
+    r->net = net;
+    return r;
+}
+
+/* Files r (its id hashed, its network set) in the id table and its network's list. */
+static void link_reg(relay *s, reg *r)
+{
+    network *net = r->net;
+    r->hnext = s->ids[r->hash & s->table_mask];
+    s->ids[r->hash & s->table_mask] = r;
+    r->nprev = NULL;
+    r->nnext = net->head;
+    if (net->head)
+        net->head->nprev = r;
+    net->head = r;
+    net->count++;
+    net->local += r->c != NULL;
+    net_changed(net);
+}
+
+/* After r joined the registry: its network hears of it. Every registration, PEX-capable or
+ * not, is advertised to the network's PEX links. */
+static void announce_new(relay *s, reg *r, uint64_t pex, const addr_t *observed)
+{
+    wire_peer_info info;
+    network *net = r->net;
+    peer_info_of(r, &info);
+    wire_write_peer_connected(&s->jw, &info);
+    fan_out(s, net, r, 0);
+    if (!pex_registrant_up(net->pex, pex, r->peer_id, r->peer_id_len, observed, r->addrs,
+                           r->n_addrs, pex_now(s)))
+        log_warn("PEX: could not mirror %.*s", (int)r->peer_id_len, r->peer_id);
+    note_pex_due(s, net);
+}
+
+/* A local registration as the cluster shares it. */
+static void record_of(const reg *r, cluster_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->peer_id = r->peer_id;
+    rec->peer_id_len = r->peer_id_len;
+    rec->network_id = r->net->id;
+    rec->network_id_len = r->net->id_len;
+    rec->protocol_version = r->protocol_version;
+    rec->connected_at = r->connected_at;
+    rec->n_addrs = r->n_addrs;
+    memcpy(rec->addrs, r->addrs, r->n_addrs * sizeof r->addrs[0]);
 }
 
 static void handle_register(relay *s, conn *c, const wire_msg *m)
@@ -386,7 +471,6 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
     addr_t a;
     reg *r, *existing;
     network *net;
-    wire_peer_info info;
     enum abuse_verdict verdict;
     const char *identity;
 
@@ -426,7 +510,8 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
     existing = find_reg(s, m->peer_id.p, m->peer_id.n);
     if (existing) {
         /* Registrations leave the registry the moment their connection starts closing, so
-         * anything found here is live: refuse rather than let the id be hijacked. */
+         * anything found here is live (here or, in a cluster, on another instance): refuse
+         * rather than let the id be hijacked. */
         log_warn("refusing register of %.*s from conn %llu: id held by a live connection",
                  (int)m->peer_id.n, m->peer_id.p, (unsigned long long)conn_id(c));
         abuse_registration_ended(s->abuse, conn_source_key(c));
@@ -438,39 +523,29 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
            wire_next_addr(&it, m->listen_addrs, &a))
         advertised[n_adv++] = a;
 
-    net = find_network(s, m->network_id.p, m->network_id.n, true);
-    r = calloc(1, sizeof *r);
-    if (r)
-        r->peer_id = malloc(m->peer_id.n);
-    if (!net || !r || !r->peer_id) {
-        if (r)
-            free(r->peer_id);
-        free(r);
-        if (net)
-            drop_network_if_empty(s, net);
+    r = new_reg(s, m->peer_id.p, m->peer_id.n, m->network_id.p, m->network_id.n);
+    if (!r) {
         abuse_registration_ended(s->abuse, conn_source_key(c));
         refuse_register(s, c, WIRE_ERR_CAPACITY, "relay out of memory");
         return;
     }
-    memcpy(r->peer_id, m->peer_id.p, m->peer_id.n);
-    r->peer_id_len = m->peer_id.n;
-    r->hash = hash_bytes(s, r->peer_id, r->peer_id_len);
-    r->net = net;
+    net = r->net;
     r->c = c;
     r->protocol_version = m->protocol_version;
     r->connected_at = r->last_seen = loop_wall_secs(s->lp);
     r->n_addrs = (uint8_t)addr_resolve_dialable(conn_source(c), advertised, n_adv, r->addrs);
 
-    r->hnext = s->ids[r->hash & s->table_mask];
-    s->ids[r->hash & s->table_mask] = r;
-    r->nnext = net->head;
-    if (net->head)
-        net->head->nprev = r;
-    net->head = r;
-    net->count++;
-    net_changed(net);
+    link_reg(s, r);
     s->n_regs++;
     conn_set_registration(c, r);
+    if (s->cl) {
+        cluster_record rec;
+        record_of(r, &rec);
+        r->announced = cluster_register(s->cl, &rec, r);
+        if (!r->announced)
+            log_warn("cluster: out of memory announcing %.*s: it stays local", (int)r->peer_id_len,
+                     r->peer_id);
+    }
 
     if (LOG_ENABLED(LOG_INFO)) {
         char text[ADDR_STRLEN];
@@ -478,29 +553,16 @@ static void handle_register(relay *s, conn *c, const wire_msg *m)
         log_info("registered %.*s on %.*s from %s (%zu connected)", (int)r->peer_id_len, r->peer_id,
                  (int)net->id_len, net->id, text, s->n_regs);
     }
-    wire_write_register_ack(&s->jw, true, "registered", s->n_regs);
+    wire_write_register_ack(&s->jw, true, "registered", s->n_regs + s->n_remote);
     send_writer(s, c);
-    peer_info_of(r, &info);
-    wire_write_peer_connected(&s->jw, &info);
-    fan_out(s, net, r, 0);
-    /* Every registration, PEX-capable or not, is advertised to the network's PEX links. */
-    if (!pex_registrant_up(net->pex, pex_id(c), r->peer_id, r->peer_id_len, conn_source(c), r->addrs,
-                           r->n_addrs, pex_now(s)))
-        log_warn("PEX: could not mirror %.*s", (int)r->peer_id_len, r->peer_id);
-    note_pex_due(s, net);
+    announce_new(s, r, pex_id(c), conn_source(c));
 }
 
-static void on_close(void *ctx, conn *c)
+/* Takes r out of the id table and its network's list. */
+static void unlink_reg(relay *s, reg *r)
 {
-    relay *s = ctx;
-    reg *r = conn_registration(c);
-    reg **pp;
-    network *net;
-    if (!r)
-        return;
-    conn_set_registration(c, NULL);
-    net = r->net;
-    pp = &s->ids[r->hash & s->table_mask];
+    network *net = r->net;
+    reg **pp = &s->ids[r->hash & s->table_mask];
     while (*pp != r)
         pp = &(*pp)->hnext;
     *pp = r->hnext;
@@ -511,17 +573,37 @@ static void on_close(void *ctx, conn *c)
     if (r->nnext)
         r->nnext->nprev = r->nprev;
     net->count--;
+    net->local -= r->c != NULL;
     net_changed(net);
-    s->n_regs--;
-    abuse_registration_ended(s->abuse, conn_source_key(c));
-    log_info("deregistered %.*s (%zu connected)", (int)r->peer_id_len, r->peer_id, s->n_regs);
-    pex_registrant_down(net->pex, pex_id(c));
+}
+
+/* After r left the registry: its network hears of it, and r is freed. */
+static void announce_gone(relay *s, reg *r, uint64_t pex)
+{
+    network *net = r->net;
+    pex_registrant_down(net->pex, pex);
     note_pex_due(s, net);
     wire_write_peer_disconnected(&s->jw, reg_id(r));
     fan_out(s, net, NULL, 0);
     drop_network_if_empty(s, net);
     free(r->peer_id);
     free(r);
+}
+
+static void on_close(void *ctx, conn *c)
+{
+    relay *s = ctx;
+    reg *r = conn_registration(c);
+    if (!r)
+        return;
+    conn_set_registration(c, NULL);
+    unlink_reg(s, r);
+    s->n_regs--;
+    if (r->announced)
+        cluster_unregister(s->cl, r->announced);
+    abuse_registration_ended(s->abuse, conn_source_key(c));
+    log_info("deregistered %.*s (%zu connected)", (int)r->peer_id_len, r->peer_id, s->n_regs);
+    announce_gone(s, r, pex_id(c));
 }
 
 /* peers lists are sorted by peer_id in byte order, as the reference's registry (a BTreeMap)
@@ -651,11 +733,35 @@ static void peer_not_found(relay *s, conn *c, wire_str id)
     send_error(s, c, WIRE_ERR_PEER_NOT_FOUND, msg);
 }
 
+/* Sends what s->jw holds to a peer on another instance, then empties the writer. */
+static void send_writer_remote(relay *s, const reg *t)
+{
+    if (!s->jw.failed) {
+        cluster_batch_add(s->cl, t->remote, t->peer_id, t->peer_id_len);
+        cluster_batch_send(s->cl, s->jw.p, s->jw.len);
+    }
+    jw_clear(&s->jw);
+}
+
+/* Sends what s->jw holds to t, wherever it is. */
+static void send_writer_to(relay *s, const reg *t)
+{
+    if (t->remote)
+        send_writer_remote(s, t);
+    else
+        send_writer(s, t->c);
+}
+
 static void handle_relay_message(relay *s, conn *c, const wire_msg *m)
 {
     reg *t = target_in_network(s, c, m->to);
     if (!t) {
         peer_not_found(s, c, m->to);
+        return;
+    }
+    if (t->remote) {
+        wire_write_relay_message(&s->jw, reg_id(reg_of(c)), m->to, m->payload, m->seq);
+        send_writer_remote(s, t);
         return;
     }
     json_writer w;
@@ -706,7 +812,15 @@ static void handle_broadcast(relay *s, conn *c, const wire_msg *m, const uint8_t
     wire_write_broadcast(&w, reg_id(reg_of(c)), m->payload);
     f = end_frame(f, &w);
     if (f) {
-        fan_out_frame(reg_of(c)->net, reg_of(c), mark, f);
+        network *net = reg_of(c)->net;
+        fan_out_frame(net, reg_of(c), mark, f);
+        /* one envelope per instance holding targets, carrying this frame's text */
+        if (s->cl && net->count > 0) {
+            for (reg *r = net->head; r; r = r->nnext)
+                if (r->remote && r->exclude_mark != mark)
+                    cluster_batch_add(s->cl, r->remote, r->peer_id, r->peer_id_len);
+            cluster_batch_send(s->cl, w.p, w.len);
+        }
         frame_unref(f);
     }
 }
@@ -719,7 +833,7 @@ static void handle_hole_punch_request(relay *s, conn *c, const wire_msg *m)
         return;
     }
     wire_write_hole_punch_coordinate(&s->jw, reg_id(reg_of(c)), &m->external_addr);
-    send_writer(s, t->c);
+    send_writer_to(s, t);
 }
 
 static void handle_hole_punch_result(relay *s, conn *c, const wire_msg *m)
@@ -730,7 +844,7 @@ static void handle_hole_punch_result(relay *s, conn *c, const wire_msg *m)
         return;
     }
     wire_write_hole_punch_result(&s->jw, m->peer_id, m->success);
-    send_writer(s, t->c);
+    send_writer_to(s, t);
 }
 
 static void handle_get_turn_credentials(relay *s, conn *c)
@@ -887,6 +1001,8 @@ void relay_each_peer(const relay *s, void (*fn)(void *ctx, const relay_peer *p),
 {
     for (const network *net = s->all_nets; net; net = net->all_next)
         for (const reg *r = net->head; r; r = r->nnext) {
+            if (!r->c)
+                continue;   /* on another instance */
             relay_peer p = { r->peer_id, r->peer_id_len, net->id, net->id_len, r->addrs,
                              r->n_addrs, r->protocol_version, r->connected_at, r->c };
             fn(ctx, &p);
@@ -897,7 +1013,7 @@ size_t relay_network_count(const relay *s)
 {
     size_t n = 0;
     for (const network *net = s->all_nets; net; net = net->all_next)
-        n++;
+        n += net->local > 0;
     return n;
 }
 
@@ -905,7 +1021,8 @@ void relay_each_network(const relay *s,
                         void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx)
 {
     for (const network *net = s->all_nets; net; net = net->all_next)
-        fn(ctx, net->id, net->id_len, net->count);
+        if (net->local > 0)
+            fn(ctx, net->id, net->id_len, net->local);
 }
 
 void relay_get_counters(const relay *s, relay_counters *out)
@@ -921,4 +1038,93 @@ void relay_set_dht_sink(relay *s, relay_dht_fn fn, void *ctx)
 {
     s->dht_sink = fn;
     s->dht_ctx = ctx;
+}
+
+/* ---- the cluster's hooks (cluster.h) ---- */
+
+static bool remote_up(void *ctx, const cluster_record *rec, cluster_ref *ref)
+{
+    relay *s = ctx;
+    reg *r;
+    if (rec->peer_id_len > ID_MAX || rec->network_id_len > ID_MAX ||
+        find_reg(s, rec->peer_id, rec->peer_id_len))
+        return false;
+    r = new_reg(s, rec->peer_id, rec->peer_id_len, rec->network_id, rec->network_id_len);
+    if (!r)
+        return false;
+    r->remote = ref;
+    r->protocol_version = rec->protocol_version;
+    r->connected_at = r->last_seen = rec->connected_at;
+    r->n_addrs = (uint8_t)rec->n_addrs;
+    memcpy(r->addrs, rec->addrs, rec->n_addrs * sizeof r->addrs[0]);
+    ref->user = r;
+    link_reg(s, r);
+    s->n_remote++;
+    log_debug("cluster: %.*s joined on another instance (%zu in the cluster)", (int)r->peer_id_len,
+              r->peer_id, s->n_regs + s->n_remote);
+    /* PEX names a peer elsewhere by its entry (local ones by their connection) */
+    announce_new(s, r, (uint64_t)(uintptr_t)r, r->n_addrs ? &r->addrs[0] : &(addr_t){ 0 });
+    return true;
+}
+
+static void remote_down(void *ctx, cluster_ref *ref)
+{
+    relay *s = ctx;
+    reg *r = ref->user;
+    unlink_reg(s, r);
+    s->n_remote--;
+    announce_gone(s, r, (uint64_t)(uintptr_t)r);
+}
+
+static cluster_ref *remote_find(void *ctx, const char *id, size_t n)
+{
+    reg *r = find_reg(ctx, id, n);
+    return r ? r->remote : NULL;
+}
+
+static cluster_local *local_of(void *ctx, const char *id, size_t n)
+{
+    reg *r = find_reg(ctx, id, n);
+    return r ? r->announced : NULL;
+}
+
+static void evict(void *ctx, void *user)
+{
+    relay *s = ctx;
+    reg *r = user;
+    conn *c = r->c;
+    send_error(s, c, WIRE_ERR_ID_IN_USE, "peer_id registered earlier on another relay instance");
+    conn_close(c, WS_CLOSE_POLICY, "peer_id registered earlier on another relay instance");
+}
+
+static void deliver(void *ctx, const cluster_target *targets, size_t n, const char *text, size_t len)
+{
+    relay *s = ctx;
+    frame *f = NULL;
+    for (size_t i = 0; i < n; i++) {
+        reg *r = find_reg(s, targets[i].id, targets[i].n);
+        if (!r || !r->c)
+            continue;   /* left meanwhile */
+        if (!f && !(f = frame_text(text, len)))
+            return;
+        conn_send(r->c, f);
+    }
+    if (f)
+        frame_unref(f);
+}
+
+cluster_hooks relay_cluster_hooks(relay *r)
+{
+    cluster_hooks h = { r, remote_up, remote_down, remote_find, local_of, evict, deliver };
+    return h;
+}
+
+void relay_set_cluster(relay *r, cluster *cl) { r->cl = cl; }
+
+bool relay_cluster_stats(const relay *r, cluster_stats *out)
+{
+    if (!r->cl)
+        return false;
+    cluster_get_stats(r->cl, out);
+    return true;
 }

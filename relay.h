@@ -9,6 +9,7 @@
 
 #include "abuse.h"
 #include "addr.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "loop.h"
@@ -38,8 +39,19 @@ conn_handler relay_conn_handler(relay *r);
  * is error 2 "turn is not enabled on this relay". False when out of memory. */
 bool relay_enable_turn(relay *r, const uint8_t *secret, size_t secret_len);
 
-/* Live registrations (the health answer's connected_peers). */
+/* The hooks a cluster (cluster.h) calls, and the cluster this relay shares its registry with
+ * (set once, before serving; the relay never frees it). */
+cluster_hooks relay_cluster_hooks(relay *r);
+void relay_set_cluster(relay *r, cluster *cl);
+
+/* The cluster's figures; false standalone. */
+bool relay_cluster_stats(const relay *r, cluster_stats *out);
+
+/* Live registrations on this instance. */
 size_t relay_peer_count(const relay *r);
+/* Live registrations in the whole cluster (the health answer's connected_peers); standalone,
+ * relay_peer_count. */
+size_t relay_cluster_peer_count(const relay *r);
 /* Seconds since the relay started. */
 uint64_t relay_uptime_secs(const relay *r);
 
@@ -58,12 +70,13 @@ typedef struct {
     conn *c;
 } relay_peer;
 
-/* Calls fn for every live registration, in no particular order. fn must not change the registry
+/* Calls fn for every live registration on this instance, in no particular order. fn must not change the registry
  * (it may queue messages). */
 void relay_each_peer(const relay *r, void (*fn)(void *ctx, const relay_peer *p), void *ctx);
-/* Networks with at least one registration. */
+/* Networks with at least one registration on this instance. */
 size_t relay_network_count(const relay *r);
-/* Calls fn for every such network with its registration count, in no particular order. */
+/* Calls fn for every such network with its registration count on this instance, in no
+ * particular order. */
 void relay_each_network(const relay *r,
                         void (*fn)(void *ctx, const char *id, size_t id_len, size_t peers), void *ctx);
 

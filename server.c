@@ -3,6 +3,7 @@
  * one connection does is conn.c's; what a message means is relay.c's. */
 #include "server.h"
 
+#include "cluster.h"
 #include "conn.h"
 #include "dashboard.h"
 #include "dhtsweep.h"
@@ -40,6 +41,7 @@ struct server {
     tls_server *tls;          /* the relay listener's TLS, when --tls-cert is set */
     dhtsweep *sweep;
     dashboard *dashboard;
+    cluster *cluster;         /* NULL unless --cluster-redis */
     conn_hub hub;
     conn_listener wire, health, redirect;
     route_table wire_routes, health_routes, redirect_routes;
@@ -235,9 +237,26 @@ static bool start_turn(server *s, char *err, size_t errlen)
     return ok;
 }
 
+/* The registry shared with the other instances through Redis; connecting never waits. The
+ * peers elsewhere it may hold are bounded at CLUSTER_REMOTE_FACTOR times --max-connections. */
+#define CLUSTER_REMOTE_FACTOR 64
+static bool start_cluster(server *s, char *err, size_t errlen)
+{
+    cluster_hooks hooks = relay_cluster_hooks(s->relay);
+    size_t max_remote = s->cfg->max_connections > SIZE_MAX / CLUSTER_REMOTE_FACTOR
+                            ? SIZE_MAX
+                            : (size_t)s->cfg->max_connections * CLUSTER_REMOTE_FACTOR;
+    s->cluster = cluster_new(s->lp, s->cfg->cluster_redis, s->cfg->cluster_instance_id, max_remote,
+                             &hooks, &s->hub.pass_busy, err, errlen);
+    if (!s->cluster)
+        return false;
+    relay_set_cluster(s->relay, s->cluster);
+    return true;
+}
+
 server *server_new(const relay_config *cfg, char *err, size_t errlen)
 {
-    size_t spare = MAX_HEALTH_CONNS + MAX_REDIRECT_CONNS + 8;
+    size_t spare = MAX_HEALTH_CONNS + MAX_REDIRECT_CONNS + 8 + 2 * CLUSTER_MAX_SHARDS;
     size_t max_fds = cfg->max_connections > SIZE_MAX - spare ? SIZE_MAX   /* fails to allocate */
                                                              : (size_t)cfg->max_connections + spare;
     uint64_t seed[2];
@@ -311,6 +330,10 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
         server_free(s);
         return NULL;
     }
+    if (cfg->cluster_redis && !start_cluster(s, err, errlen)) {
+        server_free(s);
+        return NULL;
+    }
     if (cfg->turn && !start_turn(s, err, errlen)) {
         server_free(s);
         return NULL;
@@ -355,6 +378,8 @@ void server_run(server *s)
                                 s->hub.pass_busy, s->hub.pass_keepalive);
         s->hub.pass_busy = s->hub.pass_keepalive = false;
         loop_run_timers(s->lp);
+        if (s->cluster)
+            cluster_end_of_pass(s->cluster);
         conn_end_of_pass(&s->hub);
         schedule_counter_log(s);
         if (hold) {
@@ -375,10 +400,15 @@ void server_free(server *s)
         uint64_t until;
         conn_close_all(&s->hub, "relay shutting down");
         conn_end_of_pass(&s->hub);
+        /* the cluster hears of the departures now rather than when the leases run out */
+        if (s->cluster)
+            cluster_end_of_pass(s->cluster);
         until = compat_monotonic_ms() + SHUTDOWN_GRACE_MS;
         while (!conn_hub_empty(&s->hub) && compat_monotonic_ms() < until) {
             loop_run_once(s->lp, 50);
             conn_end_of_pass(&s->hub);
+            if (s->cluster)
+                cluster_end_of_pass(s->cluster);
         }
         conn_drop_all(&s->hub);
     }
@@ -393,6 +423,7 @@ void server_free(server *s)
         compat_close(s->redirect_fd);
     dashboard_free(s->dashboard);
     dhtsweep_free(s->sweep);
+    cluster_free(s->cluster);
     relay_free(s->relay);
     tls_server_free(s->tls);
     loop_timer_stop(s->lp, &s->counter_log);

@@ -138,6 +138,10 @@ bool stats_write_json(json_writer *w, const stats_snapshot *s, bool full)
     jw_bool(w, shown < s->n_peers);
     JW_LIT(w, ",\"networks_truncated\":");
     jw_bool(w, listed < s->n_networks);
+    if (s->clustered) {
+        JW_LIT(w, ",\"cluster_peers\":");
+        jw_u64(w, s->cluster_peers);
+    }
     JW_LIT(w, "}");
     return !w->failed;
 }

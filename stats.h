@@ -5,7 +5,9 @@
  * connected_peers, open_connections, stun_requests, hole_punch_requests, hole_punch_successes,
  * hole_punch_failures, bytes_relayed, networks [{network_id, peers}] sorted by id, peers
  * [{peer_id, network_id, via, address_family, protocol_version, connected_at, connected_secs}]
- * sorted by peer id, then (ours, additive) peers_truncated and networks_truncated.
+ * sorted by peer id, then (ours, additive) peers_truncated and networks_truncated, and in a
+ * cluster cluster_peers (every instance's registrations; connected_peers and the lists are this
+ * instance's).
  *
  * Privacy: a peer shows only the family of its first dialable address ("v6", "v4", "none") and
  * whether it has one (via "direct" or "relay"), never an address; its id is cut to its first
@@ -66,6 +68,8 @@ typedef struct {
     size_t n_peers;
     const stats_network *networks;   /* every network with a registration, in any order */
     size_t n_networks;
+    bool clustered;
+    uint64_t cluster_peers;          /* registrations on every instance, when clustered */
 } stats_snapshot;
 
 /* Appends the /stats.json text to w; `full` keeps peer ids whole. False when w failed (out of

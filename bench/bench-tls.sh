@@ -30,13 +30,8 @@ RELAY=${DIG_RELAY_BIN:-./dig-relay}
 LOAD=bench/bin/relay_load
 WORK=$(mktemp -d /tmp/bench-tls.XXXXXX)
 RUNS=bench/bin/tls-runs.txt
-PIDS=()
-
-stop_all() {
-    for p in ${PIDS[@]+"${PIDS[@]}"}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
-trap 'stop_all; rm -rf "$WORK"' EXIT INT TERM
+BENCH_NAME=tls
+. bench/multi-lib.sh
 
 for cmd in haproxy openssl; do
     command -v $cmd >/dev/null || { echo "bench-tls: $cmd not installed (apt-get install -y $cmd)" >&2; exit 1; }
@@ -62,20 +57,6 @@ for n in relay client; do
     openssl pkey -in "$WORK/$n.key.pem" -outform DER -out "$WORK/$n.key.der"
 done
 cat "$WORK/relay.crt.pem" "$WORK/relay.key.pem" >"$WORK/haproxy.pem"
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((10000 + RANDOM % 22000))
-        port_busy $p || { echo $p; return; }
-    done
-    echo "bench-tls: no free loopback port" >&2; exit 1
-}
-wait_listening() {
-    for _ in $(seq 200); do port_busy "$1" && return 0; sleep 0.05; done
-    echo "bench-tls: nothing listening on $1" >&2; exit 1
-}
 
 LIMITS_OFF=(--max-connections-per-ip 0 --registrations-per-ip-per-sec 0 --max-registrations-per-ip 0
     --messages-per-conn-per-sec 0 --bytes-per-conn-per-sec 0 --max-relayed-bytes-per-conn 0
@@ -116,8 +97,6 @@ EOF
     wait_listening "$HA_PORT"
 }
 load() { ${PRIO[@]+"${PRIO[@]}"} "$LOAD" --tls --server-cert "$WORK/relay.crt.der" --quiet "$@"; }
-val() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 keep() { echo "$1 $2" >>"$RUNS"; }
 
 MSG_ARGS=(--pairs "$PAIRS" --size 16384 --window "$WINDOW" --duration "$SECS" --warmup 1)

@@ -67,7 +67,10 @@ typedef struct {
     enum mode mode;
     const char *host;
     uint16_t port;
+    uint16_t target_port;     /* 0: targets connect to port too */
     long server_pid;
+    long also_pids[4];        /* more processes whose CPU counts as the server's */
+    uint32_t n_also;
     long rx_pid;
     uint32_t conns, pairs, window, group;
     size_t size;
@@ -95,7 +98,10 @@ static void usage(FILE *f)
         "                         pub/sub, or full TLS handshakes per second (needs --tls)\n"
         "  --host ADDR            server IPv4 address (default 127.0.0.1)\n"
         "  --port P               server port (required)\n"
-        "  --server-pid PID       process to sample CPU seconds and RSS from /proc\n"
+        "  --server-pid PID[,PID...]  processes to sample CPU seconds from /proc, summed (the\n"
+        "                         first one's RSS too): a cluster's relays and Redis\n"
+        "  --target-port P        the targets of the pairs connect here instead (another\n"
+        "                         instance of a cluster; relay mode)\n"
         "  --rx-pid PID           a second process whose CPU is sampled over the same window and\n"
         "                         printed apart (rx_cpu_pct): the kernel thread doing the server's\n"
         "                         network receive when that runs in a NAPI thread\n"
@@ -168,7 +174,16 @@ static bool parse_options(int argc, char **argv)
         } else if (!strcmp(a, "--port")) {
             ok = parse_num(v, 1, 65535, &d); opt.port = (uint16_t)d;
         } else if (!strcmp(a, "--server-pid")) {
-            ok = parse_num(v, 1, 4194304, &d); opt.server_pid = (long)d;
+            char *end;
+            opt.server_pid = strtol(v, &end, 10);
+            ok = opt.server_pid > 0;
+            while (ok && *end == ',' && opt.n_also < 4) {
+                opt.also_pids[opt.n_also] = strtol(end + 1, &end, 10);
+                ok = opt.also_pids[opt.n_also++] > 0;
+            }
+            ok = ok && *end == '\0';
+        } else if (!strcmp(a, "--target-port")) {
+            ok = parse_num(v, 1, 65535, &d); opt.target_port = (uint16_t)d;
         } else if (!strcmp(a, "--rx-pid")) {
             ok = parse_num(v, 1, 4194304, &d); opt.rx_pid = (long)d;
         } else if (!strcmp(a, "--conns")) {
@@ -293,6 +308,15 @@ static double proc_cpu_secs(long pid)
 }
 
 /* A "Vm...:" line of /proc/<pid>/status in KiB, 0 when unknown. */
+/* CPU seconds of the server: --server-pid's processes summed. */
+static double servers_cpu_secs(long pid)
+{
+    double sum = proc_cpu_secs(pid);
+    for (uint32_t i = 0; i < opt.n_also; i++)
+        sum += proc_cpu_secs(opt.also_pids[i]);
+    return sum;
+}
+
 static uint64_t proc_status_kb(long pid, const char *field)
 {
     char path[64], line[256];
@@ -1516,7 +1540,9 @@ static void start_connect(conn *c)
         if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0)
             die("bind to a 127.x.y.z source");
     }
-    struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
+    /* targets (odd reservations) may live on another instance */
+    uint16_t port = opt.target_port && c->idx % 2 == 1 ? opt.target_port : opt.port;
+    struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(port) };
     if (inet_pton(AF_INET, opt.host, &dst.sin_addr) != 1) {
         fprintf(stderr, "relay_load: --host must be an IPv4 address, got %s\n", opt.host);
         exit(2);
@@ -2032,7 +2058,7 @@ int main(int argc, char **argv)
             run_for(opt.warmup);
         }
         st.measuring = true;
-        cpu0 = pid ? proc_cpu_secs(pid) : 0;
+        cpu0 = pid ? servers_cpu_secs(pid) : 0;
         rx0 = opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0;
         self0 = self_cpu_secs();
         uint64_t m0 = mono_ns();
@@ -2040,7 +2066,7 @@ int main(int argc, char **argv)
         st.measuring = false;
         sending = false;
         secs = (double)(mono_ns() - m0) / 1e9;
-        cpu1 = pid ? proc_cpu_secs(pid) : 0;
+        cpu1 = pid ? servers_cpu_secs(pid) : 0;
         rx1 = opt.rx_pid ? proc_cpu_secs(opt.rx_pid) : 0;
         self1 = self_cpu_secs();
         /* Drain what is in flight so losses can be told from latency. */

@@ -47,10 +47,11 @@ for t in $targets; do
     else
         tests=""
         for u in $UNIT_TESTS; do tests="$tests tests/test_$u"; done
-        # GEOIP=0: no libmaxminddb for the static targets (the peer map shows no places).
+        # GEOIP=0: no libmaxminddb for the static targets (the peer map shows no places); CLUSTER=0:
+        # no hiredis for them either (a cluster runs the Debian build).
         # shellcheck disable=SC2086
         CC=$T_CC CFLAGS="$cflags" LDFLAGS="$ldflags" \
-            make -s -j2 -C "$dir" $tls GEOIP=0 BEARSSL_CFLAGS="-isystem ${bssl:-/nonexistent}/include" \
+            make -s -j2 -C "$dir" $tls GEOIP=0 CLUSTER=0 BEARSSL_CFLAGS="-isystem ${bssl:-/nonexistent}/include" \
             BEARSSL_LIBS="-L${bssl:-/nonexistent}/lib -lbearssl" dig-relay $tests >/dev/null
         cp "$dir/dig-relay" "$out"
         if readelf -lW "$out" | grep -q INTERP || readelf -dW "$out" | grep -q NEEDED; then

@@ -9,7 +9,7 @@
 # delta is due only after 60 s) start first and wait alongside everything else. Output is
 # printed in argument order either way.
 # Test programs are named by path (build/<cc>/tests/test_x); these lists by program name.
-SERIAL="test_attack test_soak test_netfuzz test_bench_smoke"
+SERIAL="test_attack test_soak test_cluster_soak test_netfuzz test_bench_smoke"
 BACKGROUND="test_pex_relay"
 jobs=${TEST_JOBS:-4}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dig-tests.XXXXXX")

@@ -540,6 +540,37 @@ static void test_operator_page_options(void)
     env_clear();
 }
 
+/* --cluster-redis and --cluster-instance-id: checked, persisted by install, and refused by a
+ * build without hiredis. */
+static void test_cluster_options(void)
+{
+    char got[1024];
+    env_clear();
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK(cfg.cluster_redis == NULL && cfg.cluster_instance_id == NULL);
+    CHECK_EQ_INT(PARSE("--cluster-redis", "http://127.0.0.1:6379"), 2);
+    CHECK(err_has("--cluster-redis") && err_has("redis://"));
+    CHECK_EQ_INT(PARSE("--cluster-redis", "redis://127.0.0.1"), 2);
+    CHECK(err_has("host:port"));
+    CHECK_EQ_INT(PARSE("--cluster-instance-id", "has space"), 2);
+    CHECK(err_has("--cluster-instance-id"));
+    if (!DIG_HAVE_CLUSTER) {
+        CHECK_EQ_INT(PARSE("--cluster-redis", "redis://127.0.0.1:6379"), 2);
+        CHECK(err_has("cluster support is not built in"));
+        env_clear();
+        return;
+    }
+    REQUIRE(PARSE("install", "--cluster-redis", "redis://127.0.0.1:6379,redis://:pw@10.0.0.2:6380/2",
+                  "--cluster-instance-id", "edge-1") == 0);
+    persisted(got, sizeof got);
+    CHECK_EQ_STR(got, "DIG_RELAY_CLUSTER_REDIS=redis://127.0.0.1:6379,redis://:pw@10.0.0.2:6380/2 "
+                      "DIG_RELAY_CLUSTER_INSTANCE_ID=edge-1 ");
+    env_set("DIG_RELAY_CLUSTER_REDIS", "redis://[::1]:6379");
+    REQUIRE(PARSE(NULL) == 0);
+    CHECK_EQ_STR(cfg.cluster_redis, "redis://[::1]:6379");
+    env_clear();
+}
+
 static void test_validation_errors(void)
 {
     env_clear();
@@ -742,7 +773,8 @@ static void test_usage_documents_everything(void)
         "DIG_RELAY_TURN_DENY_PEER_CIDRS", "--turn-allow-loopback-peers",
         "DIG_RELAY_TURN_ALLOW_LOOPBACK_PEERS",
         "--dht-sweep-interval-secs", "DIG_RELAY_DHT_SWEEP_INTERVAL_SECS", "--geoip-db",
-        "DIG_RELAY_GEOIP_DB",
+        "DIG_RELAY_GEOIP_DB", "--cluster-redis", "DIG_RELAY_CLUSTER_REDIS",
+        "--cluster-instance-id", "DIG_RELAY_CLUSTER_INSTANCE_ID",
     };
     const char *u = config_usage();
     for (size_t i = 0; i < sizeof must_appear / sizeof must_appear[0]; i++) {
@@ -911,6 +943,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_subcommands);
     RUN(test_persisted_vars);
+    RUN(test_cluster_options);
     RUN(test_every_flag);
     RUN(test_every_env_var);
     RUN(test_precedence);
