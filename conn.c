@@ -26,6 +26,12 @@
  * (a pipelined register and ping are answered in order). */
 #define KEEPALIVE_JUMP_BYTES (64 * 1024)
 #define CLOSE_GRACE_MS 2000
+/* Once the last byte is out, a closing connection shuts its sending side and reads (and drops)
+ * what the peer still sends for at most this long or this many bytes before the socket goes:
+ * closing with unread input would reset the connection, and a reset can overtake the close frame
+ * on its way (a proxy in between drops what it holds for the client when it sees one). */
+#define LINGER_MS 1000
+#define LINGER_MAX_BYTES (1024 * 1024)
 /* Frames per gathered write: the most a writev takes (IOV_MAX on Linux), so a backlog of small
  * notifications leaves in large writes. */
 #define WRITE_IOVS 1024
@@ -52,6 +58,8 @@ struct conn {
     ws_decoder ws;
     outq out;
     uint64_t accepted_ms, last_in_ms, close_deadline_ms;
+    bool lingering;               /* closing, all sent, the sending side shut: draining input */
+    size_t lingered_bytes;
     loop_timer deadline;
     void *registration;       /* the relay's, NULL until registered */
     conn *next_pending, *next_dead, *next_again;
@@ -280,7 +288,7 @@ static bool all_sent(const conn *c)
 
 static void update_interest(conn *c)
 {
-    int ev = c->state == CS_CLOSING ? 0 : LOOP_READ;
+    int ev = c->state != CS_CLOSING || c->lingering ? LOOP_READ : 0;
     if (!outq_empty(&c->out))
         ev |= LOOP_WRITE;
     if (c->x)
@@ -297,11 +305,33 @@ static void flush_and_settle(conn *c)
         schedule_free(c);
         return;
     }
-    if (c->state == CS_CLOSING && all_sent(c)) {
-        schedule_free(c);
-        return;
+    if (c->state == CS_CLOSING && !c->lingering && all_sent(c)) {
+        if (!c->x) {
+            schedule_free(c);
+            return;
+        }
+        compat_shutdown_send(c->x->fd);
+        c->lingering = true;
+        c->close_deadline_ms = loop_now_ms(c->hub->lp) + LINGER_MS;
+        rearm_deadline(c);
     }
     update_interest(c);
+}
+
+/* Drops what a lingering connection's peer still sends; the end of its stream, an error or
+ * LINGER_MAX_BYTES ends the linger. */
+static void drain_lingering(conn *c)
+{
+    uint8_t sink[16384];
+    for (size_t taken = 0; taken < READ_BUDGET_PER_PASS; taken += sizeof sink) {
+        long n = xport_recv(c->x->fd, sink, sizeof sink);
+        if (n == XPORT_AGAIN)
+            return;
+        if (n <= 0 || (c->lingered_bytes += (size_t)n) > LINGER_MAX_BYTES) {
+            schedule_free(c);
+            return;
+        }
+    }
 }
 
 /* ---- input ---- */
@@ -605,6 +635,8 @@ static void on_conn_io(void *ctx, socket_t fd, int events)
     }
     if ((events & (LOOP_READ | LOOP_ERROR)) && c->state != CS_CLOSING)
         read_input(c);
+    else if ((events & (LOOP_READ | LOOP_ERROR)) && c->lingering)
+        drain_lingering(c);
     /* A transport may need the socket for its own progress (a handshake answer to send). */
     if (!c->dead && c->x && (xport_wants(c->x) & ~loop_events(c->hub->lp, c->slot)))
         mark_pending(c);

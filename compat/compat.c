@@ -64,6 +64,7 @@ bool compat_set_v6only(socket_t s, bool on) { return set_int_opt(s, IPPROTO_IPV6
 bool compat_set_reuseaddr(socket_t s) { return set_int_opt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1); }
 bool compat_set_nodelay(socket_t s) { return set_int_opt(s, IPPROTO_TCP, TCP_NODELAY, 1); }
 void compat_close(socket_t s) { closesocket(s); }
+void compat_shutdown_send(socket_t s) { shutdown(s, SD_SEND); }
 
 static int clamp_len(size_t len) { return len > 0x7fffffff ? 0x7fffffff : (int)len; }
 
@@ -220,6 +221,7 @@ bool compat_set_v6only(socket_t s, bool on) { return set_int_opt(s, IPPROTO_IPV6
 bool compat_set_reuseaddr(socket_t s) { return set_int_opt(s, SOL_SOCKET, SO_REUSEADDR, 1); }
 bool compat_set_nodelay(socket_t s) { return set_int_opt(s, IPPROTO_TCP, TCP_NODELAY, 1); }
 void compat_close(socket_t s) { close(s); }
+void compat_shutdown_send(socket_t s) { shutdown(s, SHUT_WR); }
 
 ssize_compat_t compat_send(socket_t s, const void *buf, size_t len)
 {

@@ -64,6 +64,8 @@ bool compat_set_v6only(socket_t s, bool on);
 bool compat_set_reuseaddr(socket_t s);
 bool compat_set_nodelay(socket_t s);
 void compat_close(socket_t s);
+/* Ends the sending direction (a FIN after what is queued); receiving goes on. */
+void compat_shutdown_send(socket_t s);
 
 /* send/recv with the platform's lengths and flags; return bytes or -1. */
 ssize_compat_t compat_send(socket_t s, const void *buf, size_t len);

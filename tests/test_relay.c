@@ -8,9 +8,11 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -956,6 +958,29 @@ static void test_one_byte_fragments(void)
     STOP_OK();
 }
 
+/* True when the peer ends the stream with a FIN within ms (whatever it sends before is
+ * dropped); false on a reset or when nothing ends. */
+static bool stream_ends_orderly(int fd, unsigned ms)
+{
+    uint64_t deadline = h_now_ms() + ms;
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n == 0)
+            return true;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            printf("  the stream ended with: %s\n", strerror(errno));
+            return false;
+        }
+        if (n > 0)
+            continue;
+        struct pollfd pf = { fd, POLLIN, 0 };
+        uint64_t now = h_now_ms();
+        if (now >= deadline || poll(&pf, 1, (int)(deadline - now)) < 0)
+            return false;
+    }
+}
+
 static void test_oversized_frames_close_1009(void)
 {
     static const char *const args[] = { "--max-message-bytes", "1024", NULL };
@@ -998,6 +1023,21 @@ static void test_oversized_frames_close_1009(void)
     CHECK(wsc_send_raw(&a, hdr, sizeof hdr));
     CHECK_EQ_INT(closed_within(&a, WAIT), 1009);
     CHECK(expect(&watch, "{\"type\":\"peer_disconnected\",\"peer_id\":\"A3\"}"));
+    wsc_close(&a);
+
+    /* refused while its payload is still arriving: the relay reads and drops the rest, so the
+     * close frame is followed by an orderly end of stream, not a reset (a reset may overtake
+     * the close frame at a proxy in between) */
+    REQUIRE(reg(&a, "A4"));
+    CHECK(expect_peer_connected(&watch, "A4", NULL));
+    static uint8_t flood[64 * 1024 + 8];
+    memset(flood, 'x', sizeof flood);
+    uint8_t hdr64k[14] = { 0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0x01, 0, 0, 1, 2, 3, 4 };
+    CHECK(wsc_send_raw(&a, hdr64k, sizeof hdr64k) && wsc_send_raw(&a, flood, 32 * 1024));
+    CHECK_EQ_INT(closed_within(&a, WAIT), 1009);
+    (void)!send(a.fd, flood, 16 * 1024, MSG_NOSIGNAL);  /* more of the refused frame */
+    CHECK(stream_ends_orderly(a.fd, WAIT));
+    CHECK(expect(&watch, "{\"type\":\"peer_disconnected\",\"peer_id\":\"A4\"}"));
     wsc_close(&a);
 
     /* an unregistered connection is held to the same limit */
