@@ -12,6 +12,7 @@
  * heartbeat); after Redis returns the registry converges within CONVERGE_MS. The deadlines are
  * generous for a busy 2-core machine; the latencies themselves are bench-cluster's. */
 #include "tests/test.h"
+#include "tests/browser.h"
 #include "tests/cluster_harness.h"
 #include "tests/harness.h"
 
@@ -126,6 +127,27 @@ static char *masked_peers(ws_client *c)
 
 /* ---- every rule on a healthy cluster ---- */
 
+/* Instance i's dashboard, in headless Chromium, shows the cluster's peers beside its own
+ * reservations (true without chromium: that part is skipped with a note). */
+static bool dashboard_shows_cluster(int i, const char *cluster_peers, const char *local)
+{
+    browser b;
+    char why[256], url[96], js[256];
+    if (!browser_open(&b, why, sizeof why)) {
+        printf("  %s: %s\n", strcmp(why, "chromium not installed") == 0 ? "skipped" : "browser", why);
+        return strcmp(why, "chromium not installed") == 0;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", hc_inst[i].port);
+    snprintf(js, sizeof js, "document.body.dataset.state === 'success' && "
+             "!document.getElementById('cluster-card').hidden && "
+             "document.getElementById('cluster-peers').textContent === '%s' && "
+             "document.getElementById('active').textContent === '%s'", cluster_peers, local);
+    bool ok = browser_goto(&b, url) && browser_wait(&b, js, 20000);
+    browser_screenshot(&b, "dashboard-cluster.png");
+    browser_close(&b);
+    return ok;
+}
+
 static void test_semantics(void)
 {
     SKIP_UNLESS_READY();
@@ -167,6 +189,7 @@ static void test_semantics(void)
         CHECK_EQ_INT(metric(0, "dig_relay_cluster_peers"), 5);
         CHECK_EQ_INT(metric(0, "dig_relay_cluster_instances"), 2);
         CHECK_EQ_INT(metric(0, "dig_relay_cluster_redis_shards_up"), 1);
+        CHECK(dashboard_shows_cluster(0, "5", "2"));
     }
 
     /* relay_message across instances, in order per pair */

@@ -200,6 +200,7 @@ static void test_pages_in_chromium(void)
     /* The dashboard, wide: what it shows is /stats.json, the hostile strings as text. */
     REQUIRE(browser_goto(&b, page("/")));
     CHECK(browser_wait(&b, "document.body.dataset.state === 'success'", SLOW));
+    CHECK(browser_wait(&b, "document.getElementById('cluster-card').hidden", 100));  /* not in a cluster */
     CHECK(page_matches(&b, "/stats.json", STATS_CHECK));
     CHECK(browser_wait(&b, NOTHING_RAN, 100));
     CHECK(browser_eval_str(&b, "document.querySelector('#peers tbody tr td').textContent", out, sizeof out));

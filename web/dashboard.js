@@ -7,6 +7,10 @@ const statsUrl = "/stats.json" + (full ? "?full=" + encodeURIComponent(full) : "
 function renderStats(d) {
   setText("version", "v" + d.version);
   setText("active", fmtInt(d.active_reservations));
+  // Only an instance of a cluster reports the cluster's count; the cards above stay its own.
+  const clustered = d.cluster_peers !== undefined;
+  document.getElementById("cluster-card").hidden = !clustered;
+  if (clustered) setText("cluster-peers", fmtInt(d.cluster_peers));
   setText("open", fmtInt(d.open_connections));
   setText("networks-count", fmtInt(d.networks.length));
   setText("uptime", fmtDuration(d.uptime_secs));
