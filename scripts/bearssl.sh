@@ -9,7 +9,7 @@ cc=$1 ar=$2 dest=$3
 [ -f "$dest/lib/libbearssl.a" ] && exit 0
 work=$(mktemp -d "${TMPDIR:-/tmp}/bearssl.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source -qq bearssl >/dev/null 2>&1) || {
+(cd "$work" && apt-get -o Acquire::Retries=5 source -qq bearssl >/dev/null 2>&1) || {
     echo "bearssl: apt-get source bearssl failed (enable deb-src and install dpkg-dev)" >&2
     exit 1
 }

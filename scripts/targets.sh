@@ -33,7 +33,7 @@ musl_mips() {
     need dpkg-source linux-mips dpkg-dev || return 1
     local src="$DIG_BUILD_CACHE/src-musl"
     rm -rf "$src" && mkdir -p "$src"
-    (cd "$src" && apt-get source -qq musl >/dev/null 2>&1) ||
+    (cd "$src" && apt-get -o Acquire::Retries=5 source -qq musl >/dev/null 2>&1) ||
         { echo "linux-mips: apt-get source musl failed (deb-src lines needed)" >&2; return 1; }
     (cd "$src"/musl-*/ &&
         ./configure --target=mips-linux-gnu CC=mips-linux-gnu-gcc --prefix="$prefix" \
