@@ -32,6 +32,13 @@
  * on its way (a proxy in between drops what it holds for the client when it sees one). */
 #define LINGER_MS 1000
 #define LINGER_MAX_BYTES (1024 * 1024)
+/* The work one pass may start, in frames queued (conn_pass_has_room): once a pass has queued
+ * this many, a message whose handler expects to queue many more waits for the next pass, so a
+ * registration storm on a large network (each registration one frame for every member, each
+ * peers answer as many entries) runs in passes of bounded length and a keepalive anywhere waits
+ * for at most one of them. Passes stay large enough that each member's notifications of a pass
+ * leave in one write. */
+#define FRAMES_PER_PASS (256u * 1024u)
 /* Frames per gathered write: the most a writev takes (IOV_MAX on Linux), so a backlog of small
  * notifications leaves in large writes. */
 #define WRITE_IOVS 1024
@@ -46,7 +53,8 @@ struct conn {
     int slot;
     uint8_t state;
     bool in_pending;          /* on the hub's flush list */
-    bool in_again;            /* on the hub's list of buffered input */
+    bool in_again;            /* on the hub's list of input left for the next pass */
+    bool held;                /* held_msg was parsed but its handler asked for a later pass */
     bool dead;                /* on the hub's free list: no more I/O */
     bool source_counted;      /* abuse_accept counted it: abuse_conn_closed when it goes */
     addr_t peer;              /* observed source, IPv4-mapped shown as IPv4 */
@@ -56,6 +64,9 @@ struct conn {
     uint8_t *in;              /* input bytes in[in_off .. in_len), in in_blk */
     size_t in_off, in_len, in_cap;
     ws_decoder ws;
+    uint8_t *held_msg;        /* the held message (in the input block or the decoder's buffer,
+                               * both left alone while it waits) and the bytes its frame takes */
+    size_t held_len, held_used;
     outq out;
     uint64_t accepted_ms, last_in_ms, close_deadline_ms;
     bool lingering;               /* closing, all sent, the sending side shut: draining input */
@@ -95,6 +106,9 @@ static uint64_t deadline_of(const conn *c)
             live = start + (live - start + step - 1) / step * step;
         return live < idle ? live : idle;
     }
+    /* A register the relay holds for a later pass arrived in time: the wait is the relay's. */
+    if (c->held)
+        return loop_now_ms(c->hub->lp) + cfg->register_timeout_secs * 1000u;
     /* Absolute from accept: a socket that never sends a byte (or never finishes its PROXY
      * preface or TLS handshake) is reaped as surely as one that upgrades and never registers. */
     return c->accepted_ms + cfg->register_timeout_secs * 1000u;
@@ -164,11 +178,25 @@ static void mark_pending(conn *c)
     }
 }
 
+bool conn_pass_has_room(const conn *c, size_t frames)
+{
+    const conn_hub *hub = c->hub;
+    if (hub->pass_frames == 0)
+        return true;   /* a pass always takes one message, however large its work */
+    return hub->pass_frames < FRAMES_PER_PASS && frames <= FRAMES_PER_PASS - hub->pass_frames;
+}
+
+void conn_pass_charge(conn *c, size_t frames)
+{
+    c->hub->pass_frames += frames;
+}
+
 void conn_send(conn *c, frame *f)
 {
     const relay_config *cfg = c->hub->cfg;
     if (c->dead || c->state == CS_CLOSING)
         return;
+    c->hub->pass_frames++;
     /* A full queue drops the message: a reader that stopped draining never stalls the sender,
      * the loop or any other peer. */
     /* config.c keeps the count within 32 bits and the byte limit within SIZE_MAX */
@@ -210,6 +238,7 @@ static void send_bypassing_limits(conn *c, frame *f)
 static void begin_closing(conn *c)
 {
     c->state = CS_CLOSING;
+    c->held = false;
     c->close_deadline_ms = loop_now_ms(c->hub->lp) + CLOSE_GRACE_MS;
     rearm_deadline(c);
     mark_pending(c);
@@ -264,6 +293,8 @@ static bool flush(conn *c)
         struct compat_iov iov[WRITE_IOVS];
         int n = outq_peek(&c->out, bases, lens, WRITE_IOVS);
         long w;
+        if (n == 0)
+            break;   /* the next frame is a deferred one, filled at the end of the pass */
         for (int i = 0; i < n; i++) {
             iov[i].base = bases[i];
             iov[i].len = lens[i];
@@ -288,7 +319,8 @@ static bool all_sent(const conn *c)
 
 static void update_interest(conn *c)
 {
-    int ev = c->state != CS_CLOSING || c->lingering ? LOOP_READ : 0;
+    /* a held message stops reading: its socket's readiness would only report the same wait */
+    int ev = (c->state != CS_CLOSING && !c->held) || c->lingering ? LOOP_READ : 0;
     if (!outq_empty(&c->out))
         ev |= LOOP_WRITE;
     if (c->x)
@@ -500,9 +532,59 @@ static void process_head(conn *c)
     c->in_off += (size_t)n;
 }
 
-static void process_frames(conn *c)
+static void mark_again(conn *c)
 {
     conn_hub *hub = c->hub;
+    if (!c->in_again) {
+        c->in_again = true;
+        c->next_again = NULL;
+        if (hub->again_tail)
+            hub->again_tail->next_again = c;
+        else
+            hub->again = c;
+        hub->again_tail = c;
+    }
+}
+
+/* Hands a message to the relay. Returns false when its handler left it for a later pass: it is
+ * held as parsed (not parsed again, not counted again) and the connection waits on the list of
+ * input left for the next pass, reading nothing more until it is handled. */
+static bool deliver(conn *c, uint8_t *msg, size_t len, size_t used)
+{
+    conn_hub *hub = c->hub;
+    switch (hub->handler.on_message(hub->handler.ctx, c, msg, len)) {
+    case CONN_MSG_KEEPALIVE:
+        hub->pass_keepalive = true;
+        break;
+    case CONN_MSG_LATER:
+        hub->pass_busy = hub->pass_full = true;
+        hub->deferred_messages++;
+        c->held = true;
+        c->held_msg = msg;
+        c->held_len = len;
+        c->held_used = used;
+        mark_again(c);
+        update_interest(c);
+        return false;
+    default:
+        hub->pass_busy = true;
+        break;
+    }
+    c->in_off += used;
+    return true;
+}
+
+/* Handles the complete frames buffered. Returns false when a message was left for a later
+ * pass. */
+static bool process_frames(conn *c)
+{
+    conn_hub *hub = c->hub;
+    if (c->held && c->state == CS_OPEN && !c->dead) {
+        c->held = false;
+        if (!deliver(c, c->held_msg, c->held_len, c->held_used))
+            return false;
+        update_interest(c);
+    }
     while (c->state == CS_OPEN && !c->dead) {
         ws_result r;
         uint64_t now = loop_now_ms(hub->lp);
@@ -511,7 +593,7 @@ static void process_frames(conn *c)
             /* saturating: a need past SIZE_MAX / 2 fails in the allocator, not by wrapping */
             if (!ensure_in_room(c, r.need > SIZE_MAX / 2 ? r.need : r.need * 2))
                 conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
-            return;
+            return true;
         }
         c->last_in_ms = now;
         if (r.kind != WS_FAIL) {
@@ -519,16 +601,14 @@ static void process_frames(conn *c)
             if (v != ABUSE_OK) {
                 log_debug("conn %llu: %s, disconnecting", (unsigned long long)c->id, abuse_reason(v));
                 conn_close(c, WS_CLOSE_POLICY, abuse_reason(v));
-                return;
+                return true;
             }
         }
         switch (r.kind) {
         case WS_MESSAGE:
-            if (hub->handler.on_message(hub->handler.ctx, c, r.data, r.len))
-                hub->pass_keepalive = true;
-            else
-                hub->pass_busy = true;
-            break;
+            if (!deliver(c, r.data, r.len, used))
+                return false;
+            continue;   /* deliver moved past the frame */
         case WS_PING: {
             uint8_t pong[WS_MAX_HEADER + 125];
             uint8_t *h;
@@ -560,15 +640,7 @@ static void process_frames(conn *c)
         }
         c->in_off += used;
     }
-}
-
-static void mark_again(conn *c)
-{
-    if (!c->in_again) {
-        c->in_again = true;
-        c->next_again = c->hub->again;
-        c->hub->again = c;
-    }
+    return true;
 }
 
 /* Reads what the socket (or the transport's buffer) holds, up to the pass's budget, handing
@@ -576,6 +648,9 @@ static void mark_again(conn *c)
 static void read_input(conn *c)
 {
     size_t budget = READ_BUDGET_PER_PASS;
+    /* Messages an earlier pass left come first; while they wait, nothing more is read. */
+    if (c->state == CS_OPEN && c->held && !process_frames(c))
+        return;
     while (budget > 0 && !c->dead && c->state != CS_CLOSING) {
         size_t want = c->state == CS_OPEN ? READ_CHUNK : 2048;
         size_t room;
@@ -605,8 +680,8 @@ static void read_input(conn *c)
         }
         if (c->state == CS_HEAD && c->in_off < c->in_len)
             process_head(c);
-        if (c->state == CS_OPEN)
-            process_frames(c);
+        if (c->state == CS_OPEN && !process_frames(c))
+            break;
         if ((size_t)n < room && !(c->x && xport_has_buffered_input(c->x)))
             break; /* short read and nothing held back: the socket is drained */
     }
@@ -724,17 +799,42 @@ static void on_deadline(void *ctx)
 
 bool conn_hub_has_buffered_input(const conn_hub *hub) { return hub->again != NULL; }
 
-void conn_end_of_pass(conn_hub *hub)
+void conn_begin_pass(conn_hub *hub)
 {
     conn *again = hub->again;
-    hub->again = NULL;
+    hub->pass_frames = 0;
+    hub->pass_full = false;
+    hub->again = hub->again_tail = NULL;
     while (again) {
         conn *c = again;
         again = c->next_again;
         c->in_again = false;
-        if (!c->dead && c->state != CS_CLOSING)
+        if (c->held && hub->pass_full)
+            mark_again(c);   /* this pass has no more room: keep its place in the line */
+        else if (!c->dead && c->state != CS_CLOSING)
             read_input(c);
     }
+}
+
+/* Takes connections about to be freed off the list of input left for later. */
+static void unlist_dead_from_again(conn_hub *hub)
+{
+    conn **link = &hub->again;
+    hub->again_tail = NULL;
+    while (*link) {
+        conn *c = *link;
+        if (c->dead) {
+            *link = c->next_again;
+            c->in_again = false;
+        } else {
+            hub->again_tail = c;
+            link = &c->next_again;
+        }
+    }
+}
+
+void conn_end_of_pass(conn_hub *hub)
+{
     if (hub->handler.before_flush)
         hub->handler.before_flush(hub->handler.ctx);
     while (hub->pending) {
@@ -743,6 +843,8 @@ void conn_end_of_pass(conn_hub *hub)
         c->in_pending = false;
         flush_and_settle(c);
     }
+    if (hub->dead && hub->again)
+        unlist_dead_from_again(hub);
     while (hub->dead) {
         conn *c = hub->dead;
         hub->dead = c->next_dead;

@@ -26,9 +26,16 @@ typedef struct conn conn;
 
 /* Where a WebSocket connection's messages go (the relay), as callbacks so this layer does not
  * depend on the one above it. */
+enum conn_msg_verdict {
+    CONN_MSG_DONE,        /* handled */
+    CONN_MSG_KEEPALIVE,   /* handled, and it was only a keepalive (an answered ping) */
+    CONN_MSG_LATER        /* not handled: the pass has no room for its work (conn_pass_has_room);
+                           * the same message comes back in a later pass */
+};
+
 typedef struct {
-    /* One message; true when it was only a keepalive (answered ping). */
-    bool (*on_message)(void *ctx, conn *c, uint8_t *msg, size_t len);
+    /* One message. */
+    enum conn_msg_verdict (*on_message)(void *ctx, conn *c, uint8_t *msg, size_t len);
     /* A registered connection is going away. */
     void (*on_close)(void *ctx, conn *c);
     /* A registered connection has been silent for silent_secs: past the idle timeout when
@@ -48,7 +55,8 @@ typedef struct {
     conn_handler handler;
     uint64_t start_ms;        /* the liveness sweep's grid starts here */
     conn *pending;            /* connections with output to flush at the end of the pass */
-    conn *again;              /* connections with input buffered in their transport */
+    conn *again, *again_tail; /* connections with input left for the next pass: held in their
+                               * transport, or not handled because the pass's work ran out */
     conn *dead;               /* connections to free at the end of the pass */
     conn *all;                /* every live connection (shutdown walks it) */
     uint64_t next_id;
@@ -56,6 +64,9 @@ typedef struct {
     bool pass_busy;           /* anything beyond answering keepalives */
     bool pass_keepalive;      /* answered at least one keepalive */
     uint64_t queue_drops;     /* messages conn_send dropped on a full outbound queue */
+    uint64_t deferred_messages; /* times a message was left for a later pass (CONN_MSG_LATER) */
+    size_t pass_frames;       /* frames queued since the pass began (the pass's work so far) */
+    bool pass_full;           /* a message was left for a later pass: this pass has no room */
 } conn_hub;
 
 /* What one listener's connections share. */
@@ -75,10 +86,13 @@ typedef struct {
  * returned; the listener's count is only held for connections that were made. */
 bool conn_accept(conn_listener *ls, socket_t fd, const addr_t *from);
 
-/* End-of-pass work: read what transports hold buffered (a TLS engine's decrypted records, which
- * no socket readiness announces), flush what was queued, then free connections that finished. */
+/* Start-of-pass work, before the wait: the pass's work budget starts again, and input left
+ * over from earlier passes is handled first (a TLS engine's decrypted records, which no socket
+ * readiness announces, and messages a busy pass left for later), in the order it was left. */
+void conn_begin_pass(conn_hub *hub);
+/* End-of-pass work: flush what was queued, then free connections that finished. */
 void conn_end_of_pass(conn_hub *hub);
-/* True when input is still buffered in some transport: the next wait must not sleep. */
+/* True when input is left for the next pass: the next wait must not sleep. */
 bool conn_hub_has_buffered_input(const conn_hub *hub);
 /* Shutdown: close every WebSocket with 1001 and reason, drop every other connection. */
 void conn_close_all(conn_hub *hub, const char *reason);
@@ -94,6 +108,11 @@ void conn_send(conn *c, frame *f);
 /* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
  * connection swamped with notifications still has its pings answered promptly. */
 void conn_send_keepalive(conn *c, frame *f);
+/* Whether the current pass has room for a message whose handling queues about `frames` frames
+ * (always, for the pass's first); when not, the handler answers CONN_MSG_LATER. */
+bool conn_pass_has_room(const conn *c, size_t frames);
+/* Counts work the pass did beyond the frames it queued (a shared answer as large as many). */
+void conn_pass_charge(conn *c, size_t frames);
 /* The block holding the received bytes p[0..n) of the message being handled, for a gathered
  * frame to reference instead of copying them (frame_end_gather takes its own reference); NULL
  * when they are not in the input block (a reassembled fragmented message) or are too small a

@@ -248,6 +248,7 @@ static bool build_metrics(dashboard *d, json_writer *w, bool full)
         .relayed_bytes = { [METRICS_RELAY_MESSAGE] = rc.relay_message_bytes,
                            [METRICS_BROADCAST] = rc.broadcast_bytes },
         .queue_drops = d->src.hub->queue_drops,
+        .deferred_messages = d->src.hub->deferred_messages,
         .refusals = {
             [MR_NOT_REGISTERED] = rc.errors[WIRE_ERR_NOT_REGISTERED],
             [MR_BAD_MESSAGE] = rc.errors[WIRE_ERR_BAD_MESSAGE],

@@ -13,7 +13,10 @@
 #  include <sys/epoll.h>
 #endif
 
-#define LOOP_BATCH 256
+/* Readiness events taken per wait (epoll): enough that every ready socket is seen each pass
+ * (a keepalive on one socket must not wait behind thousands of busy ones for several passes);
+ * how much work a pass does is bounded by its users (conn.c), not here. */
+#define LOOP_BATCH_MAX 16384
 
 struct slot {
     socket_t fd;
@@ -33,6 +36,8 @@ struct loop {
     size_t heap_len, heap_cap;
 #ifdef LOOP_EPOLL
     int epfd;
+    struct epoll_event *evs;
+    int n_evs;
 #else
     struct pollfd *fds;
     int *ids;         /* ids[pos] = slot living at pollfd position pos */
@@ -48,8 +53,10 @@ loop *loop_new(size_t max_fds)
     l->slots = calloc(max_fds, sizeof *l->slots);
     l->free_ids = calloc(max_fds, sizeof *l->free_ids);
 #ifdef LOOP_EPOLL
+    l->n_evs = max_fds < LOOP_BATCH_MAX ? (int)max_fds : LOOP_BATCH_MAX;
+    l->evs = calloc((size_t)l->n_evs, sizeof *l->evs);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!l->slots || !l->free_ids || l->epfd < 0) {
+    if (!l->slots || !l->free_ids || !l->evs || l->epfd < 0) {
 #else
     l->fds = calloc(max_fds, sizeof *l->fds);
     l->ids = calloc(max_fds, sizeof *l->ids);
@@ -74,6 +81,7 @@ void loop_free(loop *l)
 #ifdef LOOP_EPOLL
     if (l->epfd >= 0)
         close(l->epfd);
+    free(l->evs);
 #else
     free(l->fds);
     free(l->ids);
@@ -315,8 +323,8 @@ int loop_next_timeout(const loop *l, int cap_ms)
 #ifdef LOOP_EPOLL
 int loop_run_once(loop *l, int timeout_ms)
 {
-    struct epoll_event evs[LOOP_BATCH];
-    int n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout_ms);
+    struct epoll_event *evs = l->evs;
+    int n = epoll_wait(l->epfd, evs, l->n_evs, timeout_ms);
     woke(l);
     if (n < 0)
         return compat_interrupted(compat_sock_errno()) ? 0 : -1;

@@ -166,6 +166,9 @@ bool metrics_write(json_writer *w, const metrics_snapshot *s)
         sample(w, bytes, "kind", kinds[k], strlen(kinds[k]), s->relayed_bytes[k]);
     single(w, "dig_relay_queue_drops_total", "counter",
            "Messages dropped because the receiver's outbound queue was full.", s->queue_drops);
+    single(w, "dig_relay_deferred_messages_total", "counter",
+           "Times a message whose work grows with its network was left for the next loop pass because the pass had done its share (a registration storm).",
+           s->deferred_messages);
 
     static const char refused[] = "dig_relay_refusals_total";
     family(w, refused, "counter",

@@ -60,6 +60,7 @@ typedef struct {
     uint64_t relayed_messages[METRICS_KINDS];
     uint64_t relayed_bytes[METRICS_KINDS];   /* payload bytes */
     uint64_t queue_drops;               /* forwards dropped on a full outbound queue */
+    uint64_t deferred_messages;         /* messages left for a later loop pass (a full pass) */
     uint64_t refusals[MR_COUNT];
     uint64_t strikes, bans, prunes;
     uint64_t stun_responses, stun_rate_limited;

@@ -702,6 +702,8 @@ static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
         send_writer(s, c);
         return;
     }
+    /* the answer is one shared frame, but each asker's copy is written: weigh it by its entries */
+    conn_pass_charge(c, net->count);
     if (net->peers && !net->peers_due) {
         conn_send(c, net->peers);
         return;
@@ -924,7 +926,31 @@ static void count_inbound(relay *s, const wire_msg *m)
     }
 }
 
-static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
+/* About how many frames handling m queues (a peers answer: how many entries it writes), for
+ * the pass's work budget: what grows with a network's size is weighed, the rest counts one. */
+static size_t work_of(relay *s, conn *c, const wire_msg *m)
+{
+    network *net;
+    switch (m->type) {
+    case WT_REGISTER:
+        net = reg_of(c) ? NULL : find_network(s, m->network_id.p, m->network_id.n, false);
+        break;
+    case WT_GET_PEERS:
+        if (!reg_of(c))
+            return 1;
+        net = m->network_id_null ? reg_of(c)->net
+                                 : find_network(s, m->network_id.p, m->network_id.n, false);
+        break;
+    case WT_BROADCAST:
+        net = reg_of(c) ? reg_of(c)->net : NULL;
+        break;
+    default:
+        return 1;
+    }
+    return net ? net->count + 1 : 1;
+}
+
+static enum conn_msg_verdict on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
 {
     relay *s = ctx;
     wire_msg m;
@@ -938,14 +964,16 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
     if (!wire_decode((const char *)msg, len, &m, s->scratch, err, sizeof err)) {
         log_debug("conn %llu: bad message: %s", (unsigned long long)conn_id(c), err);
         send_error(s, c, WIRE_ERR_BAD_MESSAGE, "invalid relay JSON");
-        return false;
+        return CONN_MSG_DONE;
     }
+    if (!conn_pass_has_room(c, work_of(s, c, &m)))
+        return CONN_MSG_LATER;
     count_inbound(s, &m);
     if (!reg_of(c) && m.type != WT_REGISTER) {
         send_error(s, c, WIRE_ERR_NOT_REGISTERED,
                    m.type == WT_PEX ? "register before sending PEX (RLY-001)"
                                     : "register before sending other messages (RLY-001)");
-        return false;
+        return CONN_MSG_DONE;
     }
     switch (m.type) {
     case WT_REGISTER: handle_register(s, c, &m); break;
@@ -961,10 +989,10 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
             conn_send_keepalive(c, f);
             frame_unref(f);
         }
-        return true;
+        return CONN_MSG_KEEPALIVE;
     }
     case WT_PONG:
-        return true;
+        return CONN_MSG_KEEPALIVE;
     case WT_HOLE_PUNCH_REQUEST: handle_hole_punch_request(s, c, &m); break;
     case WT_HOLE_PUNCH_RESULT: handle_hole_punch_result(s, c, &m); break;
     case WT_GET_TURN_CREDENTIALS: handle_get_turn_credentials(s, c); break;
@@ -986,7 +1014,7 @@ static bool on_message(void *ctx, conn *c, uint8_t *msg, size_t len)
          * to act on. */
         break;
     }
-    return false;
+    return CONN_MSG_DONE;
 }
 
 conn_handler relay_conn_handler(relay *r)

@@ -361,7 +361,9 @@ void server_run(server *s)
 {
     uint64_t last_trim = 0;
     while (!compat_shutdown_requested()) {
-        int timeout = conn_hub_has_buffered_input(&s->hub) ? 0 : loop_next_timeout(s->lp, 60000);
+        int timeout;
+        conn_begin_pass(&s->hub);
+        timeout = conn_hub_has_buffered_input(&s->hub) ? 0 : loop_next_timeout(s->lp, 60000);
         uint64_t now = loop_now_ms(s->lp);
         bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && now - last_trim >= TRIM_EVERY_MS;
         int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);

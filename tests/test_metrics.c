@@ -42,6 +42,7 @@ static metrics_snapshot base(void)
     s.relayed_bytes[METRICS_RELAY_MESSAGE] = 1000;
     s.relayed_bytes[METRICS_BROADCAST] = 64;
     s.queue_drops = 1;
+    s.deferred_messages = 7;
     s.refusals[MR_BAD_MESSAGE] = 3;
     s.refusals[MR_BANNED] = 4;
     s.strikes = 6;
@@ -87,7 +88,8 @@ static void test_fixed_snapshot(void)
                     "dig_relay_relayed_messages_total{kind=\"broadcast\"} 2\n") != NULL);
     CHECK(strstr(t, "dig_relay_relayed_payload_bytes_total{kind=\"relay_message\"} 1000\n"
                     "dig_relay_relayed_payload_bytes_total{kind=\"broadcast\"} 64\n") != NULL);
-    CHECK(strstr(t, "\ndig_relay_queue_drops_total 1\n") != NULL);
+    CHECK(strstr(t, "\ndig_relay_queue_drops_total 1\n# HELP dig_relay_deferred_messages_total ") != NULL);
+    CHECK(strstr(t, "\ndig_relay_deferred_messages_total 7\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"not_registered\",code=\"1\"} 0\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"bad_message\",code=\"2\"} 3\n") != NULL);
     CHECK(strstr(t, "\ndig_relay_refusals_total{reason=\"banned\",code=\"none\"} 4\n") != NULL);
@@ -114,8 +116,8 @@ static void test_fixed_snapshot(void)
         helps++;
     for (const char *p = t; (p = strstr(p, "# TYPE ")); p++)
         types++;
-    CHECK_EQ_INT(helps, 23);
-    CHECK_EQ_INT(types, 23);
+    CHECK_EQ_INT(helps, 24);
+    CHECK_EQ_INT(types, 24);
     CHECK(t[strlen(t) - 1] == '\n');
 
     CHECK_PROMTOOL(t);
