@@ -33,6 +33,9 @@ unsigned h_slowdown(void);
  * out before by this process. "tcp4"/"udp4" probe 127.0.0.1; "tcp6dual" probes [::] with
  * IPV6_V6ONLY cleared so the port is free on both families. Returns 0 on failure. */
 uint16_t h_free_port(const char *kind);
+/* Raises this process's descriptor limit (which a relay started afterwards inherits) to at least
+ * want, as far as the hard limit allows; true when it is at least want now. */
+bool h_raise_fd_limit(unsigned long want);
 
 /* ---------------------------------------------------------------- the relay process */
 

@@ -29,7 +29,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1042,12 +1041,7 @@ static bool start_relay_for_rss(const char *const *args)
 
 static void test_relay_under_attack(void)
 {
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);  /* the relay inherits it */
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < 4096)
+    if (!h_raise_fd_limit(4096))
         SKIP("RLIMIT_NOFILE cannot be raised to 4096 (the attack needs about 2200 sockets a side)");
 
     REQUIRE(start_relay_for_rss(relay_args));

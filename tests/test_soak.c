@@ -316,19 +316,6 @@ static bool run_round(uint16_t port, unsigned round_no, bool read_along)
     return ok;
 }
 
-static bool raise_fd_limit(rlim_t want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return false;
-    if (rl.rlim_cur >= want)
-        return true;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-    return rl.rlim_cur >= want;
-}
-
 static bool log_has_sanitizer_report(const relay_proc *r)
 {
     char *log = relay_read_log(r);
@@ -399,7 +386,7 @@ static void test_churn_soak(void)
     if (n_peers < 2 * NETWORKS)
         n_peers = 2 * NETWORKS;
     rlim_t want = (rlim_t)(n_peers * 2 + 200);
-    if (!raise_fd_limit(want)) {
+    if (!h_raise_fd_limit(want)) {
         struct rlimit rl;
         getrlimit(RLIMIT_NOFILE, &rl);
         printf("  need RLIMIT_NOFILE >= %llu for %zu peers; the hard limit is %llu "

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 /* Enough members that one pass cannot take every registration: a pass takes about 256k frames
  * of work (conn.c FRAMES_PER_PASS) and n registrations on one network queue n(n-1)/2. */
@@ -80,12 +79,7 @@ static bool on_message(member *m, size_t i, const char *msg)
 
 static void test_storm_loses_nothing(void)
 {
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);   /* the relay inherits it */
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < 2 * MEMBERS + 64)
+    if (!h_raise_fd_limit(2 * MEMBERS + 64))
         SKIP("the descriptor limit is below what the storm needs");
 
     REQUIRE(h_start(limits_off));
