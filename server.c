@@ -26,10 +26,13 @@
 #define MAX_HEALTH_CONNS 64
 #define MAX_REDIRECT_CONNS 64
 #define SHUTDOWN_GRACE_MS 500
-/* After a burst, once the loop has nothing to do, free heap is handed back to the OS (at most
- * once a second, and never while busy: it walks the heap). */
+/* Free heap is handed back to the OS at most once a second (it walks the heap): when the loop
+ * has nothing to do, and when the relay's connections have fallen to half their peak since the
+ * last time (the end of an attack or a reconnect wave), which a busy relay needs because its loop
+ * is never idle. Steady churn does not trim: it reuses what it frees. */
 #define TRIM_IDLE_MS 100
 #define TRIM_EVERY_MS 1000
+#define TRIM_AFTER_CLOSES 64
 
 struct server {
     const relay_config *cfg;
@@ -360,21 +363,27 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
 void server_run(server *s)
 {
     uint64_t last_trim = 0;
+    size_t open_peak = 0;     /* the most wire connections open at once since the last trim */
     while (!compat_shutdown_requested()) {
         int timeout;
         conn_begin_pass(&s->hub);
         timeout = conn_hub_has_buffered_input(&s->hub) ? 0 : loop_next_timeout(s->lp, 60000);
         uint64_t now = loop_now_ms(s->lp);
-        bool may_trim = (timeout < 0 || timeout >= TRIM_IDLE_MS) && now - last_trim >= TRIM_EVERY_MS;
-        int ready = loop_run_once(s->lp, may_trim ? TRIM_IDLE_MS : timeout);
+        size_t open = s->wire.open;
+        open_peak = open > open_peak ? open : open_peak;
+        bool may_trim = now - last_trim >= TRIM_EVERY_MS;
+        bool idle_trim = may_trim && (timeout < 0 || timeout >= TRIM_IDLE_MS);
+        bool fallen = open_peak - open >= TRIM_AFTER_CLOSES && open <= open_peak / 2;
+        int ready = loop_run_once(s->lp, idle_trim ? TRIM_IDLE_MS : timeout);
         bool hold;
         if (ready < 0) {
             log_error("poll failed: %s", compat_strerror(compat_sock_errno()));
             break;
         }
-        if (may_trim && ready == 0) {
+        if ((idle_trim && ready == 0) || (may_trim && fallen)) {
             compat_release_free_memory();
             last_trim = loop_now_ms(s->lp);
+            open_peak = s->wire.open;
         }
         hold = loop_should_hold(&s->coalesce, loop_now_ms(s->lp), loop_now_ms(s->lp) - now, ready,
                                 s->hub.pass_busy, s->hub.pass_keepalive);

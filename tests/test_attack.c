@@ -4,7 +4,7 @@
  * flooders, 50 senders of oversized frames and a register-rate storm. It passes when no honest
  * peer is disconnected or loses a message, the honest ping round trip stays under 50 ms at p99,
  * every abusive socket is closed by its deadline or limit, the sources that tripped a limit are
- * banned, and the relay's RSS comes back to within 10% of its figure before the attack.
+ * banned, and the relay's RSS after the attack is within 10% of what the warm-up rounds left.
  *
  * One poll loop drives every socket (no thread per socket). The attack runs in rounds of the same
  * shape: warm-up rounds from 127.2/16, 127.3/16, ... that bring the relay's pools and heap to their
@@ -53,6 +53,7 @@
 #define ROUND_LIMIT_MS 20000u
 #define WARMUP_ROUNDS 3
 #define SETTLE_MS 1500u
+#define RSS_SETTLE_MS 15000u         /* how long the measured round may take to give its memory back */
 
 _Static_assert(FLOOD_FRAMES > MESSAGES_PER_SEC, "a flood must trip the message rate");
 _Static_assert(OVERSIZE_CLAIM > 262144u, "an oversized frame must exceed the default --max-message-bytes");
@@ -1051,10 +1052,11 @@ static void test_relay_under_attack(void)
     drive_for(2000);
     uint64_t rss_start = relay_rss_kb(&h_relay);
 
-    /* The allocator keeps the heap's high-water mark, which creeps up over the first few rounds
-     * of the same attack, and where RSS settles after a round depends on which pages that round
-     * happened to leave in use. The warm-up rounds reach the mark; what the attack leaves must
-     * stay within it (a leak adds to it round after round). */
+    /* Once an attack's sockets are gone the relay hands its free heap back to the OS (server.c),
+     * so RSS after a round is what the relay still holds. The warm-up rounds grow its tables to
+     * their working size; the measured round must leave no more behind than they did (a leak
+     * adds to it round after round). The relay trims within about a second of a round's end; on
+     * a busy machine that can take longer, so the measured round waits for its figure. */
     round_result warm, attack;
     uint64_t rss_before = 0;
     for (uint8_t b = 2; b < 2 + WARMUP_ROUNDS; b++) {
@@ -1063,19 +1065,21 @@ static void test_relay_under_attack(void)
         drive_for(SETTLE_MS);
         uint64_t settled = relay_rss_kb(&h_relay);
         rss_before = settled > rss_before ? settled : rss_before;
-        rss_before = warm.peak_rss_kb > rss_before ? warm.peak_rss_kb : rss_before;
         printf("  info: relay RSS %llu KiB after warm-up round %u (peak %llu KiB)\n", (unsigned long long)settled,
                b - 1u, (unsigned long long)warm.peak_rss_kb);
     }
     attack_round(1, &attack);
     CHECK(attack.ok);
-    drive_for(SETTLE_MS);
+    uint64_t rss_limit = rss_before + rss_before / 10, rss_after = 0, settle_until = h_now_ms() + RSS_SETTLE_MS;
+    do {
+        drive_for(100);
+        rss_after = relay_rss_kb(&h_relay);
+    } while (rss_after > rss_limit && h_now_ms() < settle_until);
     REQUIRE(relay_alive(&h_relay));
-    uint64_t rss_after = relay_rss_kb(&h_relay);
-    printf("  info: relay RSS %llu KiB with honest peers only, warm-up high-water mark %llu KiB, peak %llu KiB, "
+    printf("  info: relay RSS %llu KiB with honest peers only, %llu KiB after the warm-up rounds, peak %llu KiB, "
            "%llu KiB after it\n", (unsigned long long)rss_start, (unsigned long long)rss_before,
            (unsigned long long)attack.peak_rss_kb, (unsigned long long)rss_after);
-    CHECK(rss_before > 0 && rss_after * 100 <= rss_before * 115);
+    CHECK(rss_before > 0 && rss_after <= rss_limit);
 
     /* every relayed message arrived in order, every ping was answered */
     honest_sending = false;
