@@ -53,6 +53,13 @@ typedef struct {
     int exit_code;            /* valid when exited: exit status, or 128+signal */
 } relay_proc;
 
+/* Every per-source and per-connection abuse limit off, for a list of relay arguments: load
+ * that comes from one loopback address is not an attack. */
+#define H_LIMITS_OFF                                                                              \
+    "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",                       \
+    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0",                        \
+    "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0", "--ban-threshold", "0"
+
 typedef struct {
     const char *listen_host;       /* default "127.0.0.1" */
     const char *health_host;       /* default "127.0.0.1" ("[::]" for a dual-stack health port) */

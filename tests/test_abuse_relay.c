@@ -667,10 +667,7 @@ static void test_strikes_from_frame_and_register_limits_ban(void)
 
 static void test_zero_disables_each_limit(void)
 {
-    static const char *const args[] = {
-        "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0", "--max-registrations-per-ip", "0",
-        "--messages-per-conn-per-sec", "0", "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0",
-        "--ban-threshold", "0", NULL };
+    static const char *const args[] = { H_LIMITS_OFF, NULL };
     REQUIRE(h_start(args));
     static ws_client c[MANY];
     int opened = 0;

@@ -19,12 +19,7 @@
 #include <unistd.h>
 
 /* Per-IP abuse limits off, as bench/bench.sh runs the relay: every client is on loopback. */
-static const char *const limits_off[] = {
-    "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
-    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0",
-    "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0",
-    "--ban-threshold", "0", NULL
-};
+static const char *const limits_off[] = { H_LIMITS_OFF, NULL };
 
 static const char *load_binary(void)
 {

@@ -1240,8 +1240,7 @@ static void test_slow_reader_does_not_stall_or_grow(void)
 
 static void test_broadcast_reaches_300_peers(void)
 {
-    static const char *const args[] = { "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
-                                        "--max-registrations-per-ip", "0", NULL };
+    static const char *const args[] = { H_LIMITS_OFF, NULL };
     REQUIRE(h_start(args));
     enum { PEERS = 300 };
     ws_client *c = calloc(PEERS, sizeof *c);
@@ -1279,9 +1278,7 @@ static void test_broadcast_reaches_300_peers(void)
 
 /* ---------------------------------------------------------------- reconnect storms */
 
-static const char *const STORM_LIMITS_OFF[] = {
-    "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
-    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0", NULL };
+static const char *const STORM_LIMITS_OFF[] = { H_LIMITS_OFF, NULL };
 
 /* Connects and writes register and get_peers back to back, as the live client does, without
  * reading anything. */

@@ -398,9 +398,7 @@ static void test_churn_soak(void)
            secs, rng_state);
 
     static const char *const args[] = {
-        "--max-connections", "4096", "--max-connections-per-ip", "0",
-        "--max-registrations-per-ip", "0", "--registrations-per-ip-per-sec", "0",
-        "--messages-per-conn-per-sec", "0", "--ban-threshold", "0", "--log-level", "warn", NULL
+        "--max-connections", "4096", H_LIMITS_OFF, "--log-level", "warn", NULL
     };
     static const char *const env[] = {
         "ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=0:allocator_release_to_os_interval_ms=0",

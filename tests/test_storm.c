@@ -20,10 +20,7 @@
 #define ID_PREFIX "\"peer_id\":\"storm-"
 
 static const char *const limits_off[] = {
-    "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",
-    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0",
-    "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0",
-    "--ban-threshold", "0", "--max-connections", "2000", NULL
+    H_LIMITS_OFF, "--max-connections", "2000", NULL
 };
 
 typedef struct {
