@@ -692,10 +692,15 @@ static void before_flush(void *ctx)
  * however many members ask during a pass, as all of them do when a relay restarts, the list is
  * encoded once and every asker's queue holds the same frame. Between passes the encoded answer
  * is kept until the network changes. */
+/* The network a registered peer's get_peers asks about: its own unless it names another. */
+static network *network_asked(relay *s, conn *c, const wire_msg *m)
+{
+    return m->network_id_null ? reg_of(c)->net : find_network(s, m->network_id.p, m->network_id.n, false);
+}
+
 static void handle_get_peers(relay *s, conn *c, const wire_msg *m)
 {
-    network *net = m->network_id_null ? reg_of(c)->net
-                                      : find_network(s, m->network_id.p, m->network_id.n, false);
+    network *net = network_asked(s, c, m);
     if (!net || net->count == 0) {
         wire_write_peers_begin(&s->jw);
         wire_write_peers_end(&s->jw);
@@ -938,8 +943,7 @@ static size_t work_of(relay *s, conn *c, const wire_msg *m)
     case WT_GET_PEERS:
         if (!reg_of(c))
             return 1;
-        net = m->network_id_null ? reg_of(c)->net
-                                 : find_network(s, m->network_id.p, m->network_id.n, false);
+        net = network_asked(s, c, m);
         break;
     case WT_BROADCAST:
         net = reg_of(c) ? reg_of(c)->net : NULL;
