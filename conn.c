@@ -342,7 +342,15 @@ static void flush_and_settle(conn *c)
             schedule_free(c);
             return;
         }
-        compat_shutdown_send(c->x->fd);
+        int ended = xport_end_output(c->x);
+        if (ended == XPORT_ERROR) {
+            schedule_free(c);
+            return;
+        }
+        if (ended == XPORT_AGAIN) {
+            update_interest(c);
+            return;
+        }
         c->lingering = true;
         c->close_deadline_ms = loop_now_ms(c->hub->lp) + LINGER_MS;
         rearm_deadline(c);

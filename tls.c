@@ -90,6 +90,7 @@ struct tls_conn {
     int state;
     bool presented;                   /* the client sent a non-empty certificate chain */
     bool identified;                  /* ... and it passed: peer and peer_id are set */
+    bool closing;                     /* close_notify is queued (end_output) */
     unsigned char peer[32];
     char peer_id[65];
     unsigned char io[];               /* TLS_IN_BUF input, then TLS_OUT_BUF output */
@@ -679,11 +680,30 @@ static const char *tls_peer_identity(const xport *x)
     return t->state == TS_OPEN && t->identified ? t->peer_id : NULL;
 }
 
-/* A close_notify goes out if the socket takes it at once; nothing waits for it. */
+/* The close_notify goes out before the socket's sending side is shut: a client that checks for
+ * it (as it should, to tell the end of the session from a cut) sees an orderly end. */
+static int tls_end_output(xport *x)
+{
+    tls_conn *t = (tls_conn *)x;
+    if (t->state == TS_OPEN && !t->closing) {
+        br_ssl_engine_close(&t->sc.eng);
+        t->closing = true;
+    }
+    if (t->state == TS_OPEN) {
+        int r = send_records(t);
+        if (r != 0)
+            return r;
+    }
+    compat_shutdown_send(x->fd);
+    return 0;
+}
+
+/* Without end_output first (a connection dropped at once), a close_notify goes out if the
+ * socket takes it at once; nothing waits for it. */
 static void tls_close(xport *x)
 {
     tls_conn *t = (tls_conn *)x;
-    if (t->state == TS_OPEN) {
+    if (t->state == TS_OPEN && !t->closing) {
         br_ssl_engine_close(&t->sc.eng);
         (void)send_records(t);
     }
@@ -695,7 +715,7 @@ static void tls_close(xport *x)
 
 static const xport_ops tls_ops = {
     "tls", tls_read, tls_writev, tls_flush, tls_has_buffered_input, tls_wants, tls_peer_identity,
-    tls_close,
+    tls_end_output, tls_close,
 };
 
 xport *tls_open(void *ctx, socket_t fd, const void *prefix, size_t prefix_len)

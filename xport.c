@@ -101,6 +101,12 @@ static const char *plain_peer_identity(const xport *x)
     return NULL;
 }
 
+static int plain_end_output(xport *x)
+{
+    compat_shutdown_send(x->fd);
+    return 0;
+}
+
 static void plain_close(xport *x)
 {
     compat_close(x->fd);
@@ -110,7 +116,7 @@ static void plain_close(xport *x)
 
 static const xport_ops plain_ops = {
     "plain", plain_read, plain_writev, plain_flush, plain_has_buffered_input, plain_wants,
-    plain_peer_identity, plain_close,
+    plain_peer_identity, plain_end_output, plain_close,
 };
 
 xport *xport_plain_open(void *ctx, socket_t fd, const void *prefix, size_t prefix_len)

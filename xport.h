@@ -39,6 +39,11 @@ typedef struct {
     /* The identity the transport authenticated for the peer (a TLS client certificate's peer
      * id, lowercase hex), or NULL when it authenticated none. */
     const char *(*peer_identity)(const xport *x);
+    /* Ends what this side sends, once everything before it is written: the transport's own
+     * closing message (a TLS close_notify), then the socket's sending side. 0 when the sending
+     * side is shut, XPORT_AGAIN when the closing message waits for the socket (call again when
+     * it is writable), XPORT_ERROR. */
+    int (*end_output)(xport *x);
     /* Closes the socket and frees the transport. */
     void (*close)(xport *x);
 } xport_ops;
@@ -85,6 +90,7 @@ static inline int xport_flush(xport *x) { return x->ops->flush(x); }
 static inline bool xport_has_buffered_input(const xport *x) { return x->ops->has_buffered_input(x); }
 static inline int xport_wants(const xport *x) { return x->ops->wants(x); }
 static inline const char *xport_peer_identity(const xport *x) { return x->ops->peer_identity(x); }
+static inline int xport_end_output(xport *x) { return x->ops->end_output(x); }
 static inline void xport_close(xport *x) { x->ops->close(x); }
 
 #endif

@@ -366,6 +366,23 @@ static void test_proxy_header_before_tls(void)
     STOP_OK();
 }
 
+/* The relay ends a session with close_notify before the end of its stream, so a client that
+ * checks (Python's ssl with suppress_ragged_eofs off) sees an orderly close, not a cut. */
+static void test_close_notify_before_eof(void)
+{
+    NEED_TLS();
+    REQUIRE(start_tls(NULL));
+    char port[8], out[256], err[2048];
+    snprintf(port, sizeof port, "%u", h_relay.port);
+    const char *const argv[] = { PYTHON, "tests/tls_tool.py", "close-notify", port,
+                                 path_of("node", "crt.pem"), path_of("node", "key.pem"), NULL };
+    int rc = h_run(argv, NULL, out, sizeof out, err, sizeof err, 30000);
+    if (rc != 0 || strcmp(out, "close_notify\n") != 0)
+        printf("  client exited %d: %s %.400s\n", rc, out, err);
+    CHECK(rc == 0 && strcmp(out, "close_notify\n") == 0);
+    STOP_OK();
+}
+
 /* ---- dig-relay probe wss:// --------------------------------------------------------------- */
 
 /* Runs `dig-relay probe wss://…` against h_relay with extra flags: true when it exits with
@@ -469,6 +486,7 @@ int main(void)
     T(test_chromium_loads_health_in_none_mode);
     T(test_identity_check_order);
     T(test_proxy_header_before_tls);
+    T(test_close_notify_before_eof);
     T(test_probe_over_wss);
     T(test_startup_errors);
     if (dir[0]) {

@@ -9,6 +9,9 @@ tests' own and are not verified.
   tls_tool.py proxied-health PORT CERT KEY   a PROXY v1 header (source 192.0.2.7:4444) sent in one
                                              segment with the ClientHello, then GET /health;
                                              prints the status line
+  tls_tool.py close-notify PORT CERT KEY     GET /health, then read to the end of the stream;
+                                             prints "close_notify" when the session ended with
+                                             one, "cut" when the stream ended without it
 """
 import socket
 import ssl
@@ -88,6 +91,23 @@ def proxied_health(port, cert, key):
     print(data.decode().split("\r\n")[0])
 
 
+def close_notify(port, cert, key):
+    ctx = context(cert, key)
+    # Some Python builds ignore an end of stream without close_notify by default.
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), suppress_ragged_eofs=False)
+    s.sendall(HEALTH)
+    try:
+        while s.recv(4096):
+            pass
+        print("close_notify")
+    except ssl.SSLError as e:
+        # SSLEOFError, or a plain SSLError naming the unexpected EOF (the library's wording)
+        if not isinstance(e, ssl.SSLEOFError) and "UNEXPECTED_EOF" not in str(e):
+            raise
+        print("cut")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "hello":
@@ -96,5 +116,7 @@ if __name__ == "__main__":
         handshakes(int(args[0]), args[1], args[2], int(args[3]))
     elif cmd == "proxied-health":
         proxied_health(int(args[0]), args[1], args[2])
+    elif cmd == "close-notify":
+        close_notify(int(args[0]), args[1], args[2])
     else:
         sys.exit(f"unknown command {cmd}")
