@@ -197,6 +197,24 @@ static void apply_env(const char *const *env)
     }
 }
 
+/* In a forked child: runs argv with env applied and the signal dispositions a program expects. A
+ * suite started in the background by a non-interactive shell inherits SIGINT ignored, and a
+ * shell (the wine wrapper of tests/cross.sh) cannot trap a signal ignored on entry, so the tests
+ * that send SIGINT would depend on how the suite was started. */
+static _Noreturn void exec_child(const char *const *argv, const char *const *env)
+{
+    sigset_t none;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    apply_env(env);
+    execvp(argv[0], (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 /* Starts argv (argv[0] a path, or a name looked up on PATH) with stdout and stderr to log_path
  * and stdin from /dev/null, or with stdin and stdout on io_fd when it is >= 0 (stderr still to
  * the log); the process is killed at exit if a test leaves it running. */
@@ -218,10 +236,7 @@ static pid_t spawn_logged(const char *const *argv, const char *const *env, const
     }
     if (infd >= 0)
         dup2(infd, 0);
-    apply_env(env);
-    execvp(argv[0], (char *const *)argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
+    exec_child(argv, env);
 }
 
 static int decode_status(int status)
@@ -541,10 +556,7 @@ int h_run(const char *const *argv, const char *const *env, char *out, size_t out
             dup2(e, 2);
         if (nullfd >= 0)
             dup2(nullfd, 0);
-        apply_env(env);
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
+        exec_child(argv, env);
     }
     remember_pid(pid);
     int status = 0, code = -1;
