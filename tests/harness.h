@@ -53,12 +53,16 @@ typedef struct {
     int exit_code;            /* valid when exited: exit status, or 128+signal */
 } relay_proc;
 
-/* Every per-source and per-connection abuse limit off, for a list of relay arguments: load
- * that comes from one loopback address is not an attack. */
-#define H_LIMITS_OFF                                                                              \
+/* Abuse limits off, for a list of relay arguments: load that comes from one loopback address is
+ * not an attack. H_SOURCE_LIMITS_OFF: the per-source ones (and bans); H_LIMITS_OFF: those and
+ * the per-connection ones. The relay refuses a flag given twice, so a list that sets one of these
+ * itself takes the narrower macro. */
+#define H_SOURCE_LIMITS_OFF                                                                       \
     "--max-connections-per-ip", "0", "--registrations-per-ip-per-sec", "0",                       \
-    "--max-registrations-per-ip", "0", "--messages-per-conn-per-sec", "0",                        \
-    "--bytes-per-conn-per-sec", "0", "--max-relayed-bytes-per-conn", "0", "--ban-threshold", "0"
+    "--max-registrations-per-ip", "0", "--ban-threshold", "0"
+#define H_LIMITS_OFF                                                                              \
+    H_SOURCE_LIMITS_OFF, "--messages-per-conn-per-sec", "0", "--bytes-per-conn-per-sec", "0",     \
+    "--max-relayed-bytes-per-conn", "0"
 
 typedef struct {
     const char *listen_host;       /* default "127.0.0.1" */

@@ -170,7 +170,7 @@ static void test_cluster_churn_soak(void)
 
     setenv("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=0:allocator_release_to_os_interval_ms=0", 1);
     /* every peer comes from 127.0.0.1: the per-address limits are off */
-    REQUIRE(hc_start_cluster(false, (const char *const[]){ "--log-level", "warn", H_LIMITS_OFF, NULL }));
+    REQUIRE(hc_start_cluster(false, (const char *const[]){ "--log-level", "warn", H_SOURCE_LIMITS_OFF, NULL }));
     for (int i = 0; i < HC_INSTANCES; i++) {
         char id[4];
         snprintf(id, sizeof id, "O%d", i);
