@@ -32,7 +32,7 @@
  * is never idle. Steady churn does not trim: it reuses what it frees. */
 #define TRIM_IDLE_MS 100
 #define TRIM_EVERY_MS 1000
-#define TRIM_AFTER_CLOSES 64
+#define TRIM_MIN_FALL 64     /* connections below the peak before "half" counts */
 
 struct server {
     const relay_config *cfg;
@@ -373,7 +373,7 @@ void server_run(server *s)
         open_peak = open > open_peak ? open : open_peak;
         bool may_trim = now - last_trim >= TRIM_EVERY_MS;
         bool idle_trim = may_trim && (timeout < 0 || timeout >= TRIM_IDLE_MS);
-        bool fallen = open_peak - open >= TRIM_AFTER_CLOSES && open <= open_peak / 2;
+        bool fallen = open_peak - open >= TRIM_MIN_FALL && open <= open_peak / 2;
         int ready = loop_run_once(s->lp, idle_trim ? TRIM_IDLE_MS : timeout);
         bool hold;
         if (ready < 0) {

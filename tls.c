@@ -685,11 +685,11 @@ static const char *tls_peer_identity(const xport *x)
 static int tls_end_output(xport *x)
 {
     tls_conn *t = (tls_conn *)x;
-    if (t->state == TS_OPEN && !t->closing) {
-        br_ssl_engine_close(&t->sc.eng);
-        t->closing = true;
-    }
     if (t->state == TS_OPEN) {
+        if (!t->closing) {
+            br_ssl_engine_close(&t->sc.eng);
+            t->closing = true;
+        }
         int r = send_records(t);
         if (r != 0)
             return r;

@@ -53,7 +53,17 @@
 #define ROUND_LIMIT_MS 20000u
 #define WARMUP_ROUNDS 3
 #define SETTLE_MS 1500u
-#define RSS_SETTLE_MS 15000u         /* how long the measured round may take to give its memory back */
+#define RSS_SETTLE_MS 15000u
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif         /* how long the measured round may take to give its memory back */
 
 _Static_assert(FLOOD_FRAMES > MESSAGES_PER_SEC, "a flood must trip the message rate");
 _Static_assert(OVERSIZE_CLAIM > 262144u, "an oversized frame must exceed the default --max-message-bytes");
@@ -1080,6 +1090,11 @@ static void test_relay_under_attack(void)
            "%llu KiB after it\n", (unsigned long long)rss_start, (unsigned long long)rss_before,
            (unsigned long long)attack.peak_rss_kb, (unsigned long long)rss_after);
     CHECK(rss_before > 0 && rss_after <= rss_limit);
+    /* The honest peers keep the loop busy throughout: the memory came back because the
+     * attack's connections went (server.c), not because the loop went idle. AddressSanitizer's
+     * allocator gives memory back on its own schedule, not through the relay's trim. */
+    if (!UNDER_ASAN)
+        CHECK(rss_after + 1024 < attack.peak_rss_kb);
 
     /* every relayed message arrived in order, every ping was answered */
     honest_sending = false;
