@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The relay half of `make bench`: drives ./dig-relay and redis-server with bench/bin/relay_load
-# through the same pairs, windows and payloads, then holds 10k and 50k idle reservations, and
-# prints one table with the goals from bench/README.md next to each measured ratio.
+# through the same pairs, windows and payloads, runs reconnect storms of 5k-20k reservations on
+# one network, holds 10k and 50k idle reservations, and prints one table with the goals from
+# bench/README.md next to each measured figure.
 #
 # Every run gets a fresh server on free loopback ports, with the relay's per-IP abuse limits off.
 # The latency and idle runs are repeated on the poll() build (dig-relay-poll) when it is built, to
 # show what the epoll backend buys at 10k-50k connections.
 # Knobs (environment): BENCH_SECS (measured seconds per run, 5), BENCH_PAIRS (8), BENCH_WINDOW
 # (32), BENCH_IDLE_SECS (60: two keepalive rounds), BENCH_IDLE_CONNS ("10000 50000"),
-# BENCH_NICE (-15; 0 = no priority change), BENCH_QUICK=1 (a one-minute pass with small counts, to check the setup). The raw key=value
-# line of every run is kept in bench/bin/relay-runs.txt.
+# BENCH_STORM_CONNS ("5000 10000 20000"), BENCH_NICE (-15; 0 = no priority change), BENCH_QUICK=1
+# (a short pass with small counts, to check the setup). The raw key=value line of every run is
+# kept in bench/bin/relay-runs.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
