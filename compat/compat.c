@@ -80,10 +80,10 @@ ssize_compat_t compat_recv(socket_t s, void *buf, size_t len)
 
 ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n)
 {
-    WSABUF bufs[64];
+    WSABUF bufs[COMPAT_IOV_MAX];
     DWORD sent = 0;
-    if (n > 64)
-        n = 64;
+    if (n > COMPAT_IOV_MAX)
+        n = COMPAT_IOV_MAX;
     for (int i = 0; i < n; i++) {
         bufs[i].buf = (char *)iov[i].base;
         bufs[i].len = (ULONG)(iov[i].len > 0x7fffffff ? 0x7fffffff : iov[i].len);
@@ -232,10 +232,10 @@ ssize_compat_t compat_recv(socket_t s, void *buf, size_t len) { return recv(s, b
 
 ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n)
 {
-    struct iovec v[64];
+    struct iovec v[COMPAT_IOV_MAX];
     struct msghdr msg;
-    if (n > 64)
-        n = 64;
+    if (n > COMPAT_IOV_MAX)
+        n = COMPAT_IOV_MAX;
     for (int i = 0; i < n; i++) {
         v[i].iov_base = (void *)(uintptr_t)iov[i].base;
         v[i].iov_len = iov[i].len;
