@@ -39,9 +39,19 @@
  * for at most one of them. Passes stay large enough that each member's notifications of a pass
  * leave in one write. */
 #define FRAMES_PER_PASS (256u * 1024u)
-/* Frames per gathered write: the most a writev takes (IOV_MAX on Linux), so a backlog of small
+/* Frames per gathered write: as many as the transport takes at once, so a backlog of small
  * notifications leaves in large writes. */
-#define WRITE_IOVS 1024
+#define WRITE_IOVS COMPAT_IOV_MAX
+/* Membership notices (conn_send_notice) are written as Nagle writes small segments: the first
+ * leaves at the end of its pass, and a connection that was sent notices alone less than
+ * NOTICE_HOLD_MS ago holds the next ones until NOTICE_HOLD_MS after they began to wait. While
+ * registrations or departures stream through a large network each member's notices then leave
+ * in a few large writes rather than one small write a pass (in a reconnect storm each write is
+ * a syscall and a trip through the TCP stack, and those were most of the relay's CPU). Held
+ * notices leave sooner once NOTICE_HOLD_BYTES are queued, or with the first other frame queued
+ * behind them (a pong, an answer, a relayed message), which keeps every connection's order. */
+#define NOTICE_HOLD_BYTES (64 * 1024)
+#define NOTICE_HOLD_MS 250
 
 enum conn_state { CS_PROXY, CS_HEAD, CS_OPEN, CS_CLOSING };
 
@@ -53,6 +63,8 @@ struct conn {
     int slot;
     uint8_t state;
     bool in_pending;          /* on the hub's flush list */
+    bool urgent;              /* queued output other than notices: it leaves this pass */
+    bool holding;             /* on the hub's holding list: only notices queued, waiting */
     bool in_again;            /* on the hub's list of input left for the next pass */
     bool held;                /* held_msg was parsed but its handler asked for a later pass */
     bool dead;                /* on the hub's free list: no more I/O */
@@ -74,11 +86,15 @@ struct conn {
     loop_timer deadline;
     void *registration;       /* the relay's, NULL until registered */
     conn *next_pending, *next_dead, *next_again;
+    conn *hold_prev, *hold_next;
+    uint64_t hold_since_ms;
+    uint64_t notices_sent_ms; /* when a write of notices alone last began (0: never) */
     conn *all_prev, *all_next;
     uint64_t id;              /* for logs */
 };
 
 static void on_deadline(void *ctx);
+static void unhold(conn *c);
 
 /* ---- the relay's view ---- */
 
@@ -152,6 +168,7 @@ static void free_conn(conn *c)
         xport_close(c->x);
     else
         compat_close(c->fd);
+    unhold(c);
     outq_clear(&c->out);
     ws_decoder_free(&c->ws);
     frame_unref(c->in_blk);
@@ -169,13 +186,87 @@ static void free_conn(conn *c)
 
 /* ---- output ---- */
 
-static void mark_pending(conn *c)
+static void list_pending(conn *c)
 {
     if (!c->in_pending && !c->dead) {
         c->in_pending = true;
         c->next_pending = c->hub->pending;
         c->hub->pending = c;
     }
+}
+
+/* Output that must leave at the end of this pass. */
+static void mark_pending(conn *c)
+{
+    c->urgent = true;
+    list_pending(c);
+}
+
+/* The holding list is in the order connections began to wait, so the oldest is at its head and
+ * the hub's timer is due when it is. False when c must be flushed now instead (the timer could
+ * not be armed). */
+static bool hold(conn *c, uint64_t now)
+{
+    conn_hub *hub = c->hub;
+    if (c->holding)
+        return true;
+    if (!loop_timer_armed(&hub->hold_timer) && !loop_timer_set(hub->lp, &hub->hold_timer, now + NOTICE_HOLD_MS))
+        return false;
+    c->holding = true;
+    c->hold_since_ms = now;
+    c->hold_prev = hub->holding_tail;
+    c->hold_next = NULL;
+    if (hub->holding_tail)
+        hub->holding_tail->hold_next = c;
+    else
+        hub->holding = c;
+    hub->holding_tail = c;
+    return true;
+}
+
+static void unhold(conn *c)
+{
+    conn_hub *hub = c->hub;
+    if (!c->holding)
+        return;
+    c->holding = false;
+    if (c->hold_prev)
+        c->hold_prev->hold_next = c->hold_next;
+    else
+        hub->holding = c->hold_next;
+    if (c->hold_next)
+        c->hold_next->hold_prev = c->hold_prev;
+    else
+        hub->holding_tail = c->hold_prev;
+    c->hold_prev = c->hold_next = NULL;
+}
+
+/* Lists the connections whose notices have waited NOTICE_HOLD_MS for this pass's flush (which
+ * finds their wait over, see may_hold) and files the timer for the next. */
+static void on_hold_due(void *ctx)
+{
+    conn_hub *hub = ctx;
+    uint64_t now = loop_now_ms(hub->lp);
+    conn *c = hub->holding;
+    for (; c && now - c->hold_since_ms >= NOTICE_HOLD_MS; c = c->hold_next)
+        list_pending(c);
+    if (c && !loop_timer_set(hub->lp, &hub->hold_timer, c->hold_since_ms + NOTICE_HOLD_MS))
+        for (; c; c = c->hold_next)
+            mark_pending(c);   /* no timer to end their wait: they leave now */
+}
+
+/* Whether c's queue (notices only) may wait past this pass: a backlogged socket already has
+ * its write interest, and what it writes then is as large as it can take. Waiting never fills
+ * more than half of the queue's caps, so the next pass has room as it would without it. */
+static bool may_hold(const conn *c, uint64_t now)
+{
+    const relay_config *cfg = c->hub->cfg;
+    if (c->urgent || c->dead || c->state != CS_OPEN || !c->x || c->out.bytes >= NOTICE_HOLD_BYTES ||
+        c->out.bytes >= cfg->outbound_queue_bytes / 2 || c->out.count >= cfg->outbound_queue_capacity / 2 ||
+        (loop_events(c->hub->lp, c->slot) & LOOP_WRITE))
+        return false;
+    return c->holding ? now - c->hold_since_ms < NOTICE_HOLD_MS
+                      : c->notices_sent_ms != 0 && now - c->notices_sent_ms < NOTICE_HOLD_MS;
 }
 
 bool conn_pass_has_room(const conn *c, size_t frames)
@@ -191,11 +282,12 @@ void conn_pass_charge(conn *c, size_t frames)
     c->hub->pass_frames += frames;
 }
 
-void conn_send(conn *c, frame *f)
+/* Queues f within the caps; false when it was not queued. */
+static bool push_counted(conn *c, frame *f)
 {
     const relay_config *cfg = c->hub->cfg;
     if (c->dead || c->state == CS_CLOSING)
-        return;
+        return false;
     c->hub->pass_frames++;
     /* A full queue drops the message: a reader that stopped draining never stalls the sender,
      * the loop or any other peer. */
@@ -204,9 +296,21 @@ void conn_send(conn *c, frame *f)
                    (size_t)cfg->outbound_queue_bytes)) {
         c->hub->queue_drops++;
         log_debug("conn %llu: outbound queue full, message dropped", (unsigned long long)c->id);
-        return;
+        return false;
     }
-    mark_pending(c);
+    return true;
+}
+
+void conn_send(conn *c, frame *f)
+{
+    if (push_counted(c, f))
+        mark_pending(c);
+}
+
+void conn_send_notice(conn *c, frame *f)
+{
+    if (push_counted(c, f))
+        list_pending(c);
 }
 
 void conn_send_keepalive(conn *c, frame *f)
@@ -333,6 +437,10 @@ static void flush_and_settle(conn *c)
 {
     if (c->dead)
         return;
+    unhold(c);
+    if (!c->urgent && !outq_empty(&c->out))
+        c->notices_sent_ms = loop_now_ms(c->hub->lp);
+    c->urgent = false;
     if (!flush(c)) {
         schedule_free(c);
         return;
@@ -807,6 +915,17 @@ static void on_deadline(void *ctx)
 
 bool conn_hub_has_buffered_input(const conn_hub *hub) { return hub->again != NULL; }
 
+void conn_hub_init(conn_hub *hub, const relay_config *cfg, loop *lp, abuse_guard *abuse, conn_handler handler)
+{
+    memset(hub, 0, sizeof *hub);
+    hub->cfg = cfg;
+    hub->lp = lp;
+    hub->abuse = abuse;
+    hub->handler = handler;
+    hub->start_ms = loop_now_ms(lp);
+    loop_timer_init(&hub->hold_timer, on_hold_due, hub);
+}
+
 void conn_begin_pass(conn_hub *hub)
 {
     conn *again = hub->again;
@@ -843,13 +962,15 @@ static void unlist_dead_from_again(conn_hub *hub)
 
 void conn_end_of_pass(conn_hub *hub)
 {
+    uint64_t now = loop_now_ms(hub->lp);
     if (hub->handler.before_flush)
         hub->handler.before_flush(hub->handler.ctx);
     while (hub->pending) {
         conn *c = hub->pending;
         hub->pending = c->next_pending;
         c->in_pending = false;
-        flush_and_settle(c);
+        if (!(may_hold(c, now) && hold(c, now)))
+            flush_and_settle(c);
     }
     if (hub->dead && hub->again)
         unlist_dead_from_again(hub);

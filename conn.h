@@ -2,7 +2,8 @@
  * trusted sources) -> the transport (plain or TLS, xport.h) -> the HTTP request head -> either a
  * WebSocket upgrade, whose messages go to the relay, or the listener's HTTP route table. Output
  * is queued as shared frames, bounded, and flushed with gathered writes at the end of each loop
- * pass; every connection carries one deadline on the loop's timer heap.
+ * pass (a stream of membership notices may wait a little to leave together); every connection
+ * carries one deadline on the loop's timer heap.
  *
  * The relay sees a connection only through the functions in the second half of this header, and
  * is reached from here only through the conn_handler callbacks. */
@@ -47,7 +48,7 @@ typedef struct {
     void *ctx;
 } conn_handler;
 
-/* What every connection of one server shares. server.c fills it; conn.c keeps the lists. */
+/* What every connection of one server shares. conn_hub_init fills it; conn.c keeps the lists. */
 typedef struct {
     const relay_config *cfg;
     loop *lp;
@@ -55,6 +56,8 @@ typedef struct {
     conn_handler handler;
     uint64_t start_ms;        /* the liveness sweep's grid starts here */
     conn *pending;            /* connections with output to flush at the end of the pass */
+    conn *holding, *holding_tail; /* connections whose queued notices wait (conn.c), oldest first */
+    loop_timer hold_timer;    /* due when the oldest waiting notices must leave */
     conn *again, *again_tail; /* connections with input left for the next pass: held in their
                                * transport, or not handled because the pass's work ran out */
     conn *dead;               /* connections to free at the end of the pass */
@@ -82,6 +85,8 @@ typedef struct {
     uint64_t refused_at_cap;          /* sockets closed at accept because open was max_open */
 } conn_listener;
 
+void conn_hub_init(conn_hub *hub, const relay_config *cfg, loop *lp, abuse_guard *abuse, conn_handler handler);
+
 /* Takes an accepted socket (its address in `from`). On failure the socket is closed and false
  * returned; the listener's count is only held for connections that were made. */
 bool conn_accept(conn_listener *ls, socket_t fd, const addr_t *from);
@@ -105,6 +110,10 @@ bool conn_hub_empty(const conn_hub *hub);
 /* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them, and
  * counted in the hub's queue_drops). */
 void conn_send(conn *c, frame *f);
+/* A membership notice (peer_connected, peer_disconnected): queued like conn_send, but while the
+ * relay is saturated it may wait a few passes to leave in one write with the notices after it
+ * (see conn.c); any other frame queued behind it takes it along. */
+void conn_send_notice(conn *c, frame *f);
 /* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
  * connection swamped with notifications still has its pings answered promptly. */
 void conn_send_keepalive(conn *c, frame *f);

@@ -298,11 +298,7 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
         server_free(s);
         return NULL;
     }
-    s->hub.cfg = cfg;
-    s->hub.lp = s->lp;
-    s->hub.abuse = &s->abuse;
-    s->hub.handler = relay_conn_handler(s->relay);
-    s->hub.start_ms = loop_now_ms(s->lp);
+    conn_hub_init(&s->hub, cfg, s->lp, &s->abuse, relay_conn_handler(s->relay));
     init_listener(s, &s->wire, "relay", &s->wire_routes, (size_t)cfg->max_connections);
     s->wire.websocket = true;
     s->wire.per_source_limits = true;

@@ -633,6 +633,38 @@ static void test_peer_connected_after_ack_not_to_self(void)
 
 /* ---------------------------------------------------------------- RLY-006 / RLY-007 */
 
+/* A connection written to moments ago holds further membership notices for a short while
+ * (conn.c NOTICE_HOLD_MS) so that a stream of them leaves in a few writes. Held or not, they
+ * arrive in the order the relay queued them and ahead of whatever was queued after them (here a
+ * pong), and they leave on their own when nothing else is queued: the last notice has no later
+ * frame to take it along. */
+static void test_held_notices_keep_order_and_leave_on_their_own(void)
+{
+    enum { JOINERS = 20 };
+    ws_client a, late, joiner[JOINERS];
+    char id[16];
+    static const char *const args[] = { H_SOURCE_LIMITS_OFF, NULL };   /* 21 registrations at once */
+    REQUIRE(h_start(args));
+    REQUIRE(reg(&a, "A"));
+    for (int i = 0; i < JOINERS; i++) {
+        snprintf(id, sizeof id, "J%02d", i);
+        REQUIRE(reg(&joiner[i], id));   /* acknowledged: A's notice is queued before the next */
+    }
+    CHECK(wsc_sendf(&a, "{\"type\":\"ping\",\"timestamp\":7}"));
+    for (int i = 0; i < JOINERS; i++) {
+        snprintf(id, sizeof id, "J%02d", i);
+        CHECK(expect_peer_connected(&a, id, NULL));
+    }
+    CHECK(expect(&a, "{\"type\":\"pong\",\"timestamp\":7}"));
+    REQUIRE(reg(&late, "K"));
+    CHECK(expect_peer_connected(&a, "K", NULL));
+    for (int i = 0; i < JOINERS; i++)
+        wsc_close(&joiner[i]);
+    wsc_close(&late);
+    wsc_close(&a);
+    STOP_OK();
+}
+
 static void test_ping_pong(void)
 {
     REQUIRE(h_start(NULL));
@@ -2062,6 +2094,7 @@ int main(void)
     T(test_kept_peers_answer_follows_last_seen);
     T(test_pings_answered_through_a_storm);
     T(test_peer_connected_after_ack_not_to_self);
+    T(test_held_notices_keep_order_and_leave_on_their_own);
     T(test_ping_pong);
     T(test_hole_punch);
     T(test_not_registered_errors);
