@@ -65,6 +65,7 @@ static const option_def options[] = {
      FIELD(outbound_queue_capacity), SIZE_MAX, NO_SET},
     {"outbound-queue-bytes", "DIG_RELAY_OUTBOUND_QUEUE_BYTES", VALUE_NUMBER,
      FIELD(outbound_queue_bytes), SIZE_MAX, NO_SET},
+    {"notice-hold-ms", "DIG_RELAY_NOTICE_HOLD_MS", VALUE_NUMBER, FIELD(notice_hold_ms), 10000, NO_SET},
     {"max-message-bytes", "DIG_RELAY_MAX_MESSAGE_BYTES", VALUE_NUMBER, FIELD(max_message_bytes),
      SIZE_MAX - 1, NO_SET},   /* the decoder's scratch copy adds one byte */
     {"register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", VALUE_NUMBER,
@@ -169,6 +170,7 @@ void config_defaults(relay_config *c)
     c->register_timeout_secs = 10;
     c->outbound_queue_capacity = 1024;
     c->outbound_queue_bytes = 8u * 1024 * 1024;
+    c->notice_hold_ms = 250;
     c->max_message_bytes = 262144;
     c->stun_per_ip_rps = 5;
     c->stun_global_rps = 1000;
@@ -912,6 +914,9 @@ const char *config_usage(void)
         "      Messages queued to one slow reader before further ones to it are dropped.\n"
         "  --outbound-queue-bytes BYTES       DIG_RELAY_OUTBOUND_QUEUE_BYTES   default 8388608\n"
         "      Bytes queued to one slow reader before further messages to it are dropped.\n"
+        "  --notice-hold-ms MS                DIG_RELAY_NOTICE_HOLD_MS         default 250\n"
+        "      How long peer_connected/peer_disconnected may wait to leave together once a\n"
+        "      connection was just sent some; at most 10000, 0 sends each at once.\n"
         "  --max-message-bytes BYTES          DIG_RELAY_MAX_MESSAGE_BYTES      default 262144\n"
         "      Largest inbound WebSocket message; a larger one closes the connection.\n"
         "\n"

@@ -52,6 +52,8 @@ typedef struct {
     uint64_t register_timeout_secs;     /* 10, > 0 */
     uint64_t outbound_queue_capacity;   /* 1024, >= 1 (messages), clamped to UINT32_MAX */
     uint64_t outbound_queue_bytes;      /* 8 MiB, >= 1 (ours) */
+    uint64_t notice_hold_ms;            /* 250, <= 10000 (ours): how long membership notices may
+                                         * wait to leave together (conn.c); 0: never */
     uint64_t max_message_bytes;         /* 262144, >= 1 */
 
     uint64_t stun_per_ip_rps;           /* 5, 0 disables */

@@ -44,14 +44,14 @@
 #define WRITE_IOVS COMPAT_IOV_MAX
 /* Membership notices (conn_send_notice) are written as Nagle writes small segments: the first
  * leaves at the end of its pass, and a connection that was sent notices alone less than
- * NOTICE_HOLD_MS ago holds the next ones until NOTICE_HOLD_MS after they began to wait. While
- * registrations or departures stream through a large network each member's notices then leave
- * in a few large writes rather than one small write a pass (in a reconnect storm each write is
- * a syscall and a trip through the TCP stack, and those were most of the relay's CPU). Held
- * notices leave sooner once NOTICE_HOLD_BYTES are queued, or with the first other frame queued
- * behind them (a pong, an answer, a relayed message), which keeps every connection's order. */
+ * --notice-hold-ms ago holds the next ones until --notice-hold-ms after they began to wait.
+ * While registrations or departures stream through a large network each member's notices then
+ * leave in a few large writes rather than one small write a pass (in a reconnect storm each
+ * write is a syscall and a trip through the TCP stack, and those were most of the relay's CPU).
+ * Held notices leave sooner once NOTICE_HOLD_BYTES are queued, or with the first other frame
+ * queued behind them (a pong, an answer, a relayed message), which keeps every connection's
+ * order. */
 #define NOTICE_HOLD_BYTES (64 * 1024)
-#define NOTICE_HOLD_MS 250
 
 enum conn_state { CS_PROXY, CS_HEAD, CS_OPEN, CS_CLOSING };
 
@@ -210,7 +210,8 @@ static bool hold(conn *c, uint64_t now)
     conn_hub *hub = c->hub;
     if (c->holding)
         return true;
-    if (!loop_timer_armed(&hub->hold_timer) && !loop_timer_set(hub->lp, &hub->hold_timer, now + NOTICE_HOLD_MS))
+    if (!loop_timer_armed(&hub->hold_timer) &&
+        !loop_timer_set(hub->lp, &hub->hold_timer, now + hub->cfg->notice_hold_ms))
         return false;
     c->holding = true;
     c->hold_since_ms = now;
@@ -241,16 +242,16 @@ static void unhold(conn *c)
     c->hold_prev = c->hold_next = NULL;
 }
 
-/* Lists the connections whose notices have waited NOTICE_HOLD_MS for this pass's flush (which
+/* Lists the connections whose notices have waited --notice-hold-ms for this pass's flush (which
  * finds their wait over, see may_hold) and files the timer for the next. */
 static void on_hold_due(void *ctx)
 {
     conn_hub *hub = ctx;
-    uint64_t now = loop_now_ms(hub->lp);
+    uint64_t now = loop_now_ms(hub->lp), hold_ms = hub->cfg->notice_hold_ms;
     conn *c = hub->holding;
-    for (; c && now - c->hold_since_ms >= NOTICE_HOLD_MS; c = c->hold_next)
+    for (; c && now - c->hold_since_ms >= hold_ms; c = c->hold_next)
         list_pending(c);
-    if (c && !loop_timer_set(hub->lp, &hub->hold_timer, c->hold_since_ms + NOTICE_HOLD_MS))
+    if (c && !loop_timer_set(hub->lp, &hub->hold_timer, c->hold_since_ms + hold_ms))
         for (; c; c = c->hold_next)
             mark_pending(c);   /* no timer to end their wait: they leave now */
 }
@@ -261,12 +262,13 @@ static void on_hold_due(void *ctx)
 static bool may_hold(const conn *c, uint64_t now)
 {
     const relay_config *cfg = c->hub->cfg;
-    if (c->urgent || c->dead || c->state != CS_OPEN || !c->x || c->out.bytes >= NOTICE_HOLD_BYTES ||
+    if (cfg->notice_hold_ms == 0 || outq_empty(&c->out) || c->urgent || c->dead || c->state != CS_OPEN ||
+        !c->x || c->out.bytes >= NOTICE_HOLD_BYTES ||
         c->out.bytes >= cfg->outbound_queue_bytes / 2 || c->out.count >= cfg->outbound_queue_capacity / 2 ||
         (loop_events(c->hub->lp, c->slot) & LOOP_WRITE))
         return false;
-    return c->holding ? now - c->hold_since_ms < NOTICE_HOLD_MS
-                      : c->notices_sent_ms != 0 && now - c->notices_sent_ms < NOTICE_HOLD_MS;
+    return c->holding ? now - c->hold_since_ms < cfg->notice_hold_ms
+                      : c->notices_sent_ms != 0 && now - c->notices_sent_ms < cfg->notice_hold_ms;
 }
 
 bool conn_pass_has_room(const conn *c, size_t frames)
@@ -425,7 +427,7 @@ static void update_interest(conn *c)
 {
     /* a held message stops reading: its socket's readiness would only report the same wait */
     int ev = (c->state != CS_CLOSING && !c->held) || c->lingering ? LOOP_READ : 0;
-    if (!outq_empty(&c->out))
+    if (!outq_empty(&c->out) && !c->holding)
         ev |= LOOP_WRITE;
     if (c->x)
         ev |= xport_wants(c->x);
@@ -438,8 +440,6 @@ static void flush_and_settle(conn *c)
     if (c->dead)
         return;
     unhold(c);
-    if (!c->urgent && !outq_empty(&c->out))
-        c->notices_sent_ms = loop_now_ms(c->hub->lp);
     c->urgent = false;
     if (!flush(c)) {
         schedule_free(c);
@@ -969,8 +969,11 @@ void conn_end_of_pass(conn_hub *hub)
         conn *c = hub->pending;
         hub->pending = c->next_pending;
         c->in_pending = false;
-        if (!(may_hold(c, now) && hold(c, now)))
-            flush_and_settle(c);
+        if (may_hold(c, now) && hold(c, now))
+            continue;
+        if (!c->urgent && !outq_empty(&c->out))
+            c->notices_sent_ms = now;   /* notices alone: the next ones within the hold wait */
+        flush_and_settle(c);
     }
     if (hub->dead && hub->again)
         unlist_dead_from_again(hub);

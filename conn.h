@@ -110,9 +110,10 @@ bool conn_hub_empty(const conn_hub *hub);
 /* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them, and
  * counted in the hub's queue_drops). */
 void conn_send(conn *c, frame *f);
-/* A membership notice (peer_connected, peer_disconnected): queued like conn_send, but while the
- * relay is saturated it may wait a few passes to leave in one write with the notices after it
- * (see conn.c); any other frame queued behind it takes it along. */
+/* A membership notice (peer_connected, peer_disconnected): queued like conn_send, but when the
+ * connection was sent notices alone less than --notice-hold-ms ago it waits up to that long to
+ * leave in one write with the notices after it (see conn.c); any other frame queued behind it
+ * takes it along. */
 void conn_send_notice(conn *c, frame *f);
 /* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
  * connection swamped with notifications still has its pings answered promptly. */

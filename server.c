@@ -292,13 +292,14 @@ server *server_new(const relay_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     s->relay = relay_new(cfg, s->lp, &s->abuse, seed, err, errlen);
+    if (s->relay)   /* before anything that can fail: server_free runs the hub's end of pass */
+        conn_hub_init(&s->hub, cfg, s->lp, &s->abuse, relay_conn_handler(s->relay));
     if (!s->relay || !init_routes(s)) {
         if (s->relay)
             snprintf(err, errlen, "too many HTTP routes");
         server_free(s);
         return NULL;
     }
-    conn_hub_init(&s->hub, cfg, s->lp, &s->abuse, relay_conn_handler(s->relay));
     init_listener(s, &s->wire, "relay", &s->wire_routes, (size_t)cfg->max_connections);
     s->wire.websocket = true;
     s->wire.per_source_limits = true;

@@ -171,9 +171,18 @@ static bool os_random(void *buf, size_t n)
 #else /* POSIX */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/uio.h>
 #include <time.h>
+
+/* A system whose sendmsg takes fewer buffers than COMPAT_IOV_MAX gets that many a call: more
+ * would fail with EMSGSIZE rather than send part. */
+#if defined(IOV_MAX) && IOV_MAX < COMPAT_IOV_MAX
+#define SENDV_MAX IOV_MAX
+#else
+#define SENDV_MAX COMPAT_IOV_MAX
+#endif
 
 static volatile sig_atomic_t shutdown_flag;
 static int shutdown_pipe[2] = { -1, -1 };
@@ -232,10 +241,10 @@ ssize_compat_t compat_recv(socket_t s, void *buf, size_t len) { return recv(s, b
 
 ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n)
 {
-    struct iovec v[COMPAT_IOV_MAX];
+    struct iovec v[SENDV_MAX];
     struct msghdr msg;
-    if (n > COMPAT_IOV_MAX)
-        n = COMPAT_IOV_MAX;
+    if (n > SENDV_MAX)
+        n = SENDV_MAX;
     for (int i = 0; i < n; i++) {
         v[i].iov_base = (void *)(uintptr_t)iov[i].base;
         v[i].iov_len = iov[i].len;

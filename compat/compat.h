@@ -71,8 +71,8 @@ void compat_shutdown_send(socket_t s);
 ssize_compat_t compat_send(socket_t s, const void *buf, size_t len);
 ssize_compat_t compat_recv(socket_t s, void *buf, size_t len);
 /* Gathered send of the first COMPAT_IOV_MAX of n buffers (sendmsg on POSIX, WSASend on
- * Windows). 1024 is IOV_MAX on Linux and macOS: a caller's backlog of small frames leaves in one
- * call as far as that goes. */
+ * Windows; fewer where the system's IOV_MAX is lower). 1024 is IOV_MAX on Linux and macOS: a
+ * caller's backlog of small frames leaves in one call as far as that goes. */
 #define COMPAT_IOV_MAX 1024
 struct compat_iov { const void *base; size_t len; };
 ssize_compat_t compat_sendv(socket_t s, const struct compat_iov *iov, int n);

@@ -89,6 +89,7 @@ static void test_defaults(void)
     CHECK_EQ_INT(cfg.register_timeout_secs, 10);
     CHECK_EQ_INT(cfg.outbound_queue_capacity, 1024);
     CHECK_EQ_INT(cfg.outbound_queue_bytes, 8 * 1024 * 1024);
+    CHECK_EQ_INT(cfg.notice_hold_ms, 250);
     CHECK_EQ_INT(cfg.max_message_bytes, 262144);
     CHECK_EQ_INT(cfg.stun_per_ip_rps, 5);
     CHECK_EQ_INT(cfg.stun_global_rps, 1000);
@@ -126,7 +127,7 @@ static void test_every_flag(void)
                   "--dashboard-listen", "127.0.0.1:8080", "--stun-listen", "[::1]:8002",
                   "--max-connections", "10", "--idle-timeout-secs", "50", "--stun-per-ip-rps", "7",
                   "--stun-global-rps", "500", "--outbound-queue-capacity", "256",
-                  "--outbound-queue-bytes", "65536", "--max-message-bytes", "4096",
+                  "--outbound-queue-bytes", "65536", "--notice-hold-ms", "0", "--max-message-bytes", "4096",
                   "--register-timeout-secs", "3", "--health-check-interval-secs", "15",
                   "--liveness-deadline-secs", "45", "--max-connections-per-ip", "8",
                   "--registrations-per-ip-per-sec", "3", "--max-registrations-per-ip", "16",
@@ -145,6 +146,7 @@ static void test_every_flag(void)
     CHECK_EQ_INT(cfg.stun_global_rps, 500);
     CHECK_EQ_INT(cfg.outbound_queue_capacity, 256);
     CHECK_EQ_INT(cfg.outbound_queue_bytes, 65536);
+    CHECK_EQ_INT(cfg.notice_hold_ms, 0);
     CHECK_EQ_INT(cfg.max_message_bytes, 4096);
     CHECK_EQ_INT(cfg.register_timeout_secs, 3);
     CHECK_EQ_INT(cfg.health_check_interval_secs, 15);
@@ -179,6 +181,7 @@ static void test_every_env_var(void)
     env_set("DIG_RELAY_STUN_GLOBAL_RPS", "0");
     env_set("DIG_RELAY_OUTBOUND_QUEUE_CAPACITY", "12");
     env_set("DIG_RELAY_OUTBOUND_QUEUE_BYTES", "13");
+    env_set("DIG_RELAY_NOTICE_HOLD_MS", "17");
     env_set("DIG_RELAY_MAX_MESSAGE_BYTES", "14");
     env_set("DIG_RELAY_REGISTER_TIMEOUT_SECS", "15");
     env_set("DIG_RELAY_TLS_CERT_PATH", "c.pem");
@@ -194,6 +197,7 @@ static void test_every_env_var(void)
     CHECK_EQ_INT(cfg.stun_global_rps, 0);
     CHECK_EQ_INT(cfg.outbound_queue_capacity, 12);
     CHECK_EQ_INT(cfg.outbound_queue_bytes, 13);
+    CHECK_EQ_INT(cfg.notice_hold_ms, 17);
     CHECK_EQ_INT(cfg.max_message_bytes, 14);
     CHECK_EQ_INT(cfg.register_timeout_secs, 15);
     REQUIRE(cfg.tls_cert_path != NULL && cfg.tls_key_path != NULL);
@@ -582,6 +586,8 @@ static void test_validation_errors(void)
     CHECK(err_has("--outbound-queue-capacity must be at least 1"));
     CHECK_EQ_INT(PARSE("--outbound-queue-bytes", "0"), 2);
     CHECK(err_has("--outbound-queue-bytes must be at least 1"));
+    CHECK_EQ_INT(PARSE("--notice-hold-ms", "10001"), 2);
+    CHECK(err_has("--notice-hold-ms: must be at most 10000"));
     CHECK_EQ_INT(PARSE("--max-message-bytes", "0"), 2);
     CHECK(err_has("--max-message-bytes must be at least 1"));
     CHECK_EQ_INT(PARSE("--register-timeout-secs", "0"), 2);
@@ -743,7 +749,8 @@ static void test_usage_documents_everything(void)
         "DIG_RELAY_MAX_CONNECTIONS ", "4096", "--idle-timeout-secs", "DIG_RELAY_IDLE_TIMEOUT_SECS",
         "--register-timeout-secs", "DIG_RELAY_REGISTER_TIMEOUT_SECS", "--outbound-queue-capacity",
         "DIG_RELAY_OUTBOUND_QUEUE_CAPACITY", "--outbound-queue-bytes",
-        "DIG_RELAY_OUTBOUND_QUEUE_BYTES", "8388608", "--max-message-bytes",
+        "DIG_RELAY_OUTBOUND_QUEUE_BYTES", "8388608", "--notice-hold-ms", "DIG_RELAY_NOTICE_HOLD_MS",
+        "--max-message-bytes",
         "DIG_RELAY_MAX_MESSAGE_BYTES", "262144", "--health-check-interval-secs",
         "DIG_RELAY_HEALTH_CHECK_INTERVAL_SECS", "--liveness-deadline-secs",
         "DIG_RELAY_LIVENESS_DEADLINE_SECS", "--max-connections-per-ip",

@@ -633,17 +633,17 @@ static void test_peer_connected_after_ack_not_to_self(void)
 
 /* ---------------------------------------------------------------- RLY-006 / RLY-007 */
 
-/* A connection written to moments ago holds further membership notices for a short while
- * (conn.c NOTICE_HOLD_MS) so that a stream of them leaves in a few writes. Held or not, they
- * arrive in the order the relay queued them and ahead of whatever was queued after them (here a
- * pong), and they leave on their own when nothing else is queued: the last notice has no later
- * frame to take it along. */
+/* A connection sent notices alone moments ago holds the next membership notices for up to
+ * --notice-hold-ms (2 s here, so the wait shows) so that a stream of them leaves in a few
+ * writes. Held or not, they arrive in the order the relay queued them and ahead of whatever was
+ * queued after them (here a pong); and they leave on their own once the hold is over: K2's
+ * notice, right behind K1's, has no later frame to take it along. */
 static void test_held_notices_keep_order_and_leave_on_their_own(void)
 {
-    enum { JOINERS = 20 };
-    ws_client a, late, joiner[JOINERS];
+    enum { JOINERS = 20, HOLD_MS = 2000, SURELY_HELD_MS = 500 };
+    ws_client a, k1, k2, joiner[JOINERS];
     char id[16];
-    static const char *const args[] = { H_SOURCE_LIMITS_OFF, NULL };   /* 21 registrations at once */
+    static const char *const args[] = { H_SOURCE_LIMITS_OFF, "--notice-hold-ms", "2000", NULL };
     REQUIRE(h_start(args));
     REQUIRE(reg(&a, "A"));
     for (int i = 0; i < JOINERS; i++) {
@@ -656,11 +656,17 @@ static void test_held_notices_keep_order_and_leave_on_their_own(void)
         CHECK(expect_peer_connected(&a, id, NULL));
     }
     CHECK(expect(&a, "{\"type\":\"pong\",\"timestamp\":7}"));
-    REQUIRE(reg(&late, "K"));
-    CHECK(expect_peer_connected(&a, "K", NULL));
+    /* K1's notice leaves alone (at once, or when an earlier hold ends); K2's, queued within
+     * HOLD_MS of it, waits for the hold's timer */
+    REQUIRE(reg(&k1, "K1"));
+    CHECK(wsc_recv_msg(&a, WAIT + HOLD_MS) == WSC_OK && strstr((const char *)a.msg, "\"peer_id\":\"K1\""));
+    REQUIRE(reg(&k2, "K2"));
+    CHECK_EQ_INT(wsc_recv_msg(&a, SURELY_HELD_MS), WSC_TIMEOUT);
+    CHECK(wsc_recv_msg(&a, WAIT + HOLD_MS) == WSC_OK && strstr((const char *)a.msg, "\"peer_id\":\"K2\""));
     for (int i = 0; i < JOINERS; i++)
         wsc_close(&joiner[i]);
-    wsc_close(&late);
+    wsc_close(&k1);
+    wsc_close(&k2);
     wsc_close(&a);
     STOP_OK();
 }
@@ -1919,7 +1925,7 @@ static void test_cli_help_lists_every_flag(void)
     static const char *const flags[] = {
         "serve", "--listen", "--health-listen", "--dashboard-listen", "--stun-listen", "--max-connections",
         "--idle-timeout-secs", "--register-timeout-secs", "--outbound-queue-capacity", "--outbound-queue-bytes",
-        "--max-message-bytes", "--stun-per-ip-rps", "--stun-global-rps", "--health-check-interval-secs",
+        "--notice-hold-ms", "--max-message-bytes", "--stun-per-ip-rps", "--stun-global-rps", "--health-check-interval-secs",
         "--liveness-deadline-secs", "--max-connections-per-ip", "--registrations-per-ip-per-sec",
         "--max-registrations-per-ip", "--messages-per-conn-per-sec", "--bytes-per-conn-per-sec",
         "--max-relayed-bytes-per-conn", "--ban-threshold", "--ban-duration-secs", "--ban-strike-window-secs",
