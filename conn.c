@@ -262,7 +262,8 @@ static void on_hold_due(void *ctx)
 static bool may_hold(const conn *c, uint64_t now)
 {
     const relay_config *cfg = c->hub->cfg;
-    if (cfg->notice_hold_ms == 0 || outq_empty(&c->out) || c->urgent || c->dead || c->state != CS_OPEN ||
+    /* urgent first: it is what every pass's answers and forwarded messages stop at */
+    if (c->urgent || cfg->notice_hold_ms == 0 || outq_empty(&c->out) || c->dead || c->state != CS_OPEN ||
         !c->x || c->out.bytes >= NOTICE_HOLD_BYTES ||
         c->out.bytes >= cfg->outbound_queue_bytes / 2 || c->out.count >= cfg->outbound_queue_capacity / 2 ||
         (loop_events(c->hub->lp, c->slot) & LOOP_WRITE))

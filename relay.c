@@ -315,13 +315,14 @@ static void peer_info_of(const reg *r, wire_peer_info *p)
     memcpy(p->addresses, r->addrs, r->n_addrs * sizeof r->addrs[0]);
 }
 
-/* Queues a reference to f with `send` on every same-network peer except `skip` and those whose
- * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. */
-static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f, void (*send)(conn *, frame *))
+/* Queues a reference to f on every same-network peer except `skip` and those whose
+ * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. A
+ * membership notice goes out with conn_send_notice, anything else with conn_send. */
+static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f, bool notice)
 {
     for (reg *r = net->head; r; r = r->nnext)
         if (r != skip && r->c && (mark == 0 || r->exclude_mark != mark))
-            send(r->c, f);
+            (notice ? conn_send_notice : conn_send)(r->c, f);
 }
 
 /* What s->jw holds as a text frame (NULL when it failed or out of memory); empties the
@@ -339,7 +340,7 @@ static void fan_out(relay *s, network *net, const reg *skip, uint64_t mark)
     frame *f = net->count > 0 ? take_writer(s) : NULL;
     jw_clear(&s->jw);
     if (f) {
-        fan_out_frame(net, skip, mark, f, conn_send_notice);
+        fan_out_frame(net, skip, mark, f, true);
         frame_unref(f);
     }
 }
@@ -820,7 +821,7 @@ static void handle_broadcast(relay *s, conn *c, const wire_msg *m, const uint8_t
     f = end_frame(f, &w);
     if (f) {
         network *net = reg_of(c)->net;
-        fan_out_frame(net, reg_of(c), mark, f, conn_send);
+        fan_out_frame(net, reg_of(c), mark, f, false);
         /* one envelope per instance holding targets, carrying this frame's text */
         if (s->cl && net->count > 0) {
             for (reg *r = net->head; r; r = r->nnext)
