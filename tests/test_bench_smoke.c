@@ -185,6 +185,35 @@ static void test_relay_open_loop_16k(void)
     relay_cleanup(&r, false);
 }
 
+/* The storm row: every reservation on one network connects at once. Each pair is told of the
+ * other exactly once (a peer_connected for the later one, or an entry in the later one's peers
+ * answer), every peers answer arrives, and the storm settles. */
+static void test_relay_storm(void)
+{
+    enum { N = 300 };
+    REQUIRE(load_tool_present());
+    relay_proc r;
+    REQUIRE(start_bench_relay(&r));
+    char port[16], pid[16], conns[16], out[4096];
+    snprintf(port, sizeof port, "%u", r.port);
+    snprintf(pid, sizeof pid, "%ld", (long)r.pid);
+    snprintf(conns, sizeof conns, "%d", N);
+    const char *args[] = { "--port", port, "--server-pid", pid, "--storm", "--spread", "--conns", conns,
+                           "--setup-secs", "60", "--quiet", NULL };
+    int rc = run_load(args, out, sizeof out, 120000, false);
+    if (rc != 0)
+        printf("  relay_load exited %d: %s\n", rc, out);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(field(out, "settled") == 1);
+    CHECK(field(out, "pairs") == N * (N - 1) / 2);
+    CHECK(field(out, "peers_frames") == N);
+    CHECK(field(out, "pc_frames") + field(out, "peers_entries") >= N * (N - 1) / 2 + N);
+    CHECK(field(out, "mandated_bytes") > 0 && field(out, "rx_bytes") >= field(out, "mandated_bytes"));
+    CHECK(field(out, "relay_cpu_s") > 0);
+    CHECK(relay_alive(&r));
+    relay_cleanup(&r, false);
+}
+
 static void test_relay_idle_pings(void)
 {
     REQUIRE(load_tool_present());
@@ -350,6 +379,7 @@ int main(void)
     RUN(test_relay_tls);
     RUN(test_relay_open_loop_16k);
     RUN(test_relay_idle_pings);
+    RUN(test_relay_storm);
     RUN(test_reports_failure);
     RUN(test_redis_pubsub);
     return test_finish();
