@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Size classes from 512 B to 512 KiB by powers of two (a 16 KiB TLS record is a ~58 KB JSON
- * frame: it takes a 64 KiB block, not twice that). Each class keeps a free list, linked through
- * the blocks themselves; all of them together hold at most POOL_KEEP_BYTES, so a burst of
- * in-flight messages is served again without malloc while the memory a relay keeps in reserve
- * stays small and fixed. */
-#define POOL_CLASSES 11
-#define POOL_MIN_SHIFT 9
+/* Size classes from 64 B (a frame pointing at bytes held elsewhere) to 512 KiB by powers of two
+ * (a 16 KiB TLS record is a ~58 KB JSON frame: it takes a 64 KiB block, not twice that). Each
+ * class keeps a free list, linked through the blocks themselves; all of them together hold at
+ * most POOL_KEEP_BYTES, so a burst of in-flight messages is served again without malloc while
+ * the memory a relay keeps in reserve stays small and fixed. */
+#define POOL_CLASSES 14
+#define POOL_MIN_SHIFT 6
 #define POOL_KEEP_BYTES ((size_t)2 << 20)
 static void *free_head[POOL_CLASSES];
 static size_t kept_bytes;
@@ -81,6 +81,7 @@ static frame *frame_alloc(size_t room)
     f->backing = NULL;
     f->head_len = f->span_len = 0;
     f->span = NULL;
+    f->msgs = 1;
     return f;
 }
 
@@ -185,7 +186,8 @@ void frame_unref(frame *f)
 /* Room for one more frame within the caps; false when f must be dropped. */
 static bool outq_reserve(outq *q, const frame *f, uint32_t max_msgs, size_t max_bytes)
 {
-    if (q->count >= max_msgs || (q->count > 0 && q->bytes + f->len > max_bytes))
+    if (q->msgs >= max_msgs || f->msgs > max_msgs - q->msgs ||
+        (q->count > 0 && q->bytes + f->len > max_bytes))
         return false;
     if (q->cap == 0) {
         /* Short queues live inside the struct: an idle peer's first message allocates nothing. */
@@ -220,6 +222,7 @@ bool outq_push(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
         return false;
     q->ring[(q->head + q->count) % q->cap] = frame_ref(f);
     q->count++;
+    q->msgs += f->msgs;
     q->bytes += f->len;
     return true;
 }
@@ -235,6 +238,7 @@ bool outq_push_urgent(outq *q, frame *f, uint32_t max_msgs, size_t max_bytes)
     q->ring[(q->head + q->front) % q->cap] = frame_ref(f);
     q->front++;
     q->count++;
+    q->msgs += f->msgs;
     q->bytes += f->len;
     return true;
 }
@@ -315,6 +319,7 @@ void outq_consume(outq *q, size_t n)
         n -= left;
         if (q->front > 0)
             q->front--;
+        q->msgs -= f->msgs;
         frame_unref(f);
         q->head = (q->head + 1) % q->cap;
         q->count--;
@@ -331,5 +336,114 @@ void outq_clear(outq *q)
         q->count--;
     }
     q->bytes = 0;
+    q->msgs = 0;
     release_ring_if_empty(q);
+}
+
+/* ---- notice log ---- */
+
+/* Smallest and largest blocks, frame header included (pool classes). A notice larger than the
+ * largest block's room goes to its listeners one by one (conn.c). */
+#define NOTICE_LOG_MIN_BLOCK 1024u
+#define NOTICE_LOG_MAX_BLOCK (64u * 1024u)
+#define NOTICE_END_BYTES sizeof(uint32_t)
+
+static uint32_t notice_end(const notice_log *lg, uint32_t i)
+{
+    uint32_t end;
+    memcpy(&end, lg->blk->data + lg->room - NOTICE_END_BYTES * (i + 1), sizeof end);
+    return end;
+}
+
+bool notice_log_append(notice_log *lg, const frame *f)
+{
+    uint32_t end;
+    if (f->span_len > 0 || !f->data ||
+        sizeof(frame) + NOTICE_END_BYTES + f->len > NOTICE_LOG_MAX_BLOCK)
+        return false;
+    if (!lg->blk) {
+        size_t want = sizeof(frame) + NOTICE_END_BYTES + (lg->next_room > f->len ? lg->next_room : f->len);
+        size_t room;
+        if (want < NOTICE_LOG_MIN_BLOCK)
+            want = NOTICE_LOG_MIN_BLOCK;
+        if (want > NOTICE_LOG_MAX_BLOCK)
+            want = NOTICE_LOG_MAX_BLOCK;
+        lg->blk = frame_block(want - sizeof(frame), &room);
+        if (!lg->blk)
+            return false;
+        lg->room = (uint32_t)room;
+        lg->used = lg->n = 0;
+    }
+    if ((size_t)f->len + NOTICE_END_BYTES > lg->room - lg->used - NOTICE_END_BYTES * lg->n)
+        return false;
+    memcpy(lg->blk->data + lg->used, f->data, f->len);
+    lg->used += f->len;
+    end = lg->used;
+    memcpy(lg->blk->data + lg->room - NOTICE_END_BYTES * (lg->n + 1), &end, sizeof end);
+    lg->n++;
+    return true;
+}
+
+void notice_log_clear(notice_log *lg, bool full)
+{
+    uint32_t held;
+    if (!lg->blk)
+        return;
+    held = lg->used + (uint32_t)NOTICE_END_BYTES * lg->n;
+    if (full) {
+        lg->next_room = 2 * lg->room;
+        lg->pass_room += held;
+    } else {
+        lg->next_room = lg->pass_room + held;
+        lg->pass_room = 0;
+    }
+    frame_unref(lg->blk);
+    lg->blk = NULL;
+    lg->used = lg->n = lg->room = 0;
+}
+
+uint32_t outq_push_notices(outq *q, const notice_log *lg, uint32_t from, uint32_t max_msgs,
+                           size_t max_bytes)
+{
+    uint32_t first = 0, hi, total, fit, len;
+    frame *f;
+    if (!lg->blk || from >= lg->used)
+        return 0;
+    /* the first notice ending after `from` is the one that begins there */
+    hi = lg->n;
+    while (first < hi) {
+        uint32_t mid = first + (hi - first) / 2;
+        if (notice_end(lg, mid) <= from)
+            first = mid + 1;
+        else
+            hi = mid;
+    }
+    total = lg->n - first;
+    /* as many as the message cap leaves room for, then as many of those as the byte cap does;
+     * an empty queue takes the first whatever its size */
+    hi = q->msgs >= max_msgs ? 0 : max_msgs - q->msgs < total ? max_msgs - q->msgs : total;
+    fit = 0;
+    while (fit < hi) {
+        uint32_t mid = fit + (hi - fit + 1) / 2;
+        if (q->bytes + (notice_end(lg, first + mid - 1) - from) <= max_bytes)
+            fit = mid;
+        else
+            hi = mid - 1;
+    }
+    if (fit == 0 && q->count == 0 && q->msgs < max_msgs)
+        fit = 1;
+    if (fit == 0)
+        return total;
+    len = notice_end(lg, first + fit - 1) - from;
+    f = frame_alloc(0);
+    if (!f)
+        return total;
+    f->data = lg->blk->data + from;
+    f->len = len;
+    f->msgs = fit;
+    f->backing = frame_ref(lg->blk);
+    if (!outq_push(q, f, max_msgs, max_bytes))
+        fit = 0;
+    frame_unref(f);
+    return total - fit;
 }

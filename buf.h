@@ -2,8 +2,10 @@
  * nothing), reference-counted outgoing frames (a broadcast shares one frame among all targets;
  * a deferred frame is queued before its bytes exist, so one answer encoded at the end of a loop
  * pass serves every request of the pass; a gathered frame sends a span of a received block
- * between its own head and tail, so a large payload is forwarded without being copied), and the
- * per-connection outbound queue bounded in messages and bytes. Pure: no sockets. */
+ * between its own head and tail, so a large payload is forwarded without being copied), the
+ * per-connection outbound queue bounded in messages and bytes, and the notice log (a pass's
+ * membership notices stored once, each listener queueing its stretch of them as one entry).
+ * Pure: no sockets. */
 #ifndef DIG_BUF_H
 #define DIG_BUF_H
 
@@ -31,6 +33,7 @@ typedef struct frame {
      * data[head_len .. len - span_len). Otherwise the frame is data[0..len). */
     uint32_t head_len, span_len;
     const uint8_t *span;
+    uint32_t msgs;      /* WebSocket messages in it: 1, or a stretch of a notice log's */
 } frame;
 
 /* A text frame carrying json[0..len): header written in place, payload copied once. */
@@ -74,6 +77,7 @@ typedef struct {
     frame **ring;                /* NULL or inline_ring until more than OUTQ_INLINE are queued */
     frame *inline_ring[OUTQ_INLINE];
     uint32_t head, count, cap;   /* grows by doubling up to max_msgs; heap ring freed when empty */
+    uint32_t msgs;               /* messages queued (a frame may hold several): the cap counts these */
     size_t bytes;                /* queued bytes not yet written */
     size_t head_sent;            /* bytes of ring[head] already written */
     uint32_t front;              /* frames at the front an urgent one may not overtake */
@@ -96,5 +100,32 @@ int outq_peek(const outq *q, const void **bases, size_t *lens, int n_max);
 void outq_consume(outq *q, size_t n);
 void outq_clear(outq *q);
 static inline bool outq_empty(const outq *q) { return q->count == 0; }
+
+/* ---- notice log ---- */
+/* The membership notices a set of connections hears in one loop pass, each stored once, back
+ * to back as complete WebSocket frames in one block (their end offsets at the block's far end).
+ * A listener queues the stretch it has not heard as one frame pointing into the block, so a
+ * pass with k notices for m listeners makes m queue entries, not k * m. Blocks are sized from
+ * what the previous pass needed, so a quiet network holds no more than a notice's worth. */
+typedef struct {
+    frame *blk;          /* NULL while empty */
+    uint32_t used;       /* notice bytes at the front of the block */
+    uint32_t n;          /* notices in the block */
+    uint32_t room;       /* the block's bytes, notices and end offsets together */
+    uint32_t next_room;  /* what the next block asks for */
+    uint32_t pass_room;  /* what this pass's full blocks held (notices and end offsets) */
+} notice_log;
+/* Appends f (a plain frame); false when the block has no room left for it (begin a new one
+ * with notice_log_clear once every listener has queued what it holds) or memory ran out. */
+bool notice_log_append(notice_log *lg, const frame *f);
+/* Empties the log. full: the block ran out of room mid-pass, so the next one is twice its
+ * size; otherwise (the pass is over) the next is sized to what the whole pass held, so a stream
+ * of notices soon fits a pass in one block. */
+void notice_log_clear(notice_log *lg, bool full);
+/* Queues the notices from byte offset `from` (where a notice begins) to the end of the log as
+ * one frame, as many of them, in order, as the caps allow (the rules of outq_push, notice by
+ * notice). Returns how many did not fit. */
+uint32_t outq_push_notices(outq *q, const notice_log *lg, uint32_t from, uint32_t max_msgs,
+                           size_t max_bytes);
 
 #endif

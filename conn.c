@@ -42,7 +42,7 @@
 /* Frames per gathered write: as many as the transport takes at once, so a backlog of small
  * notifications leaves in large writes. */
 #define WRITE_IOVS COMPAT_IOV_MAX
-/* Membership notices (conn_send_notice) are written as Nagle writes small segments: the first
+/* Membership notices (conn_group_send_notice) are written as Nagle writes small segments: the first
  * leaves at the end of its pass, and a connection that was sent notices alone less than
  * --notice-hold-ms ago holds the next ones until --notice-hold-ms after they began to wait.
  * While registrations or departures stream through a large network each member's notices then
@@ -87,10 +87,26 @@ struct conn {
     void *registration;       /* the relay's, NULL until registered */
     conn *next_pending, *next_dead, *next_again;
     conn *hold_prev, *hold_next;
+    conn_group *group;        /* the notices it hears, NULL: none */
+    conn *group_prev, *group_next;
+    uint32_t heard;           /* of its group's notice log, the bytes already queued here */
     uint64_t hold_since_ms;
     uint64_t notices_sent_ms; /* when a write of notices alone last began (0: never) */
     conn *all_prev, *all_next;
     uint64_t id;              /* for logs */
+};
+
+/* Below this many members a group's notices are queued member by member: a shared log block
+ * pays for itself only when many members read it. */
+#define GROUP_LOG_MIN_MEMBERS 8
+
+struct conn_group {
+    conn_hub *hub;            /* the members' (set by the first to join) */
+    conn *members;
+    size_t count;
+    notice_log log;           /* this pass's notices, when stored once (empty between passes) */
+    bool busy;                /* on the hub's busy_groups: the log is handed out at pass end */
+    conn_group *next_busy;
 };
 
 static void on_deadline(void *ctx);
@@ -169,6 +185,7 @@ static void free_conn(conn *c)
     else
         compat_close(c->fd);
     unhold(c);
+    conn_group_leave(c);
     outq_clear(&c->out);
     ws_decoder_free(&c->ws);
     frame_unref(c->in_blk);
@@ -265,7 +282,7 @@ static bool may_hold(const conn *c, uint64_t now)
     /* urgent first: it is what every pass's answers and forwarded messages stop at */
     if (c->urgent || cfg->notice_hold_ms == 0 || outq_empty(&c->out) || c->dead || c->state != CS_OPEN ||
         !c->x || c->out.bytes >= NOTICE_HOLD_BYTES ||
-        c->out.bytes >= cfg->outbound_queue_bytes / 2 || c->out.count >= cfg->outbound_queue_capacity / 2 ||
+        c->out.bytes >= cfg->outbound_queue_bytes / 2 || c->out.msgs >= cfg->outbound_queue_capacity / 2 ||
         (loop_events(c->hub->lp, c->slot) & LOOP_WRITE))
         return false;
     return c->holding ? now - c->hold_since_ms < cfg->notice_hold_ms
@@ -285,10 +302,35 @@ void conn_pass_charge(conn *c, size_t frames)
     c->hub->pass_frames += frames;
 }
 
+/* Queues, as one entry, the notices of c's group that c has not heard yet: before anything
+ * else is queued to c, and for every member at the end of the pass. */
+static void hear_notices(conn *c)
+{
+    conn_group *g = c->group;
+    const relay_config *cfg = c->hub->cfg;
+    uint32_t from, dropped;
+    if (!g || c->heard >= g->log.used)
+        return;
+    from = c->heard;
+    c->heard = g->log.used;
+    if (c->dead || c->state == CS_CLOSING)
+        return;
+    /* config.c keeps the count within 32 bits and the byte limit within SIZE_MAX */
+    dropped = outq_push_notices(&c->out, &g->log, from, (uint32_t)cfg->outbound_queue_capacity,
+                                (size_t)cfg->outbound_queue_bytes);
+    if (dropped > 0) {
+        c->hub->queue_drops += dropped;
+        log_debug("conn %llu: outbound queue full, %u notices dropped", (unsigned long long)c->id,
+                  dropped);
+    }
+    list_pending(c);
+}
+
 /* Queues f within the caps; false when it was not queued. */
 static bool push_counted(conn *c, frame *f)
 {
     const relay_config *cfg = c->hub->cfg;
+    hear_notices(c);
     if (c->dead || c->state == CS_CLOSING)
         return false;
     c->hub->pass_frames++;
@@ -310,7 +352,7 @@ void conn_send(conn *c, frame *f)
         mark_pending(c);
 }
 
-void conn_send_notice(conn *c, frame *f)
+static void send_notice(conn *c, frame *f)
 {
     if (push_counted(c, f))
         list_pending(c);
@@ -319,7 +361,9 @@ void conn_send_notice(conn *c, frame *f)
 void conn_send_keepalive(conn *c, frame *f)
 {
     const relay_config *cfg = c->hub->cfg;
-    bool jump = c->out.bytes > KEEPALIVE_JUMP_BYTES;
+    bool jump;
+    hear_notices(c);
+    jump = c->out.bytes > KEEPALIVE_JUMP_BYTES;
     if (c->dead || c->state == CS_CLOSING)
         return;
     if (!(jump ? outq_push_urgent : outq_push)(&c->out, f, (uint32_t)cfg->outbound_queue_capacity,
@@ -336,9 +380,101 @@ static void send_bypassing_limits(conn *c, frame *f)
 {
     if (!f)
         return;
+    hear_notices(c);
     if (outq_push(&c->out, f, UINT32_MAX, SIZE_MAX))
         mark_pending(c);
     frame_unref(f);
+}
+
+/* ---- groups ---- */
+
+conn_group *conn_group_new(void) { return calloc(1, sizeof(conn_group)); }
+
+void conn_group_join(conn_group *g, conn *c)
+{
+    g->hub = c->hub;
+    c->group = g;
+    c->heard = g->log.used;
+    c->group_prev = NULL;
+    c->group_next = g->members;
+    if (g->members)
+        g->members->group_prev = c;
+    g->members = c;
+    g->count++;
+}
+
+void conn_group_leave(conn *c)
+{
+    conn_group *g = c->group;
+    if (!g)
+        return;
+    hear_notices(c);
+    if (c->group_prev)
+        c->group_prev->group_next = c->group_next;
+    else
+        g->members = c->group_next;
+    if (c->group_next)
+        c->group_next->group_prev = c->group_prev;
+    c->group_prev = c->group_next = NULL;
+    c->group = NULL;
+    g->count--;
+}
+
+/* Every member queues what it has not heard of the log, which then starts over (full: in a
+ * block twice the size). */
+static void hand_out(conn_group *g, bool full)
+{
+    for (conn *m = g->members; m; m = m->group_next) {
+        hear_notices(m);
+        m->heard = 0;
+    }
+    notice_log_clear(&g->log, full);
+}
+
+void conn_group_free(conn_group *g)
+{
+    if (!g)
+        return;
+    while (g->members)
+        conn_group_leave(g->members);
+    if (g->busy) {
+        conn_group **link = &g->hub->busy_groups;
+        while (*link != g)
+            link = &(*link)->next_busy;
+        *link = g->next_busy;
+    }
+    notice_log_clear(&g->log, false);
+    free(g);
+}
+
+/* Stored once in the group's log when the group is large (or already has a log this pass), else
+ * queued member by member; either way it is a frame queued per member for the pass's budget. */
+void conn_group_send_notice(conn_group *g, conn *skip, frame *f)
+{
+    bool skipping = skip && skip->group == g;
+    if (skipping)
+        hear_notices(skip);   /* what it had not heard stays ahead of what it is sent next */
+    if (g->log.blk || g->count >= GROUP_LOG_MIN_MEMBERS) {
+        bool stored = notice_log_append(&g->log, f);
+        if (!stored && g->log.blk) {
+            hand_out(g, true);
+            stored = notice_log_append(&g->log, f);
+        }
+        if (stored) {
+            if (!g->busy) {
+                g->busy = true;
+                g->next_busy = g->hub->busy_groups;
+                g->hub->busy_groups = g;
+            }
+            if (skipping)
+                skip->heard = g->log.used;
+            g->hub->pass_frames += g->count - skipping;
+            return;
+        }
+    }
+    for (conn *m = g->members; m; m = m->group_next)
+        if (m != skip)
+            send_notice(m, f);
 }
 
 /* Stops reading and gives what is queued CLOSE_GRACE_MS to leave before the socket goes. */
@@ -966,6 +1102,12 @@ void conn_end_of_pass(conn_hub *hub)
     uint64_t now = loop_now_ms(hub->lp);
     if (hub->handler.before_flush)
         hub->handler.before_flush(hub->handler.ctx);
+    while (hub->busy_groups) {
+        conn_group *g = hub->busy_groups;
+        hub->busy_groups = g->next_busy;
+        g->busy = false;
+        hand_out(g, false);
+    }
     while (hub->pending) {
         conn *c = hub->pending;
         hub->pending = c->next_pending;

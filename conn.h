@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 typedef struct conn conn;
+typedef struct conn_group conn_group;
 
 /* Where a WebSocket connection's messages go (the relay), as callbacks so this layer does not
  * depend on the one above it. */
@@ -61,6 +62,7 @@ typedef struct {
     conn *again, *again_tail; /* connections with input left for the next pass: held in their
                                * transport, or not handled because the pass's work ran out */
     conn *dead;               /* connections to free at the end of the pass */
+    conn_group *busy_groups;  /* groups with notices of this pass still to hand out */
     conn *all;                /* every live connection (shutdown walks it) */
     uint64_t next_id;
     /* What the current pass did, for keepalive coalescing (loop.h loop_should_hold). */
@@ -110,11 +112,22 @@ bool conn_hub_empty(const conn_hub *hub);
 /* Queues a reference to f, bounded by --outbound-queue-capacity/-bytes (dropped past them, and
  * counted in the hub's queue_drops). */
 void conn_send(conn *c, frame *f);
-/* A membership notice (peer_connected, peer_disconnected): queued like conn_send, but when the
- * connection was sent notices alone less than --notice-hold-ms ago it waits up to that long to
- * leave in one write with the notices after it (see conn.c); any other frame queued behind it
- * takes it along. */
-void conn_send_notice(conn *c, frame *f);
+/* The connections that hear one network's membership notices (peer_connected,
+ * peer_disconnected). A notice is queued for each member like conn_send, with two differences
+ * (see conn.c): a connection that was sent notices alone less than --notice-hold-ms ago waits up
+ * to that long to send the next ones in one write with those after them, and within a pass a
+ * large group's notices are stored once, each member queueing its stretch of them as one entry
+ * at the end of the pass or before anything else is queued to it. Either way every
+ * connection's order is the order things were sent to it. */
+conn_group *conn_group_new(void);
+/* Frees a group whose members have all left. */
+void conn_group_free(conn_group *g);
+/* c (in no group) hears the notices sent to g from now on. */
+void conn_group_join(conn_group *g, conn *c);
+/* c hears no more of its group's notices; those sent before stay queued, in order. */
+void conn_group_leave(conn *c);
+/* Queues notice f (a plain frame) for every member of g but skip (NULL: none). */
+void conn_group_send_notice(conn_group *g, conn *skip, frame *f);
 /* A keepalive answer (a pong): queued like conn_send, but ahead of a backlog (see conn.c), so a
  * connection swamped with notifications still has its pings answered promptly. */
 void conn_send_keepalive(conn *c, frame *f);

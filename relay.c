@@ -50,6 +50,7 @@ struct network {
     network *hnext;           /* id hash chain */
     network *all_prev, *all_next;  /* every network, for PEX housekeeping */
     struct pex_engine *pex;   /* this network's Peer Exchange engine */
+    conn_group *hearers;      /* the local members' connections: who hears membership notices */
     /* The peers answer, encoded once and shared: `peers` is the current answer (NULL once a
      * registration comes or goes or a member's last_seen moves), `peers_due` the deferred frame
      * every get_peers of this pass was queued with, filled at the end of the pass. */
@@ -159,6 +160,7 @@ void relay_free(relay *s)
             frame_unref(n->peers);
             frame_unref(n->peers_due);
             pex_engine_free(n->pex);
+            conn_group_free(n->hearers);
             free(n->id);
             free(n);
         }
@@ -247,7 +249,10 @@ static network *find_network(relay *s, const char *id, size_t n, bool create)
     net->hash = h;
     net->pex = pex_engine_new(id, n, (size_t)s->cfg->max_connections, hash_mix64(h ^ s->seed[1]),
                               pex_send, s);
-    if (!net->pex) {
+    net->hearers = conn_group_new();
+    if (!net->pex || !net->hearers) {
+        pex_engine_free(net->pex);
+        conn_group_free(net->hearers);
         free(net->id);
         free(net);
         return NULL;
@@ -289,6 +294,7 @@ static void drop_network_if_empty(relay *s, network *net)
     s->counters.pex_snapshots += pex_snapshots_sent(net->pex);
     s->counters.pex_deltas += pex_deltas_sent(net->pex);
     pex_engine_free(net->pex);
+    conn_group_free(net->hearers);
     free(net->id);
     free(net);
 }
@@ -316,13 +322,12 @@ static void peer_info_of(const reg *r, wire_peer_info *p)
 }
 
 /* Queues a reference to f on every same-network peer except `skip` and those whose
- * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. A
- * membership notice goes out with conn_send_notice, anything else with conn_send. */
-static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f, bool notice)
+ * exclude_mark equals `mark` (0: none excluded): one frame, however many receive it. */
+static void fan_out_frame(network *net, const reg *skip, uint64_t mark, frame *f)
 {
     for (reg *r = net->head; r; r = r->nnext)
         if (r != skip && r->c && (mark == 0 || r->exclude_mark != mark))
-            (notice ? conn_send_notice : conn_send)(r->c, f);
+            conn_send(r->c, f);
 }
 
 /* What s->jw holds as a text frame (NULL when it failed or out of memory); empties the
@@ -334,13 +339,14 @@ static frame *take_writer(relay *s)
     return f;
 }
 
-/* Fans out the membership notice s->jw holds and empties the writer. */
-static void fan_out(relay *s, network *net, const reg *skip, uint64_t mark)
+/* Sends the membership notice s->jw holds to the network's local members but `skip` (NULL:
+ * none) and empties the writer. */
+static void announce(relay *s, network *net, const reg *skip)
 {
-    frame *f = net->count > 0 ? take_writer(s) : NULL;
+    frame *f = net->local > 0 ? take_writer(s) : NULL;
     jw_clear(&s->jw);
     if (f) {
-        fan_out_frame(net, skip, mark, f, true);
+        conn_group_send_notice(net->hearers, skip ? skip->c : NULL, f);
         frame_unref(f);
     }
 }
@@ -432,6 +438,8 @@ static void link_reg(relay *s, reg *r)
     net->head = r;
     net->count++;
     net->local += r->c != NULL;
+    if (r->c)
+        conn_group_join(net->hearers, r->c);
     net_changed(net);
 }
 
@@ -443,7 +451,7 @@ static void announce_new(relay *s, reg *r, uint64_t pex, const addr_t *observed)
     network *net = r->net;
     peer_info_of(r, &info);
     wire_write_peer_connected(&s->jw, &info);
-    fan_out(s, net, r, 0);
+    announce(s, net, r);
     if (!pex_registrant_up(net->pex, pex, r->peer_id, r->peer_id_len, observed, r->addrs,
                            r->n_addrs, pex_now(s)))
         log_warn("PEX: could not mirror %.*s", (int)r->peer_id_len, r->peer_id);
@@ -575,6 +583,8 @@ static void unlink_reg(relay *s, reg *r)
         r->nnext->nprev = r->nprev;
     net->count--;
     net->local -= r->c != NULL;
+    if (r->c)
+        conn_group_leave(r->c);
     net_changed(net);
 }
 
@@ -585,7 +595,7 @@ static void announce_gone(relay *s, reg *r, uint64_t pex)
     pex_registrant_down(net->pex, pex);
     note_pex_due(s, net);
     wire_write_peer_disconnected(&s->jw, reg_id(r));
-    fan_out(s, net, NULL, 0);
+    announce(s, net, NULL);
     drop_network_if_empty(s, net);
     free(r->peer_id);
     free(r);
@@ -821,7 +831,7 @@ static void handle_broadcast(relay *s, conn *c, const wire_msg *m, const uint8_t
     f = end_frame(f, &w);
     if (f) {
         network *net = reg_of(c)->net;
-        fan_out_frame(net, reg_of(c), mark, f, false);
+        fan_out_frame(net, reg_of(c), mark, f);
         /* one envelope per instance holding targets, carrying this frame's text */
         if (s->cl && net->count > 0) {
             for (reg *r = net->head; r; r = r->nnext)

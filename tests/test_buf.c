@@ -4,21 +4,27 @@
 #include "test.h"
 #include "ws.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void test_pool_reuses_blocks_by_class(void)
 {
-    size_t a_size = 100, b_size = 300;
+    size_t a_size = 300, b_size = 500, c_size = 40;
     void *a = pool_get(&a_size);
-    void *b;
+    void *b, *c;
     REQUIRE(a != NULL);
     CHECK_EQ_INT(a_size, 512);
     pool_put(a, a_size);
     b = pool_get(&b_size);
     CHECK(b == a);
     CHECK_EQ_INT(b_size, 512);
+    c = pool_get(&c_size);   /* a smaller class: not the block just handed out */
+    REQUIRE(c != NULL);
+    CHECK(c != b);
+    CHECK_EQ_INT(c_size, 64);
     pool_put(b, b_size);
+    pool_put(c, c_size);
     pool_trim();
 }
 
@@ -260,6 +266,94 @@ static void test_gathered_frame_over_shared_block(void)
     pool_trim();
 }
 
+/* Notices stored once: a listener queues the stretch it has not heard as one entry, which
+ * writes exactly the notices' frames back to back, counts as that many messages against the
+ * cap, is cut at a notice boundary by either cap, and keeps the block alive after the log
+ * starts over. */
+static void test_notice_log(void)
+{
+    notice_log lg = { 0 };
+    frame *n[5];
+    uint8_t want[512], got[512];
+    size_t want_len = 0, at[6];
+    int pieces;
+    for (int i = 0; i < 5; i++) {
+        char text[32];
+        int len = snprintf(text, sizeof text, "{\"notice\":%d%.*s}", i, i * 3, "xxxxxxxxxxxxxxx");
+        n[i] = frame_text(text, (size_t)len);
+        REQUIRE(n[i] != NULL);
+        at[i] = want_len;
+        memcpy(want + want_len, n[i]->data, n[i]->len);
+        want_len += n[i]->len;
+        CHECK(notice_log_append(&lg, n[i]));
+    }
+    at[5] = want_len;
+    CHECK_EQ_INT(lg.n, 5);
+    CHECK_EQ_INT(lg.used, want_len);
+
+    /* all five as one entry; from the third on as another */
+    outq q = { 0 }, r = { 0 };
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, 0, 1024, 1 << 20), 0);
+    CHECK_EQ_INT(outq_push_notices(&r, &lg, (uint32_t)at[2], 1024, 1 << 20), 0);
+    CHECK_EQ_INT(q.count, 1);
+    CHECK_EQ_INT(q.msgs, 5);
+    CHECK_EQ_INT(r.msgs, 3);
+    CHECK_EQ_MEM(got, peek_all(&q, got, 16, &pieces), want, want_len);
+    CHECK_EQ_MEM(got, peek_all(&r, got, 16, &pieces), want + at[2], want_len - at[2]);
+    CHECK(!outq_push(&q, n[0], 5, 1 << 20));        /* the cap counts messages, not entries */
+    CHECK(outq_push(&q, n[0], 6, 1 << 20));
+    outq_clear(&q);
+    CHECK_EQ_INT(q.msgs, 0);
+
+    /* the message cap takes the first ones, in order (two beside the frame queued before);
+     * the rest are reported dropped */
+    CHECK(outq_push(&q, n[4], 16, 1 << 20));
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, 0, 3, 1 << 20), 3);
+    CHECK_EQ_INT(q.msgs, 3);
+    CHECK_EQ_INT(peek_all(&q, got, 16, &pieces), n[4]->len + at[2]);
+    CHECK_EQ_MEM(got, n[4]->len, n[4]->data, n[4]->len);
+    CHECK_EQ_MEM(got + n[4]->len, at[2], want, at[2]);
+    outq_clear(&q);
+    /* the byte cap too, at a notice boundary */
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, 0, 1024, at[3] + 1), 2);
+    CHECK_EQ_INT(q.bytes, at[3]);
+    outq_clear(&q);
+    /* an empty queue takes the first notice whatever its size, as outq_push does */
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, (uint32_t)at[1], 1024, 1), 3);
+    CHECK_EQ_INT(q.bytes, at[2] - at[1]);
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, (uint32_t)at[4], 1024, 1), 1);
+    outq_clear(&q);
+    CHECK_EQ_INT(outq_push_notices(&q, &lg, (uint32_t)want_len, 1024, 1 << 20), 0);
+    CHECK(outq_empty(&q));
+
+    /* the log starts over; r's entry still shows the old block's bytes */
+    frame *blk = lg.blk;
+    notice_log_clear(&lg, false);
+    CHECK(lg.blk == NULL && lg.used == 0 && lg.n == 0);
+    CHECK_EQ_INT(blk->refs, 1);
+    CHECK_EQ_MEM(got, peek_all(&r, got, 16, &pieces), want + at[2], want_len - at[2]);
+    outq_consume(&r, want_len - at[2]);
+    CHECK(outq_empty(&r));
+    CHECK_EQ_INT(r.msgs, 0);
+
+    /* a block sized to the last pass; once full, append says so, and the next is twice as big */
+    uint32_t first_room = 0, appended = 0;
+    while (notice_log_append(&lg, n[4])) {
+        first_room = lg.room;
+        appended++;
+    }
+    CHECK(appended >= 5);
+    CHECK(lg.blk != NULL && lg.room == first_room);
+    CHECK(lg.used + sizeof(uint32_t) * (lg.n + 1) + n[4]->len > lg.room);
+    notice_log_clear(&lg, true);
+    CHECK(notice_log_append(&lg, n[4]));
+    CHECK(lg.room > first_room);
+    notice_log_clear(&lg, false);
+    for (int i = 0; i < 5; i++)
+        frame_unref(n[i]);
+    pool_trim();
+}
+
 int main(void)
 {
     RUN(test_pool_reuses_blocks_by_class);
@@ -270,5 +364,6 @@ int main(void)
     RUN(test_outq_urgent_order);
     RUN(test_deferred_frame);
     RUN(test_gathered_frame_over_shared_block);
+    RUN(test_notice_log);
     return test_finish();
 }

@@ -2,7 +2,8 @@
  * one network send register and get_peers while the relay is stopped (SIGSTOP), so its first
  * pass after SIGCONT meets all of them at once and has to spread the work over later passes.
  * Every member must still get its register_ack before its peers answer, learn of every other
- * member exactly as the protocol promises (in its peers answer or by a peer_connected), and
+ * member exactly as the protocol promises (in its peers answer or by one peer_connected, never of
+ * itself), and
  * lose nothing to a full queue; the relay's metrics must show that messages were indeed left for
  * later passes, and a reservation on another network must still have its pings answered. */
 #include "tests/harness.h"
@@ -28,6 +29,7 @@ typedef struct {
     bool acked, got_peers;
     unsigned known;            /* other members it has learnt of */
     uint8_t *seen;             /* seen[j]: member j is known */
+    uint8_t *told;             /* told[j]: a peer_connected for member j arrived */
 } member;
 
 /* Marks every member id named in msg as known to m; false when msg names an unknown id. */
@@ -68,8 +70,17 @@ static bool on_message(member *m, size_t i, const char *msg)
         m->got_peers = true;
         return learn(m, i, msg);
     }
-    if (hj_is_type(msg, "peer_connected"))
+    if (hj_is_type(msg, "peer_connected")) {
+        /* each member is announced to each other one once, never to itself */
+        const char *p = strstr(msg, ID_PREFIX);
+        unsigned long j = p ? strtoul(p + strlen(ID_PREFIX), NULL, 10) : MEMBERS;
+        if (j >= MEMBERS || j == i || m->told[j]) {
+            printf("  member %zu: peer_connected repeated, about itself or unknown: %.200s\n", i, msg);
+            return false;
+        }
+        m->told[j] = 1;
         return learn(m, i, msg);
+    }
     printf("  member %zu: unexpected message %.200s\n", i, msg);
     return false;
 }
@@ -82,12 +93,14 @@ static void test_storm_loses_nothing(void)
     REQUIRE(h_start(limits_off));
     member *m = calloc(MEMBERS, sizeof *m);
     uint8_t *seen = calloc((size_t)MEMBERS * MEMBERS, 1);
+    uint8_t *told = calloc((size_t)MEMBERS * MEMBERS, 1);
     struct pollfd *pfd = calloc(MEMBERS, sizeof *pfd);
-    REQUIRE(m && seen && pfd);
+    REQUIRE(m && seen && told && pfd);
     ws_client probe;
     REQUIRE(wsc_connect_register(&probe, h_relay.port, "storm-probe", "elsewhere"));
     for (size_t i = 0; i < MEMBERS; i++) {
         m[i].seen = seen + i * MEMBERS;
+        m[i].told = told + i * MEMBERS;
         REQUIRE(wsc_connect_port(&m[i].ws, h_relay.port));
     }
 
@@ -156,6 +169,7 @@ out:
     wsc_close(&probe);
     free(pfd);
     free(seen);
+    free(told);
     free(m);
     STOP_OK();
 }
