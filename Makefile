@@ -192,10 +192,15 @@ bench/bin/relay_load: bench/relay_load.c
 	$(CC) $(BENCH_CFLAGS) $(if $(filter 1,$(HAVE_BEARSSL)),-DDIG_HAVE_TLS=1 $(BEARSSL_CFLAGS)) -o $@ $< \
 		$(if $(filter 1,$(HAVE_BEARSSL)),$(BEARSSL_LIBS))
 
-# tests/test_bench_smoke.c runs the load tool for a few seconds so it never rots.
-test: bench/bin/relay_load
+# The storm row's floor: the mandated bytes written by a program that does nothing else.
+bench/bin/tcp_floor: bench/tcp_floor.c
+	@mkdir -p bench/bin
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
-bench: dig-relay dig-relay-poll bench/bin/relay_load
+# tests/test_bench_smoke.c runs the load tools for a few seconds so they never rot.
+test: bench/bin/relay_load bench/bin/tcp_floor
+
+bench: dig-relay dig-relay-poll bench/bin/relay_load bench/bin/tcp_floor
 	@bash bench/bench.sh
 
 .PHONY: bench

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The relay half of `make bench`: drives ./dig-relay and redis-server with bench/bin/relay_load
 # through the same pairs, windows and payloads, runs reconnect storms of 5k-20k reservations on
-# one network, holds 10k and 50k idle reservations, and prints one table with the goals from
+# one network (each beside its floor, bench/tcp_floor.c: the same bytes written by a program that
+# does nothing else), holds 10k and 50k idle reservations, and prints one table with the goals from
 # bench/README.md next to each measured figure.
 #
 # Every run gets a fresh server on free loopback ports, with the relay's per-IP abuse limits off.
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 RELAY=${DIG_RELAY_BIN:-./dig-relay}
 RELAY_POLL=${DIG_RELAY_POLL_BIN:-./dig-relay-poll}   # the portable poll() backend, for before/after
 LOAD=bench/bin/relay_load
+FLOOR=bench/bin/tcp_floor
 SECS=${BENCH_SECS:-5}
 WARMUP=${BENCH_WARMUP:-1}
 PAIRS=${BENCH_PAIRS:-8}
@@ -38,7 +40,7 @@ if [ -n "$missing" ]; then
     echo "bench: missing Debian package(s):$missing  (apt-get install -y$missing)" >&2
     exit 1
 fi
-for f in "$RELAY" "$LOAD"; do
+for f in "$RELAY" "$LOAD" "$FLOOR"; do
     [ -x "$f" ] || { echo "bench: $f is not built (run make bench)" >&2; exit 1; }
 done
 
@@ -150,6 +152,11 @@ for n in $STORM_CONNS; do
     # register timeout is raised so the relay does not reap clients the tool is slow to serve.
     RELAY_EXTRA="--register-timeout-secs 600" RELAY_BIN=$RELAY CONNS_NEEDED=$use run "storm_$n" relay \
         --storm --spread --conns "$use" --setup-secs 900
+    # The floor: the same mandated bytes over as many loopback connections, written by a program
+    # that does nothing else (bench/tcp_floor.c), right after the storm.
+    v=R_storm_$n
+    printf -v "F_storm_$n" '%s' "$(${PRIO[@]+"${PRIO[@]}"} "$FLOOR" --conns "$use" \
+        --bytes "$(val "${!v}" mandated_bytes)")"
     STORM_LABELS="$STORM_LABELS $n"
 done
 IDLE_LABELS=
@@ -292,8 +299,10 @@ echo "Pings: a probe on another network every 5 ms (the loop's responsiveness), 
 echo "reservations' own (500/s over them; they also wait behind what their sockets already hold)."
 echo "Bytes: received by the clients; mandated = what the protocol makes the relay send (one"
 echo "peer_connected per pair and one peers entry per pair, plus each asker's own entry)."
-printf '%-30s | %8s %8s %9s %10s %10s %10s | %10s %10s %10s  %s\n' reservations "CPU s" "wall s" "GB sent" \
-    "mandated" "extra %" "RSS KiB" "probe p99" "probe max" "member p99" goal
+echo "Floor: the writer CPU of bench/bin/tcp_floor sending the mandated bytes over as many loopback"
+echo "connections and doing nothing else; ours = CPU - floor."
+printf '%-30s | %8s %8s %8s %8s %9s %10s %10s %10s | %10s %10s %10s  %s\n' reservations "CPU s" "floor s" "ours s" \
+    "wall s" "GB sent" "mandated" "extra %" "RSS KiB" "probe p99" "probe max" "member p99" goal
 for n in $STORM_LABELS; do
     v=R_storm_$n
     v=${!v}
@@ -301,11 +310,13 @@ for n in $STORM_LABELS; do
     label="$n"
     [ "$c" = "$n" ] || label="$n ($c held: ulimit -n)"
     cpu=$(val "$v" relay_cpu_s) p99=$(val "$v" ping_p99_us)
+    f=F_storm_$n
+    floor=$(val " ${!f}" floor_cpu_s)
     goal=
     [ "$n" = 5000 ] && goal="<= 2 s CPU: $([ "$(calc %d "$cpu <= 2")" = 1 ] && echo met || echo MISSED); probe p99 < 100 ms: $([ "$(calc %d "$p99 < 100000")" = 1 ] && echo met || echo MISSED)"
     [ "$(val "$v" settled)" = 1 ] || goal="did not settle; $goal"
-    printf '%-30s | %8s %8s %9s %10s %10s %10s | %8.1f ms %7.1f ms %7.1f ms  %s\n' "$label" "$cpu" \
-        "$(val "$v" wall_s)" "$(calc %.2f "$(val "$v" rx_bytes) / 1e9")" \
+    printf '%-30s | %8s %8s %8s %8s %9s %10s %10s %10s | %8.1f ms %7.1f ms %7.1f ms  %s\n' "$label" "$cpu" \
+        "${floor:--}" "$([ -n "$floor" ] && calc %.2f "$cpu - $floor" || echo -)" "$(val "$v" wall_s)" "$(calc %.2f "$(val "$v" rx_bytes) / 1e9")" \
         "$(calc %.2f "$(val "$v" mandated_bytes) / 1e9")" \
         "$(calc %.1f "100 * $(val "$v" extra_bytes) / $(val "$v" mandated_bytes)")" \
         "$(val "$v" server_rss_kb)" "$(calc %.1f "$p99 / 1000")" "$(calc %.1f "$(val "$v" ping_max_us) / 1000")" \

@@ -1,8 +1,9 @@
-/* CI smoke run of the benchmark load tool (bench/bin/relay_load, built by `make test`), so it
- * never rots: a few seconds with small counts against a real ./dig-relay (and redis-server
- * when installed), checking that messages were delivered in order, none lost, and that the
- * tool's own failure report works; with TLS built in, its wss:// and handshake modes against a
- * relay terminating TLS. Timing figures are printed by `make bench`, never checked. */
+/* CI smoke run of the benchmark load tools (bench/bin/relay_load and the storm row's
+ * bench/bin/tcp_floor, built by `make test`), so they never rot: a few seconds with small counts
+ * against a real ./dig-relay (and redis-server when installed), checking that messages were
+ * delivered in order, none lost, and that the tool's own failure report works; with TLS built
+ * in, its wss:// and handshake modes against a relay terminating TLS. Timing figures are
+ * printed by `make bench`, never checked. */
 #include "tests/harness.h"
 #include "tests/test.h"
 #include "tls.h"
@@ -27,15 +28,15 @@ static const char *load_binary(void)
     return p && *p ? p : "bench/bin/relay_load";
 }
 
-/* Runs the load tool with args, capturing stdout (its one result line) into out; its stderr
+/* Runs a load tool (bin) with args, capturing stdout (its one result line) into out; its stderr
  * (diagnostics) passes through unless mute_stderr. Returns the exit code, or -1 on spawn
  * failure or when it overran timeout_ms (it is killed). */
-static int run_load(const char *const *args, char *out, size_t cap, unsigned timeout_ms,
-                    bool mute_stderr)
+static int run_tool(const char *bin, const char *const *args, char *out, size_t cap,
+                    unsigned timeout_ms, bool mute_stderr)
 {
     const char *argv[48];
     size_t n = 0;
-    argv[n++] = load_binary();
+    argv[n++] = bin;
     for (size_t i = 0; args[i] && n < 47; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -153,7 +154,7 @@ static void test_relay_closed_loop(void)
     const char *args[] = { "--port", port, "--server-pid", pid, "--conns", "24", "--pairs", "4",
                            "--window", "8", "--size", "1024", "--duration", "2", "--warmup",
                            "0.5", "--spread", "--quiet", NULL };
-    int rc = run_load(args, out, sizeof out, 30000, false);
+    int rc = run_tool(load_binary(), args, out, sizeof out, 30000, false);
     check_clean(out, rc);
     CHECK(field(out, "delivered") >= 100);
     CHECK(field(out, "msgs_per_s") > 0);
@@ -176,7 +177,7 @@ static void test_relay_open_loop_16k(void)
     const char *args[] = { "--port", port, "--pairs", "2", "--rate", "200", "--window", "128",
                            "--size", "16384", "--duration", "2", "--warmup", "0.2", "--quiet",
                            NULL };
-    int rc = run_load(args, out, sizeof out, 30000, false);
+    int rc = run_tool(load_binary(), args, out, sizeof out, 30000, false);
     check_clean(out, rc);
     /* 200 msgs/s for 2 s: the count is set by the schedule, not by how fast anything is. */
     CHECK(field(out, "delivered") >= 300);
@@ -200,7 +201,7 @@ static void test_relay_storm(void)
     snprintf(conns, sizeof conns, "%d", N);
     const char *args[] = { "--port", port, "--server-pid", pid, "--storm", "--spread", "--conns", conns,
                            "--setup-secs", "60", "--quiet", NULL };
-    int rc = run_load(args, out, sizeof out, 120000, false);
+    int rc = run_tool(load_binary(), args, out, sizeof out, 120000, false);
     if (rc != 0)
         printf("  relay_load exited %d: %s\n", rc, out);
     CHECK_EQ_INT(rc, 0);
@@ -212,6 +213,28 @@ static void test_relay_storm(void)
     CHECK(field(out, "relay_cpu_s") > 0);
     CHECK(relay_alive(&r));
     relay_cleanup(&r, false);
+}
+
+/* The storm row's floor (bench/tcp_floor.c) hands the bytes over and says what it cost. */
+static void test_tcp_floor(void)
+{
+    static const char bin[] = "bench/bin/tcp_floor";
+    char out[1024];
+    if (access(bin, X_OK) != 0)
+        printf("  %s is missing: make test builds it (make %s)\n", bin, bin);
+    REQUIRE(access(bin, X_OK) == 0);
+    const char *args[] = { "--conns", "50", "--bytes", "20000000", "--write", "65536", NULL };
+    int rc = run_tool(bin, args, out, sizeof out, 60000, false);
+    if (rc != 0)
+        printf("  tcp_floor exited %d: %s\n", rc, out);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(field(out, "conns") == 50);
+    CHECK(field(out, "bytes") == 20000000);
+    CHECK(field(out, "sends") >= 20000000 / 65536);
+    CHECK(field(out, "floor_cpu_s") > 0);
+    /* a size it cannot spread over the connections is refused */
+    const char *bad[] = { "--conns", "50", "--bytes", "10", NULL };
+    CHECK_EQ_INT(run_tool(bin, bad, out, sizeof out, 10000, true), 2);
 }
 
 static void test_relay_idle_pings(void)
@@ -227,7 +250,7 @@ static void test_relay_idle_pings(void)
     const char *args[] = { "--port", port, "--server-pid", pid, "--rx-pid", pid, "--conns", "40",
                            "--pairs", "0", "--group", "10", "--spread", "--ping-secs", "0.5",
                            "--duration", "1.5", "--quiet", NULL };
-    int rc = run_load(args, out, sizeof out, 30000, false);
+    int rc = run_tool(load_binary(), args, out, sizeof out, 30000, false);
     check_clean(out, rc);
     CHECK(field(out, "conns") == 40);
     CHECK(field(out, "pings") >= 40);
@@ -250,7 +273,7 @@ static void test_reports_failure(void)
     snprintf(port, sizeof port, "%u", free_port);
     const char *args[] = { "--port", port, "--pairs", "1", "--duration", "0.5", "--setup-secs",
                            "3", "--quiet", NULL };
-    int rc = run_load(args, out, sizeof out, 20000, true);
+    int rc = run_tool(load_binary(), args, out, sizeof out, 20000, true);
     CHECK(rc == 1);
     CHECK(field(out, "conn_lost") >= 1);
     CHECK(field(out, "delivered") == 0);
@@ -298,7 +321,7 @@ static void test_redis_pubsub(void)
         const char *args[] = { "--mode", "redis", "--port", port, "--server-pid", pid, "--pairs",
                                "2", "--window", "8", "--size", "64", "--duration", "1",
                                "--warmup", "0.2", "--quiet", NULL };
-        int rc = run_load(args, out, sizeof out, 30000, false);
+        int rc = run_tool(load_binary(), args, out, sizeof out, 30000, false);
         check_clean(out, rc);
         CHECK(field(out, "delivered") >= 100);
         /* Redis carries the raw bytes: wire and payload rates are the same. */
@@ -351,7 +374,7 @@ static void test_relay_tls(void)
             const char *load[] = { "--tls", "--server-cert", der, "--port", port, "--server-pid", pid,
                                    "--pairs", "2", "--window", "8", "--size", "16384", "--duration",
                                    "1", "--warmup", "0.2", "--quiet", NULL };
-            rc = run_load(load, out, sizeof out, 30000, false);
+            rc = run_tool(load_binary(), load, out, sizeof out, 30000, false);
             check_clean(out, rc);
             CHECK(field(out, "delivered") >= 10);
         } else {
@@ -359,7 +382,7 @@ static void test_relay_tls(void)
                                    "--tls-cert", ccrt, "--tls-key", ckey, "--port", port,
                                    "--server-pid", pid, "--connect-burst", "2", "--duration", "1",
                                    "--warmup", "0.2", "--quiet", NULL };
-            rc = run_load(load, out, sizeof out, 30000, false);
+            rc = run_tool(load_binary(), load, out, sizeof out, 30000, false);
             if (rc != 0)
                 printf("  relay_load handshake mode exited %d: %s\n", rc, out);
             CHECK_EQ_INT(rc, 0);
@@ -380,6 +403,7 @@ int main(void)
     RUN(test_relay_open_loop_16k);
     RUN(test_relay_idle_pings);
     RUN(test_relay_storm);
+    RUN(test_tcp_floor);
     RUN(test_reports_failure);
     RUN(test_redis_pubsub);
     return test_finish();
