@@ -35,6 +35,10 @@ struct reg {
     addr_t addrs[ADDR_MAX_DIALABLE];
     uint8_t n_addrs;
     uint64_t exclude_mark;    /* broadcast generation that excluded this peer */
+    char *entry;              /* its entry in a peers answer, encoded when last_seen was
+                               * entry_seen (NULL: not yet), so each answer copies it */
+    uint32_t entry_len;
+    uint64_t entry_seen;
     reg *hnext;               /* id hash chain */
     reg *nprev, *nnext;       /* network member list */
 };
@@ -70,6 +74,7 @@ struct relay {
     uint64_t seed[2];
     uint64_t exclude_gen;
     json_writer jw;           /* reused for every outgoing message */
+    json_writer entry_jw;     /* encodes one peers entry at a time (reg.entry) */
     char *scratch;            /* decoded strings, max_message_bytes long */
     loop_timer pex_timer;     /* the earliest time any PEX engine has work */
     uint8_t *turn_secret;     /* NULL while TURN is off */
@@ -133,7 +138,15 @@ relay *relay_new(const relay_config *cfg, loop *lp, abuse_guard *abuse, const ui
     }
     /* Outgoing messages are bounded by what one peer list can hold. */
     jw_init(&s->jw, 0, (size_t)1 << 30);
+    jw_init(&s->entry_jw, 0, (size_t)1 << 16);
     return s;
+}
+
+static void free_reg(reg *r)
+{
+    free(r->entry);
+    free(r->peer_id);
+    free(r);
 }
 
 void relay_free(relay *s)
@@ -152,10 +165,8 @@ void relay_free(relay *s)
             /* peers elsewhere are the registry's own; local ones leave with their connections */
             for (reg *r = n->head, *next; r; r = next) {
                 next = r->nnext;
-                if (r->remote) {
-                    free(r->peer_id);
-                    free(r);
-                }
+                if (r->remote)
+                    free_reg(r);
             }
             frame_unref(n->peers);
             frame_unref(n->peers_due);
@@ -169,6 +180,7 @@ void relay_free(relay *s)
     free(s->nets);
     free(s->scratch);
     jw_free(&s->jw);
+    jw_free(&s->entry_jw);
     free(s);
 }
 
@@ -597,8 +609,7 @@ static void announce_gone(relay *s, reg *r, uint64_t pex)
     wire_write_peer_disconnected(&s->jw, reg_id(r));
     announce(s, net, NULL);
     drop_network_if_empty(s, net);
-    free(r->peer_id);
-    free(r);
+    free_reg(r);
 }
 
 static void on_close(void *ctx, conn *c)
@@ -646,27 +657,65 @@ static void on_silence(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeo
 }
 
 /* The network's peers answer as a frame (NULL when out of memory). */
+/* Brings r's cached peers entry up to date; false when out of memory. */
+static bool refresh_entry(relay *s, reg *r)
+{
+    wire_peer_info info;
+    char *text;
+    if (r->entry && r->entry_seen == r->last_seen)
+        return true;
+    peer_info_of(r, &info);
+    wire_write_peers_item(&s->entry_jw, &info, true);
+    text = s->entry_jw.failed ? NULL : realloc(r->entry, s->entry_jw.len);
+    if (text) {
+        memcpy(text, s->entry_jw.p, s->entry_jw.len);
+        r->entry = text;
+        r->entry_len = (uint32_t)s->entry_jw.len;
+        r->entry_seen = r->last_seen;
+    }
+    jw_clear(&s->entry_jw);
+    return text != NULL;
+}
+
+/* The network's peers answer, sorted by id, written straight into its frame from the members'
+ * cached entries (each encoded once, and again only when its last_seen moves): a reconnect storm
+ * asks for the answer of a growing network once every pass. */
 static frame *encode_peers(relay *s, const network *net)
 {
+    static const char begin[] = WIRE_PEERS_HEAD, end[] = WIRE_PEERS_TAIL;
     reg **sorted = NULL;
-    size_t n = 0;
+    size_t n = 0, len = sizeof begin - 1 + sizeof end - 1;
+    char *at;
+    frame *f;
     if (net->count > 0) {
         sorted = malloc(net->count * sizeof *sorted);
         if (!sorted)
             return NULL;
-        for (reg *r = net->head; r; r = r->nnext)
+        for (reg *r = net->head; r; r = r->nnext) {
+            if (!refresh_entry(s, r)) {
+                free(sorted);
+                return NULL;
+            }
             sorted[n++] = r;
+            len += r->entry_len + (n > 1);
+        }
         qsort(sorted, n, sizeof *sorted, compare_ids);
     }
-    wire_write_peers_begin(&s->jw);
-    for (size_t i = 0; i < n; i++) {
-        wire_peer_info info;
-        peer_info_of(sorted[i], &info);
-        wire_write_peers_item(&s->jw, &info, i == 0);
+    f = frame_begin_text(len, &at);
+    if (f) {
+        memcpy(at, begin, sizeof begin - 1);
+        at += sizeof begin - 1;
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                *at++ = ',';
+            memcpy(at, sorted[i]->entry, sorted[i]->entry_len);
+            at += sorted[i]->entry_len;
+        }
+        memcpy(at, end, sizeof end - 1);
+        frame_end_text(f, len);
     }
-    wire_write_peers_end(&s->jw);
     free(sorted);
-    return take_writer(s);
+    return f;
 }
 
 #define OUT_OF_MEMORY_ERROR "{\"type\":\"error\",\"code\":4,\"message\":\"relay out of memory\"}"

@@ -1025,7 +1025,7 @@ void wire_write_peer_disconnected(json_writer *w, wire_str peer_id)
 
 void wire_write_peers_begin(json_writer *w)
 {
-    JW_LIT(w, "{\"type\":\"peers\",\"peers\":[");
+    JW_LIT(w, WIRE_PEERS_HEAD);
 }
 
 void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first)
@@ -1037,7 +1037,7 @@ void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first)
 
 void wire_write_peers_end(json_writer *w)
 {
-    JW_LIT(w, "]}");
+    JW_LIT(w, WIRE_PEERS_TAIL);
 }
 
 void wire_write_pong(json_writer *w, uint64_t timestamp)

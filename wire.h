@@ -122,7 +122,10 @@ void wire_write_peer_info(json_writer *w, const wire_peer_info *p);
 void wire_write_peer_connected(json_writer *w, const wire_peer_info *p);
 void wire_write_peer_disconnected(json_writer *w, wire_str peer_id);
 /* peers: call begin, then wire_write_peers_item once per peer (first == true for the first one;
- * it adds the commas), then end. */
+ * it adds the commas), then end. Begin and end write these (exposed for an answer assembled
+ * from entries encoded earlier, joined by commas). */
+#define WIRE_PEERS_HEAD "{\"type\":\"peers\",\"peers\":["
+#define WIRE_PEERS_TAIL "]}"
 void wire_write_peers_begin(json_writer *w);
 void wire_write_peers_item(json_writer *w, const wire_peer_info *p, bool first);
 void wire_write_peers_end(json_writer *w);
