@@ -55,6 +55,11 @@ struct network {
     network *all_prev, *all_next;  /* every network, for PEX housekeeping */
     struct pex_engine *pex;   /* this network's Peer Exchange engine */
     conn_group *hearers;      /* the local members' connections: who hears membership notices */
+    /* The members in peer_id order for the peers answer: order[0 .. order_sorted) sorted, then
+     * those that joined since; order_stale once one left (rebuilt from the list when needed). */
+    reg **order;
+    size_t order_n, order_cap, order_sorted;
+    bool order_stale;
     /* The peers answer, encoded once and shared: `peers` is the current answer (NULL once a
      * registration comes or goes or a member's last_seen moves), `peers_due` the deferred frame
      * every get_peers of this pass was queued with, filled at the end of the pass. */
@@ -172,6 +177,7 @@ void relay_free(relay *s)
             frame_unref(n->peers_due);
             pex_engine_free(n->pex);
             conn_group_free(n->hearers);
+            free(n->order);
             free(n->id);
             free(n);
         }
@@ -307,6 +313,7 @@ static void drop_network_if_empty(relay *s, network *net)
     s->counters.pex_deltas += pex_deltas_sent(net->pex);
     pex_engine_free(net->pex);
     conn_group_free(net->hearers);
+    free(net->order);
     free(net->id);
     free(net);
 }
@@ -450,6 +457,18 @@ static void link_reg(relay *s, reg *r)
     net->head = r;
     net->count++;
     net->local += r->c != NULL;
+    if (!net->order_stale && net->order_n == net->order_cap) {
+        size_t cap = net->order_cap ? 2 * net->order_cap : 16;
+        reg **grown = realloc(net->order, cap * sizeof *grown);
+        if (grown) {
+            net->order = grown;
+            net->order_cap = cap;
+        } else {
+            net->order_stale = true;   /* rebuilt (or the answer refused) when next needed */
+        }
+    }
+    if (!net->order_stale)
+        net->order[net->order_n++] = r;
     if (r->c)
         conn_group_join(net->hearers, r->c);
     net_changed(net);
@@ -595,6 +614,7 @@ static void unlink_reg(relay *s, reg *r)
         r->nnext->nprev = r->nprev;
     net->count--;
     net->local -= r->c != NULL;
+    net->order_stale = true;
     if (r->c)
         conn_group_leave(r->c);
     net_changed(net);
@@ -677,29 +697,66 @@ static bool refresh_entry(relay *s, reg *r)
     return text != NULL;
 }
 
+/* Puts net->order in peer_id order: a storm's joiners are sorted among themselves and merged
+ * into the members sorted before; after a departure the whole list is sorted again. False when
+ * out of memory. */
+static bool order_members(network *net)
+{
+    size_t k;
+    if (net->order_stale || net->order_n != net->count) {
+        if (net->order_cap < net->count) {
+            reg **grown = realloc(net->order, net->count * sizeof *grown);
+            if (!grown)
+                return false;
+            net->order = grown;
+            net->order_cap = net->count;
+        }
+        net->order_n = net->order_sorted = 0;
+        for (reg *r = net->head; r; r = r->nnext)
+            net->order[net->order_n++] = r;
+        net->order_stale = false;
+    }
+    k = net->order_n - net->order_sorted;
+    if (k == 0)
+        return true;
+    qsort(net->order + net->order_sorted, k, sizeof *net->order, compare_ids);
+    if (net->order_sorted > 0) {
+        /* merged from the back, the new ones copied out of the way first */
+        reg **fresh = malloc(k * sizeof *fresh);
+        size_t i = net->order_sorted, j = k, out = net->order_n;
+        if (!fresh)
+            return false;
+        memcpy(fresh, net->order + net->order_sorted, k * sizeof *fresh);
+        while (j > 0) {
+            if (i > 0 && compare_ids(&net->order[i - 1], &fresh[j - 1]) > 0)
+                net->order[--out] = net->order[--i];
+            else
+                net->order[--out] = fresh[--j];
+        }
+        free(fresh);
+    }
+    net->order_sorted = net->order_n;
+    return true;
+}
+
 /* The network's peers answer, sorted by id, written straight into its frame from the members'
  * cached entries (each encoded once, and again only when its last_seen moves): a reconnect storm
  * asks for the answer of a growing network once every pass. */
-static frame *encode_peers(relay *s, const network *net)
+static frame *encode_peers(relay *s, network *net)
 {
     static const char begin[] = WIRE_PEERS_HEAD, end[] = WIRE_PEERS_TAIL;
-    reg **sorted = NULL;
-    size_t n = 0, len = sizeof begin - 1 + sizeof end - 1;
+    reg **sorted;
+    size_t n, len = sizeof begin - 1 + sizeof end - 1;
     char *at;
     frame *f;
-    if (net->count > 0) {
-        sorted = malloc(net->count * sizeof *sorted);
-        if (!sorted)
+    if (!order_members(net))
+        return NULL;
+    sorted = net->order;
+    n = net->order_n;
+    for (size_t i = 0; i < n; i++) {
+        if (!refresh_entry(s, sorted[i]))
             return NULL;
-        for (reg *r = net->head; r; r = r->nnext) {
-            if (!refresh_entry(s, r)) {
-                free(sorted);
-                return NULL;
-            }
-            sorted[n++] = r;
-            len += r->entry_len + (n > 1);
-        }
-        qsort(sorted, n, sizeof *sorted, compare_ids);
+        len += sorted[i]->entry_len + (i > 0);
     }
     f = frame_begin_text(len, &at);
     if (f) {
@@ -714,7 +771,6 @@ static frame *encode_peers(relay *s, const network *net)
         memcpy(at, end, sizeof end - 1);
         frame_end_text(f, len);
     }
-    free(sorted);
     return f;
 }
 

@@ -553,27 +553,56 @@ static void test_broadcast_with_exclude(void)
 
 /* peers lists are sorted by peer_id in byte order, whatever the order of registration (the
  * reference's lifecycle test pins it). */
+/* Whether msg (a peers answer) lists exactly the n ids of want, in that order. */
+static bool peers_in_order(const char *msg, const char *const *want, int n)
+{
+    const char *at = msg;
+    int listed = (int)h_count(msg, "{\"peer_id\":");
+    for (int i = 0; i < n; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "{\"peer_id\":\"%s\"", want[i]);
+        at = strstr(at, needle);
+        if (!at) {
+            printf("  %s missing or out of order in %.300s\n", want[i], msg);
+            return false;
+        }
+    }
+    if (listed != n)
+        printf("  %d entries listed, %d wanted: %.300s\n", listed, n, msg);
+    return listed == n;
+}
+
+/* Sorted by id as members join one at a time (each answer merges the newcomer into the order
+ * kept from the answer before), after one leaves, and when more join after that. */
 static void test_peers_sorted_by_id(void)
 {
-    static const char *const ids[] = { "mm", "zz", "a", "aa", "B", "m" };
-    ws_client c[6];
+    static const char *const ids[] = { "mm", "zz", "a", "aa", "B", "m", "0" };
+    static const char *const sorted_after[][7] = {
+        { "mm" }, { "mm", "zz" }, { "a", "mm", "zz" }, { "a", "aa", "mm", "zz" },
+        { "B", "a", "aa", "mm", "zz" }, { "B", "a", "aa", "m", "mm", "zz" },
+    };
+    static const char *const after_leave[] = { "B", "a", "m", "mm", "zz" };
+    static const char *const after_rejoin[] = { "0", "B", "a", "m", "mm", "zz" };
+    ws_client c[7];
     REQUIRE(h_start(NULL));
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         REQUIRE(reg(&c[i], ids[i]));
+        CHECK(wsc_sendf(&c[0], "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET));
+        REQUIRE(wsc_recv_type(&c[0], "peers", WAIT) == WSC_OK);
+        CHECK(peers_in_order((const char *)c[0].msg, sorted_after[i], i + 1));
+    }
+    wsc_close(&c[3]);   /* "aa" leaves */
+    CHECK(wsc_recv_type(&c[0], "peer_disconnected", WAIT) == WSC_OK && strstr((const char *)c[0].msg, "\"aa\""));
     CHECK(wsc_sendf(&c[0], "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET));
     REQUIRE(wsc_recv_type(&c[0], "peers", WAIT) == WSC_OK);
-    const char *m = (const char *)c[0].msg, *last = m;
-    static const char *const sorted[] = { "B", "a", "aa", "m", "mm", "zz" };
-    for (int i = 0; i < 6; i++) {
-        char needle[64];
-        snprintf(needle, sizeof needle, "{\"peer_id\":\"%s\"", sorted[i]);
-        const char *at = strstr(m, needle);
-        CHECK(at != NULL && at >= last);
-        if (at)
-            last = at;
-    }
-    for (int i = 0; i < 6; i++)
-        wsc_close(&c[i]);
+    CHECK(peers_in_order((const char *)c[0].msg, after_leave, 5));
+    REQUIRE(reg(&c[6], ids[6]));
+    CHECK(wsc_sendf(&c[0], "{\"type\":\"get_peers\",\"network_id\":\"%s\"}", NET));
+    REQUIRE(wsc_recv_type(&c[0], "peers", WAIT) == WSC_OK);
+    CHECK(peers_in_order((const char *)c[0].msg, after_rejoin, 6));
+    for (int i = 0; i < 7; i++)
+        if (i != 3)
+            wsc_close(&c[i]);
     STOP_OK();
 }
 
