@@ -116,15 +116,18 @@ typedef struct {
     uint32_t pass_room;  /* what this pass's full blocks held (notices and end offsets) */
 } notice_log;
 /* Appends f (a plain frame); false when the block has no room left for it (begin a new one
- * with notice_log_clear once every listener has queued what it holds) or memory ran out. */
+ * with notice_log_clear once every listener has queued what it holds), when memory ran out, or
+ * when f is not a plain frame or is larger than any block (those go to listeners one by one). */
 bool notice_log_append(notice_log *lg, const frame *f);
 /* Empties the log. full: the block ran out of room mid-pass, so the next one is twice its
  * size; otherwise (the pass is over) the next is sized to what the whole pass held, so a stream
  * of notices soon fits a pass in one block. */
 void notice_log_clear(notice_log *lg, bool full);
 /* Queues the notices from byte offset `from` (where a notice begins) to the end of the log as
- * one frame, as many of them, in order, as the caps allow (the rules of outq_push, notice by
- * notice). Returns how many did not fit. */
+ * one frame: the longest run from the first that the caps allow (outq_push's rules: an empty
+ * queue takes the first whatever its size); once one does not fit, the rest are dropped too.
+ * The frame counts as all its messages until its last byte is written. Returns how many did
+ * not fit. */
 uint32_t outq_push_notices(outq *q, const notice_log *lg, uint32_t from, uint32_t max_msgs,
                            size_t max_bytes);
 

@@ -1102,22 +1102,26 @@ void conn_end_of_pass(conn_hub *hub)
     uint64_t now = loop_now_ms(hub->lp);
     if (hub->handler.before_flush)
         hub->handler.before_flush(hub->handler.ctx);
-    while (hub->busy_groups) {
-        conn_group *g = hub->busy_groups;
-        hub->busy_groups = g->next_busy;
-        g->busy = false;
-        hand_out(g, false);
-    }
-    while (hub->pending) {
-        conn *c = hub->pending;
-        hub->pending = c->next_pending;
-        c->in_pending = false;
-        if (may_hold(c, now) && hold(c, now))
-            continue;
-        if (!c->urgent && !outq_empty(&c->out))
-            c->notices_sent_ms = now;   /* notices alone: the next ones within the hold wait */
-        flush_and_settle(c);
-    }
+    /* Again while the flushes had notices sent: a write that fails closes its connection, and
+     * a registration leaving tells its network now, not at the next pass. */
+    do {
+        while (hub->busy_groups) {
+            conn_group *g = hub->busy_groups;
+            hub->busy_groups = g->next_busy;
+            g->busy = false;
+            hand_out(g, false);
+        }
+        while (hub->pending) {
+            conn *c = hub->pending;
+            hub->pending = c->next_pending;
+            c->in_pending = false;
+            if (may_hold(c, now) && hold(c, now))
+                continue;
+            if (!c->urgent && !outq_empty(&c->out))
+                c->notices_sent_ms = now;   /* notices alone: the next ones within the hold wait */
+            flush_and_settle(c);
+        }
+    } while (hub->busy_groups);
     if (hub->dead && hub->again)
         unlist_dead_from_again(hub);
     while (hub->dead) {

@@ -676,7 +676,6 @@ static void on_silence(void *ctx, conn *c, uint64_t silent_secs, bool idle_timeo
     conn_close(c, WS_CLOSE_GOING_AWAY, "liveness deadline passed");
 }
 
-/* The network's peers answer as a frame (NULL when out of memory). */
 /* Brings r's cached peers entry up to date; false when out of memory. */
 static bool refresh_entry(relay *s, reg *r)
 {

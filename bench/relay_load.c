@@ -419,7 +419,7 @@ typedef struct {
     bool dirty;               /* on the flush list */
     bool got_peers;           /* storm: its peers answer arrived */
     uint8_t pid_carry_len;    /* storm: tail of the previous chunk, for matches across chunks */
-    char pid_carry[16];
+    char pid_carry[9];        /* one byte short of the key counted, so no key lies in it whole */
     uint32_t pid_count;       /* storm: "peer_id" keys in the current frame so far */
     bool pid_skip;            /* storm: the current frame is known not to be a peers answer */
     uint64_t ping_sent;       /* storm: when the outstanding ping left (0: none) */
@@ -1248,6 +1248,7 @@ static void ws_frame_done(conn *c, uint64_t now)
 static void count_peer_ids(conn *c, const uint8_t *p, size_t k)
 {
     static const char key[] = "{\"peer_id\"";
+    _Static_assert(sizeof c->pid_carry + 2 == sizeof key, "the carry is one byte short of the key");
     const size_t kl = sizeof key - 1, keep = sizeof c->pid_carry;
     uint8_t b[2 * sizeof c->pid_carry];
     size_t carry = c->pid_carry_len, m = k < keep ? k : keep;

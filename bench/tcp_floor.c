@@ -122,13 +122,14 @@ int main(int argc, char **argv)
 
     int *fd = malloc(conns * sizeof *fd);
     uint64_t *left = malloc(conns * sizeof *left);
+    static const char pattern[] = "{\"type\":\"peer_connected\",\"peer_id\":\"0123456789abcdef\"}";
     char *src = malloc(wsize);
     int ep = epoll_create1(0);
     if (!fd || !left || !src || ep < 0)
         die("setup");
     /* notice-like bytes, one buffer written again and again as a shared frame would be */
     for (size_t i = 0; i < wsize; i++)
-        src[i] = "{\"type\":\"peer_connected\",\"peer_id\":\"0123456789abcdef\"}"[i % 56];
+        src[i] = pattern[i % (sizeof pattern - 1)];
     for (size_t i = 0; i < conns; i++) {
         int one = 1;
         fd[i] = accept(ls, NULL, NULL);
